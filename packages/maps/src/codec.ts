@@ -1,0 +1,203 @@
+// Codecs turn JavaScript values into the bytes a map stores and back. Each has a fixed size and
+// C alignment, so structs lay out exactly as clang lays out the C struct.
+
+/** Encodes and decodes one fixed-size value at an offset of a DataView. */
+export interface Codec<T> {
+  readonly name: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /** C alignment in bytes. */
+  readonly align: number;
+  encode(view: DataView, offset: number, value: T): void;
+  decode(view: DataView, offset: number): T;
+}
+export type ValueOf<C> = C extends Codec<infer T> ? T : never;
+
+function intCodec(name: string, size: 1 | 2 | 4, signed: boolean): Codec<number> {
+  const min = signed ? -(2 ** (size * 8 - 1)) : 0;
+  const max = signed ? 2 ** (size * 8 - 1) - 1 : 2 ** (size * 8) - 1;
+  const check = (v: number) => {
+    if (!Number.isInteger(v) || v < min || v > max)
+      throw new RangeError(`${name} expects an integer in [${min}, ${max}], got ${String(v)}`);
+  };
+  const [set, get] =
+    size === 1
+      ? signed
+        ? (['setInt8', 'getInt8'] as const)
+        : (['setUint8', 'getUint8'] as const)
+      : size === 2
+        ? signed
+          ? (['setInt16', 'getInt16'] as const)
+          : (['setUint16', 'getUint16'] as const)
+        : signed
+          ? (['setInt32', 'getInt32'] as const)
+          : (['setUint32', 'getUint32'] as const);
+  return {
+    name,
+    size,
+    align: size,
+    encode(view, offset, value) {
+      check(value);
+      view[set](offset, value, true);
+    },
+    decode(view, offset) {
+      return view[get](offset, true);
+    },
+  };
+}
+
+function int64Codec(name: string, signed: boolean): Codec<bigint> {
+  return {
+    name,
+    size: 8,
+    align: 8,
+    encode(view, offset, value) {
+      if (typeof value !== 'bigint') throw new TypeError(`${name} expects a bigint, got ${typeof value}`);
+      if (signed ? BigInt.asIntN(64, value) !== value : BigInt.asUintN(64, value) !== value)
+        throw new RangeError(`${name} value ${value} is out of range`);
+      if (signed) view.setBigInt64(offset, value, true);
+      else view.setBigUint64(offset, value, true);
+    },
+    decode(view, offset) {
+      return signed ? view.getBigInt64(offset, true) : view.getBigUint64(offset, true);
+    },
+  };
+}
+
+export const u8 = intCodec('u8', 1, false);
+export const u16 = intCodec('u16', 2, false);
+export const u32 = intCodec('u32', 4, false);
+export const i8 = intCodec('i8', 1, true);
+export const i16 = intCodec('i16', 2, true);
+export const i32 = intCodec('i32', 4, true);
+export const u64 = int64Codec('u64', false);
+export const i64 = int64Codec('i64', true);
+
+export const f32: Codec<number> = {
+  name: 'f32',
+  size: 4,
+  align: 4,
+  encode: (v, o, x) => v.setFloat32(o, x, true),
+  decode: (v, o) => v.getFloat32(o, true),
+};
+export const f64: Codec<number> = {
+  name: 'f64',
+  size: 8,
+  align: 8,
+  encode: (v, o, x) => v.setFloat64(o, x, true),
+  decode: (v, o) => v.getFloat64(o, true),
+};
+export const bool: Codec<boolean> = {
+  name: 'bool',
+  size: 1,
+  align: 1,
+  encode: (v, o, x) => v.setUint8(o, x ? 1 : 0),
+  decode: (v, o) => v.getUint8(o) !== 0,
+};
+
+/** `n` raw bytes. Decoding returns a copy. */
+export function bytes(n: number): Codec<Uint8Array> {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`bytes(n) needs a whole number ≥ 0, got ${n}`);
+  return {
+    name: `bytes(${n})`,
+    size: n,
+    align: 1,
+    encode(view, offset, value) {
+      if (!(value instanceof Uint8Array)) throw new TypeError(`bytes(${n}) expects a Uint8Array`);
+      if (value.length !== n)
+        throw new RangeError(`bytes(${n}) expects exactly ${n} bytes, got ${value.length}`);
+      new Uint8Array(view.buffer, view.byteOffset + offset, n).set(value);
+    },
+    decode(view, offset) {
+      return new Uint8Array(view.buffer.slice(view.byteOffset + offset, view.byteOffset + offset + n));
+    },
+  };
+}
+
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
+
+/** A NUL-padded C string in `n` bytes (at most n-1 bytes of text). */
+export function cstring(n: number): Codec<string> {
+  return {
+    name: `cstring(${n})`,
+    size: n,
+    align: 1,
+    encode(view, offset, value) {
+      const b = utf8.encode(value);
+      if (b.length >= n) throw new RangeError(`cstring(${n}) holds at most ${n - 1} bytes, got ${b.length}`);
+      const dst = new Uint8Array(view.buffer, view.byteOffset + offset, n);
+      dst.fill(0);
+      dst.set(b);
+    },
+    decode(view, offset) {
+      const src = new Uint8Array(view.buffer, view.byteOffset + offset, n);
+      const end = src.indexOf(0);
+      return utf8d.decode(end < 0 ? src : src.subarray(0, end));
+    },
+  };
+}
+
+/** A fixed-length C array of `n` elements. */
+export function array<T>(codec: Codec<T>, n: number): Codec<T[]> {
+  return {
+    name: `${codec.name}[${n}]`,
+    size: codec.size * n,
+    align: codec.align,
+    encode(view, offset, value) {
+      if (!Array.isArray(value) || value.length !== n)
+        throw new RangeError(
+          `${codec.name}[${n}] expects an array of ${n}, got ${Array.isArray(value) ? value.length : typeof value}`,
+        );
+      for (let i = 0; i < n; i++) codec.encode(view, offset + i * codec.size, value[i] as T);
+    },
+    decode(view, offset) {
+      const out = new Array<T>(n);
+      for (let i = 0; i < n; i++) out[i] = codec.decode(view, offset + i * codec.size);
+      return out;
+    },
+  };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: each field has its own value type
+type Fields = Record<string, Codec<any>>;
+export type StructValue<F extends Fields> = { [K in keyof F]: ValueOf<F[K]> };
+
+/** A C struct: fields in order, each at its natural alignment, padded to the largest alignment. */
+export function struct<F extends Fields>(
+  fields: F,
+  name = 'struct',
+): Codec<StructValue<F>> & { offsets: Record<keyof F, number> } {
+  let off = 0;
+  let align = 1;
+  const layout: [string, number, Codec<unknown>][] = [];
+  const offsets = {} as Record<keyof F, number>;
+  for (const [key, codec] of Object.entries(fields)) {
+    off = Math.ceil(off / codec.align) * codec.align;
+    layout.push([key, off, codec]);
+    offsets[key as keyof F] = off;
+    off += codec.size;
+    align = Math.max(align, codec.align);
+  }
+  const size = Math.ceil(off / align) * align;
+  return {
+    name,
+    size,
+    align,
+    offsets,
+    encode(view, offset, value) {
+      if (value === null || typeof value !== 'object') throw new TypeError(`${name} expects an object`);
+      new Uint8Array(view.buffer, view.byteOffset + offset, size).fill(0);
+      for (const [key, o, codec] of layout) {
+        const v = (value as Record<string, unknown>)[key];
+        if (v === undefined) throw new TypeError(`${name} is missing field '${key}'`);
+        codec.encode(view, offset + o, v);
+      }
+    },
+    decode(view, offset) {
+      const out: Record<string, unknown> = {};
+      for (const [key, o, codec] of layout) out[key] = codec.decode(view, offset + o);
+      return out as StructValue<F>;
+    },
+  };
+}

@@ -1,0 +1,21 @@
+/**
+ * @bpfkit/maps — typed eBPF maps with a JavaScript `Map`-like API.
+ *
+ * ```ts
+ * using counts = BpfMap.create({ type: 'hash', key: u32, value: u64, maxEntries: 1024 });
+ * counts.set(1, 10n);
+ * counts.get(1); // 10n
+ * ```
+ * @packageDocumentation
+ */
+export * from './codec.js';
+export { onlineCpus, parseCpuList, possibleCpus } from './cpus.js';
+export {
+  BpfMap,
+  type HasFd,
+  type MapSpec,
+  type MapValue,
+  type PerCpuTypeName,
+  type SetOptions,
+  type UpdateFlag,
+} from './map.js';

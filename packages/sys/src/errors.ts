@@ -1,0 +1,95 @@
+import { constants, release } from 'node:os';
+import { BpfCmd } from './abi.generated.js';
+import { cStrerror } from './ffi.js';
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(constants.errno))
+  if (!errnoNames.has(num)) errnoNames.set(num, name);
+// Kernel-internal codes that leak to user space from bpf(2).
+errnoNames.set(524, 'ENOTSUPP');
+
+const cmdNames = new Map<number, string>(Object.entries(BpfCmd).map(([k, v]) => [v, `BPF_${k}`]));
+
+/** `EPERM` for 1, and so on. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** What a failing call usually means, by errno (and command where it matters). */
+function hintFor(cmd: string, errno: number): string | undefined {
+  switch (errnoName(errno)) {
+    case 'EPERM':
+    case 'EACCES':
+      return cmd === 'BPF_PROG_LOAD' && errno === constants.errno.EACCES
+        ? 'the verifier rejected the program; load it with a log to see why'
+        : 'bpf(2) needs CAP_BPF (plus CAP_PERFMON or CAP_NET_ADMIN for some types) or CAP_SYS_ADMIN; run as root';
+    case 'E2BIG':
+      return 'a size is larger than the kernel allows (key/value size, max entries, or an attr the kernel does not know)';
+    case 'EBADF':
+      return 'the fd is not open, or is not the kind of BPF object this command takes';
+    case 'ENOENT':
+      if (cmd === 'BPF_OBJ_GET') return 'nothing is pinned at that path';
+      if (cmd.endsWith('_GET_NEXT_ID') || cmd.endsWith('_GET_FD_BY_ID')) return 'no object has that id';
+      return 'no such element';
+    case 'EEXIST':
+      return cmd === 'BPF_OBJ_PIN' ? 'something already exists at that path' : 'the element already exists';
+    case 'ENOSPC':
+      return cmd === 'BPF_PROG_LOAD' || cmd === 'BPF_BTF_LOAD'
+        ? 'the log buffer is too small'
+        : 'the map is full';
+    case 'ENOTSUPP':
+    case 'EOPNOTSUPP':
+      return `this kernel (Linux ${release()}) does not support the operation for this object`;
+    case 'EINVAL':
+      return 'the kernel rejected an argument: check sizes, flags and types for this object kind';
+    default:
+      return undefined;
+  }
+}
+
+/** A failed bpf(2) (or related) syscall: names the command and errno, with a hint where one is known. */
+export class BpfError extends Error {
+  override name = 'BpfError';
+  /** The numeric errno, e.g. 1. */
+  readonly errno: number;
+  /** The errno's name, e.g. `'EPERM'`. */
+  readonly code: string;
+  /** The command, e.g. `'BPF_MAP_CREATE'`, or the syscall name for non-bpf calls. */
+  readonly cmd: string;
+  readonly hint: string | undefined;
+
+  constructor(cmd: number | string, errno: number, detail?: string, hint?: string) {
+    const cmdName = typeof cmd === 'number' ? (cmdNames.get(cmd) ?? `bpf cmd ${cmd}`) : cmd;
+    const code = errnoName(errno);
+    const h = hint ?? hintFor(cmdName, errno);
+    const strerr = errno === 524 ? 'Operation not supported' : cStrerror(errno);
+    super(`${cmdName}${detail ? ` (${detail})` : ''} failed: ${code} (${strerr})${h ? ` — ${h}` : ''}`);
+    this.errno = errno;
+    this.code = code;
+    this.cmd = cmdName;
+    this.hint = h;
+  }
+}
+
+/** A feature this kernel lacks. Names the feature, the running kernel and, where known, the first kernel that has it. */
+export class NotSupportedError extends Error {
+  override name = 'NotSupportedError';
+  constructor(
+    readonly feature: string,
+    readonly since?: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `${feature} is not supported by this kernel (Linux ${release()})${since ? `; it first appeared in Linux ${since}` : ''}`,
+      options,
+    );
+  }
+}
+
+/** Use of an object after `close()`. */
+export class ClosedError extends Error {
+  override name = 'ClosedError';
+  constructor(what: string) {
+    super(`${what} is closed`);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * @bpfkit/sys — the raw bpf(2) ABI for Node.js.
+ *
+ * - `bpf(cmd, attr)` and a typed function per command (`mapCreate`, `progLoad`, `linkCreate`, ...)
+ * - generated kernel constants (`BpfCmd`, `MapType`, `ProgType`, `AttachType`, `Helper`, ...) and layouts
+ * - `Fd`, the single owner of a kernel fd; `BpfError` / `NotSupportedError`
+ * - introspection (`mapInfo`, `progIds`, `mapFdById`, ...), feature probes, and the other syscalls
+ *   the stack needs (perf_event_open, mmap, epoll, ioctl, statfs, mount, rlimit)
+ *
+ * @packageDocumentation
+ */
+export * from './abi.generated.js';
+export {
+  type AttrArgs,
+  type AttrFamily,
+  type AttrValue,
+  addr,
+  bpf,
+  bpfCommand,
+  readField,
+  writeField,
+} from './attr.js';
+export * from './commands.js';
+export { ElemOps } from './elem.js';
+export { BpfError, ClosedError, errnoName, NotSupportedError } from './errors.js';
+export { Fd } from './fd.js';
+export type { Ptr } from './ffi.js';
+export * from './info.js';
+export { removeMemlockLimit } from './memlock.js';
+export {
+  type AttachTypeName,
+  attachTypes,
+  type LinkTypeName,
+  linkTypes,
+  type MapTypeName,
+  mapTypes,
+  type ProgTypeName,
+  progTypes,
+} from './names.js';
+export { NativeBuffer } from './native.js';
+export * from './os.js';
+export {
+  haveHelper,
+  haveMapType,
+  haveProgType,
+  requireHelper,
+  requireMapType,
+  requireProgType,
+} from './probes.js';

@@ -1,0 +1,158 @@
+// Object introspection: OBJ_GET_INFO_BY_FD decoded to plain objects, ids, fds by id.
+import { structLayout } from './abi.generated.js';
+import { type CamelCase, readField } from './attr.js';
+import {
+  btfGetFdById,
+  btfGetNextId,
+  linkGetFdById,
+  linkGetNextId,
+  mapGetFdById,
+  mapGetNextId,
+  objGetInfoByFd,
+  progGetFdById,
+  progGetNextId,
+} from './commands.js';
+import type { Fd } from './fd.js';
+import { linkTypes, mapTypes, progTypes } from './names.js';
+import { NativeBuffer } from './native.js';
+
+type SL = typeof structLayout;
+type Decoded<L> = {
+  [K in Exclude<keyof L, '$size'> as CamelCase<K & string>]: L[K] extends readonly [number, 8]
+    ? bigint
+    : number;
+};
+
+export type MapInfo = Omit<Decoded<SL['mapInfo']>, 'name'> & { name: string; typeName: string };
+export type ProgInfo = Omit<Decoded<SL['progInfo']>, 'name' | 'tag' | 'mapIds'> & {
+  name: string;
+  /** The program's tag (SHA of its instructions) as 16 hex digits, as bpftool prints it. */
+  tag: string;
+  typeName: string;
+  mapIds: number[];
+};
+export type BtfInfo = Omit<Decoded<SL['btfInfo']>, 'name'> & { name: string };
+/** Common link fields plus the fields of the link type's own union member (e.g. `cgroupCgroupId`). */
+export type LinkInfo = { type: number; id: number; progId: number; typeName: string } & Record<
+  string,
+  number | bigint | string
+>;
+
+const decoder = new TextDecoder();
+const cstr = (b: Uint8Array) => {
+  const end = b.indexOf(0);
+  return decoder.decode(end < 0 ? b : b.subarray(0, end));
+};
+const camel = (s: string) => s.replace(/[_.]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+function decode(
+  layout: Record<string, readonly number[]>,
+  buf: NativeBuffer,
+  keep: (path: string) => boolean = () => true,
+): Record<string, number | bigint | string> {
+  const out: Record<string, number | bigint | string> = {};
+  for (const [path, field] of Object.entries(layout)) {
+    if (path === '$size' || !keep(path)) continue;
+    const [off = 0, size = 0] = field;
+    if (path === 'tag' || (field.length === 2 && ![1, 2, 4, 8].includes(size))) {
+      const bytes = buf.bytes.subarray(off, off + size);
+      out[camel(path)] =
+        path === 'name'
+          ? cstr(bytes)
+          : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex');
+    } else {
+      out[camel(path)] = readField(buf.view, field);
+    }
+  }
+  return out;
+}
+
+function getInfo(fd: Fd, size: number, prepare?: (buf: NativeBuffer) => void): NativeBuffer {
+  const buf = new NativeBuffer(size);
+  prepare?.(buf);
+  objGetInfoByFd({ bpfFd: fd.value, infoLen: size, info: buf.ptr });
+  return buf;
+}
+
+const L = structLayout;
+const off = (f: readonly number[]) => f[0]!;
+
+export function mapInfo(fd: Fd): MapInfo {
+  using buf = getInfo(fd, L.mapInfo.$size[1]);
+  const out = decode(L.mapInfo, buf) as unknown as MapInfo;
+  out.typeName = mapTypes.toName(out.type);
+  return out;
+}
+
+export function progInfo(fd: Fd): ProgInfo {
+  let nr = 0;
+  {
+    using first = getInfo(fd, L.progInfo.$size[1]);
+    nr = first.view.getUint32(off(L.progInfo.nr_map_ids), true);
+  }
+  using ids = new NativeBuffer(nr * 4);
+  using buf = getInfo(fd, L.progInfo.$size[1], (b) => {
+    b.view.setUint32(off(L.progInfo.nr_map_ids), nr, true);
+    b.view.setBigUint64(off(L.progInfo.map_ids), ids.ptr, true);
+  });
+  const got = Math.min(nr, buf.view.getUint32(off(L.progInfo.nr_map_ids), true));
+  const out = decode(L.progInfo, buf, (p) => p !== 'map_ids') as unknown as ProgInfo;
+  out.mapIds = Array.from({ length: got }, (_, i) => ids.view.getUint32(i * 4, true));
+  out.typeName = progTypes.toName(out.type);
+  return out;
+}
+
+export function btfInfo(fd: Fd): BtfInfo {
+  let len = 0;
+  {
+    using first = getInfo(fd, L.btfInfo.$size[1]);
+    len = first.view.getUint32(off(L.btfInfo.name_len), true);
+  }
+  using name = new NativeBuffer(len + 1);
+  using buf = getInfo(fd, L.btfInfo.$size[1], (b) => {
+    b.view.setBigUint64(off(L.btfInfo.name), name.ptr, true);
+    b.view.setUint32(off(L.btfInfo.name_len), len + 1, true);
+  });
+  const out = decode(L.btfInfo, buf, (p) => p !== 'name') as unknown as BtfInfo;
+  out.name = cstr(name.bytes);
+  return out;
+}
+
+const COMMON_LINK = new Set(['type', 'id', 'prog_id']);
+
+export function linkInfo(fd: Fd): LinkInfo {
+  using buf = getInfo(fd, L.linkInfo.$size[1]);
+  const type = buf.view.getUint32(off(L.linkInfo.type), true);
+  const typeName = linkTypes.toName(type);
+  const out = decode(L.linkInfo, buf, (p) => COMMON_LINK.has(p) || p.startsWith(`${typeName}.`)) as LinkInfo;
+  out.typeName = typeName;
+  return out;
+}
+
+function ids(next: (start: number) => number | undefined): IterableIterator<number> {
+  return (function* () {
+    let id = 0;
+    for (;;) {
+      const n = next(id);
+      if (n === undefined) return;
+      yield n;
+      id = n;
+    }
+  })();
+}
+
+/** Every map id on the system, ascending. */
+export const mapIds = () => ids(mapGetNextId);
+/** Every program id on the system, ascending. */
+export const progIds = () => ids(progGetNextId);
+/** Every link id on the system, ascending. */
+export const linkIds = () => ids(linkGetNextId);
+/** Every BTF object id (vmlinux, modules, loaded programs' BTF), ascending. */
+export const btfIds = () => ids(btfGetNextId);
+
+/** An fd for the map with this id (needs CAP_SYS_ADMIN). */
+export const mapFdById = (id: number, openFlags = 0): Fd =>
+  mapGetFdById({ mapId: id, openFlags }, `map id ${id}`);
+export const progFdById = (id: number): Fd => progGetFdById({ progId: id }, `prog id ${id}`);
+export const linkFdById = (id: number): Fd => linkGetFdById({ linkId: id }, `link id ${id}`);
+export const btfFdById = (id: number): Fd => btfGetFdById({ btfId: id }, `btf id ${id}`);

@@ -1,0 +1,2 @@
+import type { UserWorkspaceConfig } from 'vitest/config';
+export function packageTestConfig(name: string): UserWorkspaceConfig;
