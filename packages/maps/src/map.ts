@@ -322,8 +322,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     return this.#decodeValue() as V;
   }
 
-  /** Every key. Deleting the current key while iterating restarts a hash map's walk, as in the kernel. */
-  *keys(): IterableIterator<K> {
+  /** Walk the keys with MAP_GET_NEXT_KEY, leaving each in the key buffer; yields nothing for keyless maps. */
+  *#walk(): Generator<void> {
     this.#live();
     if (this.keySize === 0) return;
     let first = true;
@@ -332,8 +332,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
       if (!this.#ops.next(first)) return;
       first = false;
       this.#ops.key.set(this.#ops.nextKey);
-      yield this.keyCodec.decode(this.#ops.nextKeyView, 0);
+      yield;
     }
+  }
+
+  /** Every key. Deleting the current key while iterating restarts a hash map's walk, as in the kernel. */
+  *keys(): IterableIterator<K> {
+    for (const _ of this.#walk()) yield this.keyCodec.decode(this.#ops.keyView, 0);
   }
 
   *values(): IterableIterator<V> {
@@ -342,15 +347,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** Every [key, value] pair; keys that vanish between the walk and the lookup are skipped. */
   *entries(): IterableIterator<[K, V]> {
-    this.#live();
-    if (this.keySize === 0) return;
-    let first = true;
-    for (;;) {
-      this.#live();
-      if (!this.#ops.next(first)) return;
-      first = false;
-      this.#ops.key.set(this.#ops.nextKey);
-      const k = this.keyCodec.decode(this.#ops.nextKeyView, 0);
+    for (const _ of this.#walk()) {
+      const k = this.keyCodec.decode(this.#ops.keyView, 0);
       if (!this.#ops.lookup(0)) continue;
       const v = FD_VALUES.has(this.type)
         ? (this.#ops.valueView.getUint32(0, true) as V)

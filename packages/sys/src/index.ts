@@ -40,9 +40,11 @@ export {
 export { NativeBuffer } from './native.js';
 export * from './os.js';
 export {
+  encodeRawInsns,
   haveHelper,
   haveMapType,
   haveProgType,
+  type RawInsn,
   requireHelper,
   requireMapType,
   requireProgType,

@@ -84,37 +84,74 @@ export function mapInfo(fd: Fd): MapInfo {
   return out;
 }
 
-export function progInfo(fd: Fd): ProgInfo {
-  let nr = 0;
+interface ArrayField {
+  /** The u32 field holding the element count (or byte length). */
+  count: string;
+  /** The u64 field the kernel writes the array through. */
+  ptr: string;
+  /** Bytes per element. */
+  elem: number;
+  /** Extra elements to allocate (a NUL for strings). */
+  extra?: number;
+}
+
+/**
+ * Info with variable-length parts: a first call learns the lengths, a second passes buffers
+ * for them. Returns the fixed part and one buffer per array (all freed by the caller).
+ */
+function infoWithArrays(fd: Fd, layout: Record<string, readonly number[]>, arrays: ArrayField[]) {
+  const size = layout.$size![1]!;
+  const field = (name: string) => off(layout[name]!);
+  let counts: number[];
   {
-    using first = getInfo(fd, L.progInfo.$size[1]);
-    nr = first.view.getUint32(off(L.progInfo.nr_map_ids), true);
+    using first = getInfo(fd, size);
+    counts = arrays.map((a) => first.view.getUint32(field(a.count), true) + (a.extra ?? 0));
   }
-  using ids = new NativeBuffer(nr * 4);
-  using buf = getInfo(fd, L.progInfo.$size[1], (b) => {
-    b.view.setUint32(off(L.progInfo.nr_map_ids), nr, true);
-    b.view.setBigUint64(off(L.progInfo.map_ids), ids.ptr, true);
-  });
-  const got = Math.min(nr, buf.view.getUint32(off(L.progInfo.nr_map_ids), true));
-  const out = decode(L.progInfo, buf, (p) => p !== 'map_ids') as unknown as ProgInfo;
-  out.mapIds = Array.from({ length: got }, (_, i) => ids.view.getUint32(i * 4, true));
+  const bufs = counts.map((n, i) => new NativeBuffer(n * arrays[i]!.elem));
+  const buf = getInfo(fd, size, (b) =>
+    arrays.forEach((a, i) => {
+      b.view.setUint32(field(a.count), counts[i]!, true);
+      b.view.setBigUint64(field(a.ptr), bufs[i]!.ptr, true);
+    }),
+  );
+  const got = arrays.map((a, i) => Math.min(counts[i]!, buf.view.getUint32(field(a.count), true)));
+  return {
+    buf,
+    bufs,
+    got,
+    [Symbol.dispose]() {
+      buf.free();
+      for (const b of bufs) b.free();
+    },
+  };
+}
+
+/**
+ * Program info. With `{ insns: true }` it also returns the translated (post-verifier)
+ * instructions as bytes, for disassembly.
+ */
+export function progInfo(fd: Fd, opts: { insns?: boolean } = {}): ProgInfo & { xlatedInsns?: Uint8Array } {
+  const arrays: ArrayField[] = [{ count: 'nr_map_ids', ptr: 'map_ids', elem: 4 }];
+  if (opts.insns) arrays.push({ count: 'xlated_prog_len', ptr: 'xlated_prog_insns', elem: 1 });
+  using r = infoWithArrays(fd, L.progInfo, arrays);
+  const out = decode(
+    L.progInfo,
+    r.buf,
+    (p) => p !== 'map_ids' && p !== 'xlated_prog_insns',
+  ) as unknown as ProgInfo & {
+    xlatedInsns?: Uint8Array;
+  };
+  const ids = r.bufs[0]!;
+  out.mapIds = Array.from({ length: r.got[0]! }, (_, i) => ids.view.getUint32(i * 4, true));
+  if (opts.insns) out.xlatedInsns = r.bufs[1]!.bytes.slice(0, r.got[1]!);
   out.typeName = progTypes.toName(out.type);
   return out;
 }
 
 export function btfInfo(fd: Fd): BtfInfo {
-  let len = 0;
-  {
-    using first = getInfo(fd, L.btfInfo.$size[1]);
-    len = first.view.getUint32(off(L.btfInfo.name_len), true);
-  }
-  using name = new NativeBuffer(len + 1);
-  using buf = getInfo(fd, L.btfInfo.$size[1], (b) => {
-    b.view.setBigUint64(off(L.btfInfo.name), name.ptr, true);
-    b.view.setUint32(off(L.btfInfo.name_len), len + 1, true);
-  });
-  const out = decode(L.btfInfo, buf, (p) => p !== 'name') as unknown as BtfInfo;
-  out.name = cstr(name.bytes);
+  using r = infoWithArrays(fd, L.btfInfo, [{ count: 'name_len', ptr: 'name', elem: 1, extra: 1 }]);
+  const out = decode(L.btfInfo, r.buf, (p) => p !== 'name') as unknown as BtfInfo;
+  out.name = cstr(r.bufs[0]!.bytes);
   return out;
 }
 

@@ -195,7 +195,11 @@ export function requireMapType(type: MapType | MapTypeName): void {
 }
 
 const LOG_SIZE = 64 * 1024;
-const encodeInsns = (...insns: [code: number, regs: number, off: number, imm: number][]) => {
+/** One raw instruction: opcode, registers byte (src << 4 | dst), offset, immediate. */
+export type RawInsn = [code: number, regs: number, off: number, imm: number];
+
+/** Encode raw instructions into native memory (8 bytes each). The full assembler is @bpfkit/asm. */
+export const encodeRawInsns = (...insns: RawInsn[]): NativeBuffer => {
   const buf = new NativeBuffer(insns.length * 8);
   insns.forEach(([code, regs, off, imm], i) => {
     buf.view.setUint8(i * 8, code);
@@ -205,13 +209,8 @@ const encodeInsns = (...insns: [code: number, regs: number, off: number, imm: nu
   });
   return buf;
 };
-const MOV64_R0_0: [number, number, number, number] = [
-  Defines.BPF_ALU64 | Defines.BPF_MOV | Defines.BPF_K,
-  0,
-  0,
-  0,
-];
-const EXIT: [number, number, number, number] = [Defines.BPF_JMP | Defines.BPF_EXIT, 0, 0, 0];
+const MOV64_R0_0: RawInsn = [Defines.BPF_ALU64 | Defines.BPF_MOV | Defines.BPF_K, 0, 0, 0];
+const EXIT: RawInsn = [Defines.BPF_JMP | Defines.BPF_EXIT, 0, 0, 0];
 
 /** Load a tiny program; returns the errno name (or undefined on success) and the verifier log. */
 function tryLoad(
@@ -245,7 +244,7 @@ function tryLoad(
 export function haveProgType(type: ProgType | ProgTypeName): boolean {
   const t = progTypes.toValue(type);
   return cached(`prog:${t}`, () => {
-    using insns = encodeInsns(MOV64_R0_0, EXIT);
+    using insns = encodeRawInsns(MOV64_R0_0, EXIT);
     switch (t) {
       case ProgType.TRACING:
       case ProgType.EXT:
@@ -287,7 +286,7 @@ export function haveHelper(progType: ProgType | ProgTypeName, helper: number): b
   const t = progTypes.toValue(progType);
   return cached(`helper:${t}:${helper}`, () => {
     if (!haveProgType(t)) return false;
-    using insns = encodeInsns([Defines.BPF_JMP | Defines.BPF_CALL, 0, 0, helper], MOV64_R0_0, EXIT);
+    using insns = encodeRawInsns([Defines.BPF_JMP | Defines.BPF_CALL, 0, 0, helper], MOV64_R0_0, EXIT);
     const extra: Partial<Parameters<typeof progLoad>[0]> = {};
     if (t === ProgType.CGROUP_SOCK_ADDR) extra.expectedAttachType = AttachType.CGROUP_INET4_CONNECT;
     const r = tryLoad(t, insns, extra);

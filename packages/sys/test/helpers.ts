@@ -4,30 +4,25 @@ import { join } from 'node:path';
 import {
   BPF_FS_MAGIC,
   Defines,
+  encodeRawInsns,
   type Fd,
   mount,
   NativeBuffer,
   progLoad,
+  type RawInsn,
   statfsType,
   umount,
 } from '@bpfkit/sys';
 
-type Insn = [code: number, regs: number, off: number, imm: number];
 export const D = Defines;
-export const mov64Imm = (dst: number, imm: number): Insn => [D.BPF_ALU64 | D.BPF_MOV | D.BPF_K, dst, 0, imm];
-export const exit = (): Insn => [D.BPF_JMP | D.BPF_EXIT, 0, 0, 0];
-
-/** Encode raw instructions into native memory. */
-export function insns(...list: Insn[]): NativeBuffer {
-  const buf = new NativeBuffer(list.length * 8);
-  list.forEach(([code, regs, off, imm], i) => {
-    buf.view.setUint8(i * 8, code);
-    buf.view.setUint8(i * 8 + 1, regs);
-    buf.view.setInt16(i * 8 + 2, off, true);
-    buf.view.setInt32(i * 8 + 4, imm, true);
-  });
-  return buf;
-}
+export const mov64Imm = (dst: number, imm: number): RawInsn => [
+  D.BPF_ALU64 | D.BPF_MOV | D.BPF_K,
+  dst,
+  0,
+  imm,
+];
+export const exit = (): RawInsn => [D.BPF_JMP | D.BPF_EXIT, 0, 0, 0];
+export const insns = encodeRawInsns;
 
 /** Load `r0 = ret; exit` as a program of `progType`. */
 export function loadReturn(progType: number, ret: number, extra: Record<string, number> = {}): Fd {
