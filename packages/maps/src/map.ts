@@ -174,6 +174,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
         },
         `${mapTypes.toName(type)}${spec.name ? ` '${spec.name}'` : ''}, key ${key.size}, value ${value.size}, max ${spec.maxEntries}`,
       );
+      // A program array empties when its last fd closes: never let the collector do that.
+      if (type === MapType.PROG_ARRAY) fd.persistent();
       return new BpfMap<K, T extends PerCpuTypeName ? V[] : V>(
         fd,
         {

@@ -147,3 +147,14 @@ export function bpf(cmd: BpfCmd | number, attr: Uint8Array): number {
 
 /** The address of a native buffer, or 0 for none: for pointer fields. */
 export const addr = (b: NativeBuffer | null | undefined): Ptr => (b ? b.ptr : 0n);
+
+/**
+ * A field the kernel wrote into the shared attr during the last command — also after it failed,
+ * for outputs such as `log_true_size` after a PROG_LOAD that ran out of log space.
+ */
+export function readLastAttr<F extends AttrFamily>(
+  family: F,
+  field: keyof Layout<F> & string,
+): number | bigint {
+  return readerFor(family)(field);
+}

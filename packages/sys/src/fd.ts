@@ -8,12 +8,20 @@ interface Held {
   fd: number;
   what: string;
   stack: string | undefined;
+  /** Close when collected; false for fds whose closing would change what the kernel runs. */
+  close: boolean;
 }
 
 const registry = new FinalizationRegistry<Held>((held) => {
-  if (held.stack)
-    process.emitWarning(`bpfkit: ${held.what} (fd ${held.fd}) was never closed; created at\n${held.stack}`);
-  cClose(held.fd);
+  if (held.stack) {
+    const fate = held.close
+      ? 'closed it'
+      : 'left it open (it keeps something attached) until the process exits';
+    process.emitWarning(
+      `bpfkit: ${held.what} (fd ${held.fd}) was never closed; the collector ${fate}; created at\n${held.stack}`,
+    );
+  }
+  if (held.close) cClose(held.fd);
 });
 
 /**
@@ -24,17 +32,19 @@ const registry = new FinalizationRegistry<Held>((held) => {
 export class Fd {
   #value: number;
   readonly what: string;
+  readonly #held: Held;
 
   constructor(value: number, what = 'fd') {
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`not a file descriptor: ${value}`);
     this.#value = value;
     this.what = what;
-    const held: Held = {
+    this.#held = {
       fd: value,
       what,
       stack: traceLeaks ? new Error().stack?.split('\n').slice(2).join('\n') : undefined,
+      close: true,
     };
-    registry.register(this, held, this);
+    registry.register(this, this.#held, this);
   }
 
   /** The fd number; throws once closed. */
@@ -45,6 +55,16 @@ export class Fd {
 
   get closed(): boolean {
     return this.#value < 0;
+  }
+
+  /**
+   * Never let the garbage collector close this fd: for links and program arrays, whose closing
+   * would silently detach a program or empty a tail-call table the user still relies on. It
+   * stays open until `close()` or process exit.
+   */
+  persistent(): this {
+    this.#held.close = false;
+    return this;
   }
 
   /** A new fd for the same kernel object, owned by the returned `Fd` (close-on-exec). */

@@ -18,6 +18,7 @@ export {
   bpf,
   bpfCommand,
   readField,
+  readLastAttr,
   writeField,
 } from './attr.js';
 export * from './commands.js';

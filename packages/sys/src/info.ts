@@ -1,3 +1,4 @@
+import { readlinkSync } from 'node:fs';
 // Object introspection: OBJ_GET_INFO_BY_FD decoded to plain objects, ids, fds by id.
 import { structLayout } from './abi.generated.js';
 import { type CamelCase, readField } from './attr.js';
@@ -67,6 +68,32 @@ function decode(
   return out;
 }
 
+export type ObjectKind = 'map' | 'prog' | 'link' | 'btf';
+const KINDS: Record<string, ObjectKind> = {
+  'anon_inode:bpf-map': 'map',
+  'anon_inode:bpf-prog': 'prog',
+  'anon_inode:bpf_link': 'link', // a link as created
+  'anon_inode:bpf-link': 'link', // a link reopened by id or from a pin
+  'anon_inode:btf': 'btf',
+};
+
+/** What kind of BPF object an fd refers to (from the kernel's name for its anon inode), or undefined. */
+export function objectKind(fd: Fd | number): ObjectKind | undefined {
+  try {
+    return KINDS[readlinkSync(`/proc/self/fd/${typeof fd === 'number' ? fd : fd.value}`)];
+  } catch {
+    return undefined;
+  }
+}
+
+function expectKind(fd: Fd, kind: ObjectKind): void {
+  const actual = objectKind(fd);
+  if (actual !== kind)
+    throw new TypeError(
+      `fd ${fd.value} is ${actual ? `a BPF ${actual}` : 'not a BPF object'}, not a ${kind}`,
+    );
+}
+
 function getInfo(fd: Fd, size: number, prepare?: (buf: NativeBuffer) => void): NativeBuffer {
   const buf = new NativeBuffer(size);
   prepare?.(buf);
@@ -78,6 +105,7 @@ const L = structLayout;
 const off = (f: readonly number[]) => f[0]!;
 
 export function mapInfo(fd: Fd): MapInfo {
+  expectKind(fd, 'map');
   using buf = getInfo(fd, L.mapInfo.$size[1]);
   const out = decode(L.mapInfo, buf) as unknown as MapInfo;
   out.typeName = mapTypes.toName(out.type);
@@ -131,6 +159,7 @@ function infoWithArrays(fd: Fd, layout: Record<string, readonly number[]>, array
  * instructions as bytes, for disassembly.
  */
 export function progInfo(fd: Fd, opts: { insns?: boolean } = {}): ProgInfo & { xlatedInsns?: Uint8Array } {
+  expectKind(fd, 'prog');
   const arrays: ArrayField[] = [{ count: 'nr_map_ids', ptr: 'map_ids', elem: 4 }];
   if (opts.insns) arrays.push({ count: 'xlated_prog_len', ptr: 'xlated_prog_insns', elem: 1 });
   using r = infoWithArrays(fd, L.progInfo, arrays);
@@ -149,6 +178,7 @@ export function progInfo(fd: Fd, opts: { insns?: boolean } = {}): ProgInfo & { x
 }
 
 export function btfInfo(fd: Fd): BtfInfo {
+  expectKind(fd, 'btf');
   using r = infoWithArrays(fd, L.btfInfo, [{ count: 'name_len', ptr: 'name', elem: 1, extra: 1 }]);
   const out = decode(L.btfInfo, r.buf, (p) => p !== 'name') as unknown as BtfInfo;
   out.name = cstr(r.bufs[0]!.bytes);
@@ -157,11 +187,31 @@ export function btfInfo(fd: Fd): BtfInfo {
 
 const COMMON_LINK = new Set(['type', 'id', 'prog_id']);
 
+/** Link types whose info carries a name behind a pointer: [count field, pointer field]. */
+const LINK_NAMES: Record<string, [string, string]> = {
+  raw_tracepoint: ['raw_tracepoint.tp_name_len', 'raw_tracepoint.tp_name'],
+};
+
 export function linkInfo(fd: Fd): LinkInfo {
-  using buf = getInfo(fd, L.linkInfo.$size[1]);
-  const type = buf.view.getUint32(off(L.linkInfo.type), true);
+  expectKind(fd, 'link');
+  let type: number;
+  {
+    using first = getInfo(fd, L.linkInfo.$size[1]);
+    type = first.view.getUint32(off(L.linkInfo.type), true);
+  }
   const typeName = linkTypes.toName(type);
-  const out = decode(L.linkInfo, buf, (p) => COMMON_LINK.has(p) || p.startsWith(`${typeName}.`)) as LinkInfo;
+  const named = LINK_NAMES[typeName];
+  using r = infoWithArrays(
+    fd,
+    L.linkInfo,
+    named ? [{ count: named[0], ptr: named[1], elem: 1, extra: 1 }] : [],
+  );
+  const out = decode(
+    L.linkInfo,
+    r.buf,
+    (p) => COMMON_LINK.has(p) || p.startsWith(`${typeName}.`),
+  ) as LinkInfo;
+  if (named) out[camel(named[1])] = cstr(r.bufs[0]!.bytes);
   out.typeName = typeName;
   return out;
 }

@@ -1,18 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  BPF_FS_MAGIC,
-  Defines,
-  encodeRawInsns,
-  type Fd,
-  mount,
-  NativeBuffer,
-  progLoad,
-  type RawInsn,
-  statfsType,
-  umount,
-} from '@bpfkit/sys';
+import { Defines, encodeRawInsns, type Fd, NativeBuffer, progLoad, type RawInsn } from '@bpfkit/sys';
 
 export const D = Defines;
 export const mov64Imm = (dst: number, imm: number): RawInsn => [
@@ -31,32 +17,4 @@ export function loadReturn(progType: number, ret: number, extra: Record<string, 
   return progLoad({ progType, insns: code.ptr, insnCnt: 2, license: license.ptr, ...extra });
 }
 
-/** The cgroup v2 mount point, from /proc/self/mountinfo. */
-export function cgroup2Root(): string {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [pre, post] = line.split(' - ');
-    if (post?.startsWith('cgroup2 ')) return pre!.split(' ')[4]!;
-  }
-  throw new Error('no cgroup2 mount in /proc/self/mountinfo');
-}
-
-/** A fresh child cgroup; removed by dispose. */
-export function tempCgroup(): { path: string } & Disposable {
-  const path = join(cgroup2Root(), `bpfkit-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-  mkdirSync(path);
-  return { path, [Symbol.dispose]: () => rmdirSync(path) };
-}
-
-/** A private bpffs mount on a temp dir; unmounted and removed by dispose. */
-export function tempBpffs(): { path: string } & Disposable {
-  const path = mkdtempSync(join(tmpdir(), 'bpfkit-fs-'));
-  mount('bpf', path, 'bpf');
-  if (statfsType(path) !== BPF_FS_MAGIC) throw new Error('bpffs mount did not take');
-  return {
-    path,
-    [Symbol.dispose]: () => {
-      umount(path);
-      rmSync(path, { recursive: true });
-    },
-  };
-}
+export { cgroup2Root, tempBpffs, tempCgroup } from '../../../tools/testing/kernel.js';

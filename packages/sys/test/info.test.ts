@@ -11,6 +11,7 @@ import {
   mapIds,
   mapInfo,
   NativeBuffer,
+  objectKind,
   ProgType,
   progFdById,
   progIds,
@@ -62,11 +63,27 @@ describe('introspection', () => {
     using link = rawTracepointOpen({ name: name.ptr, progFd: prog.value });
     const info = linkInfo(link);
     expect(info.typeName).toBe('raw_tracepoint');
+    expect(info.rawTracepointTpName).toBe('sys_exit');
     expect(info.progId).toBe(progInfo(prog).id);
     expect(Object.keys(info).filter((k) => k.startsWith('cgroup'))).toEqual([]);
     expect([...linkIds()]).toContain(info.id);
     using again = linkFdById(info.id);
     expect(linkInfo(again).progId).toBe(info.progId);
+  });
+
+  it('tells object kinds apart and refuses the wrong one', () => {
+    using map = mapCreate({ mapType: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1 });
+    using prog = loadReturn(ProgType.SOCKET_FILTER, 0);
+    using btf = btfFdById(1);
+    expect([objectKind(map), objectKind(prog), objectKind(btf), objectKind(0)]).toEqual([
+      'map',
+      'prog',
+      'btf',
+      undefined,
+    ]);
+    expect(() => progInfo(map)).toThrow(/is a BPF map, not a prog/);
+    expect(() => linkInfo(prog)).toThrow(/is a BPF prog, not a link/);
+    expect(() => mapInfo(btf)).toThrow(TypeError);
   });
 
   it('lists BTF objects, vmlinux first', () => {

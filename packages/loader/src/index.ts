@@ -1,0 +1,22 @@
+/**
+ * @bpfkit/loader — load eBPF programs from instructions, read the verifier's log when they are
+ * rejected, unit-test them with `testRun`, and keep them attached with `Link`.
+ *
+ * ```ts
+ * import { Builder, R0 } from '@bpfkit/asm';
+ * import { Program } from '@bpfkit/loader';
+ * using prog = Program.load({ type: 'xdp', license: 'GPL', instructions: new Builder().mov64(R0, 2).exit() });
+ * prog.testRun({ data: new Uint8Array(64) }).retval; // 2 (XDP_PASS)
+ * ```
+ * @packageDocumentation
+ */
+export { type Attachment, attachRawTracepoint, attachTracing, Link } from './link.js';
+export {
+  Program,
+  type ProgramBtf,
+  type ProgramSpec,
+  type TestRunOptions,
+  type TestRunResult,
+} from './program.js';
+export { attachSocketFilter, SocketFilter, type SocketLike } from './socket.js';
+export { excerptAround, lastInsnIndex, logTail, VerifierError } from './verifier.js';

@@ -1,0 +1,115 @@
+import type { HasFd } from '@bpfkit/maps';
+import {
+  BpfError,
+  ClosedError,
+  type Fd,
+  type LinkInfo,
+  linkCreate,
+  linkDetach,
+  linkFdById,
+  linkInfo,
+  linkUpdate,
+  NativeBuffer,
+  rawTracepointOpen,
+} from '@bpfkit/sys';
+import type { Program } from './program.js';
+
+const BPF_F_REPLACE = 4;
+
+/** Something that keeps a program attached until `detach()`/dispose. */
+export interface Attachment {
+  detach(): void;
+  [Symbol.dispose](): void;
+}
+
+/**
+ * A bpf_link: the kernel object that keeps a program attached. One class for every link type.
+ * Closing the last fd (and any pin) detaches; `detach()` detaches now while the fd stays valid.
+ * A forgotten Link is never detached by the garbage collector.
+ */
+export class Link implements HasFd, Attachment {
+  readonly fd: Fd;
+
+  constructor(fd: Fd) {
+    this.fd = fd.persistent();
+  }
+
+  static fromFd(fd: Fd): Link {
+    linkInfo(fd); // fails unless it is a link
+    return new Link(fd);
+  }
+
+  /** Open the link with this id (needs CAP_SYS_ADMIN). */
+  static fromId(id: number): Link {
+    return new Link(linkFdById(id));
+  }
+
+  #live(): Fd {
+    if (this.fd.closed) throw new ClosedError('link');
+    return this.fd;
+  }
+
+  get info(): LinkInfo {
+    return linkInfo(this.#live());
+  }
+
+  /** Atomically replace the program; with `expected`, only if that is the one attached now. */
+  update(program: Program, opts: { expected?: Program } = {}): void {
+    linkUpdate({
+      linkFd: this.#live().value,
+      newProgFd: program.fd.value,
+      oldProgFd: opts.expected?.fd.value ?? 0,
+      flags: opts.expected ? BPF_F_REPLACE : 0,
+    });
+  }
+
+  /** Detach now (BPF_LINK_DETACH). The fd stays open but the link is defunct. */
+  detach(): void {
+    linkDetach({ linkFd: this.#live().value });
+  }
+
+  close(): void {
+    this.fd.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Attach a `raw_tracepoint` program to a kernel tracepoint (`sys_enter`, `sched_switch`, ...)
+ * with BPF_RAW_TRACEPOINT_OPEN, which returns a bpf_link. `cookie` (6.10+) is readable in the
+ * program with bpf_get_attach_cookie.
+ */
+export function attachRawTracepoint(program: Program, name: string, opts: { cookie?: bigint } = {}): Link {
+  using tp = NativeBuffer.from(name);
+  return new Link(
+    rawTracepointOpen(
+      { name: tp.ptr, progFd: program.fd.value, cookie: opts.cookie ?? 0n },
+      `raw tracepoint ${name}`,
+    ),
+  );
+}
+
+/**
+ * Attach a BTF-typed tracing program (`tp_btf`, `fentry`, `fexit`, `fmod_ret`, `lsm`) at the
+ * target it was loaded for: BPF_LINK_CREATE, falling back to BPF_RAW_TRACEPOINT_OPEN on kernels
+ * without tracing links.
+ */
+export function attachTracing(program: Program, opts: { cookie?: bigint } = {}): Link {
+  const attachType = program.attachType;
+  if (attachType === undefined)
+    throw new TypeError('attachTracing needs a program loaded with an attachType');
+  try {
+    return new Link(
+      linkCreate({ progFd: program.fd.value, attachType, 'tracing.cookie': opts.cookie ?? 0n } as Parameters<
+        typeof linkCreate
+      >[0]),
+    );
+  } catch (e) {
+    if (!(e instanceof BpfError) || !['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP'].includes(e.code) || opts.cookie)
+      throw e;
+  }
+  return new Link(rawTracepointOpen({ name: 0n, progFd: program.fd.value }, 'tracing program'));
+}

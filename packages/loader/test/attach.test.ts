@@ -1,0 +1,192 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { Builder, R0, R1, R2, R6, R10, reg } from '@bpfkit/asm';
+import { attachRawTracepoint, attachSocketFilter, attachTracing, Link, Program } from '@bpfkit/loader';
+import { BpfMap, u32, u64 } from '@bpfkit/maps';
+import { AttachType, BpfError, linkCreate, progQuery } from '@bpfkit/sys';
+import { describe, expect, it } from 'vitest';
+import { tempCgroup } from '../../../tools/testing/kernel.js';
+
+async function udpPair(): Promise<{ rx: Socket; tx: Socket; port: number } & AsyncDisposable> {
+  const rx = createSocket('udp4');
+  rx.bind(0, '127.0.0.1');
+  await once(rx, 'listening');
+  const tx = createSocket('udp4');
+  return {
+    rx,
+    tx,
+    port: rx.address().port,
+    async [Symbol.asyncDispose]() {
+      await new Promise<void>((r) => rx.close(() => r()));
+      await new Promise<void>((r) => tx.close(() => r()));
+    },
+  };
+}
+
+async function received(rx: Socket, send: () => Promise<void>, settleMs = 150): Promise<string[]> {
+  const got: string[] = [];
+  const on = (m: Buffer) => got.push(m.toString());
+  rx.on('message', on);
+  await send();
+  await new Promise((r) => setTimeout(r, settleMs));
+  rx.off('message', on);
+  return got;
+}
+
+describe('socket filter', () => {
+  it('drops chosen datagrams on a real UDP socket', async () => {
+    // The filter sees the datagram from its UDP header: payload starts at byte 8.
+    const b = new Builder()
+      .mov64(R6, reg(R1))
+      .ldAbs('b', 8)
+      .jeq(R0, 'X'.charCodeAt(0), 'drop')
+      .mov64(R0, 0xffff)
+      .exit()
+      .label('drop')
+      .mov64(R0, 0)
+      .exit();
+    using prog = Program.load({ type: 'socket_filter', license: 'GPL', instructions: b });
+    await using net = await udpPair();
+    const send = (msg: string) =>
+      new Promise<void>((r) => net.tx.send(msg, net.port, '127.0.0.1', () => r()));
+    const before = await received(net.rx, async () => {
+      await send('Xdrop-me');
+      await send('keep-me');
+    });
+    expect(before.sort()).toEqual(['Xdrop-me', 'keep-me']);
+    {
+      using _filter = attachSocketFilter(prog, net.rx as never);
+      const filtered = await received(net.rx, async () => {
+        await send('Xdrop-me');
+        await send('keep-me');
+        await send('Xagain');
+      });
+      expect(filtered).toEqual(['keep-me']);
+    }
+    const after = await received(net.rx, () => send('Xback'));
+    expect(after).toEqual(['Xback']);
+    expect(() => attachSocketFilter(prog, {} as never)).toThrow(TypeError);
+  });
+});
+
+describe('raw tracepoint', () => {
+  it('counts this process’s syscalls into a map', async () => {
+    using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 1 });
+    const b = new Builder()
+      .call('get_current_pid_tgid')
+      .rsh64(R0, 32)
+      .jne(R0, process.pid, 'out')
+      .st('w', R10, -4, 0)
+      .ldMap(R1, 'counts')
+      .mov64(R2, reg(R10))
+      .add64(R2, -4)
+      .call('map_lookup_elem')
+      .jeq(R0, 0, 'out')
+      .mov64(R1, 1)
+      .atomic('add', 'dw', R0, 0, R1)
+      .label('out')
+      .mov64(R0, 0)
+      .exit();
+    using prog = Program.load({ type: 'raw_tracepoint', license: 'GPL', instructions: b, maps: { counts } });
+    {
+      using link = attachRawTracepoint(prog, 'sys_enter');
+      expect(link.info).toMatchObject({
+        typeName: 'raw_tracepoint',
+        progId: prog.info.id,
+        rawTracepointTpName: 'sys_enter',
+      });
+      for (let i = 0; i < 50; i++) closeSync(openSync('/proc/self/stat', 'r'));
+      const n = counts.get(0)!;
+      expect(n).toBeGreaterThanOrEqual(100n); // 50 × (openat + close)
+    }
+    const settled = counts.get(0)!;
+    closeSync(openSync('/proc/self/stat', 'r'));
+    expect(counts.get(0)).toBe(settled + 0n); // detached: no more counting (the lookup itself is bpf(2), not counted either)
+    expect(() => attachRawTracepoint(prog, 'no_such_tp')).toThrow(
+      expect.objectContaining({ code: 'ENOENT' }),
+    );
+  });
+
+  it('attachTracing needs a BTF-typed program', () => {
+    using prog = Program.load({
+      type: 'raw_tracepoint',
+      license: 'GPL',
+      instructions: new Builder().mov64(R0, 0).exit(),
+    });
+    expect(() => attachTracing(prog)).toThrow(/needs a program loaded with an attachType/);
+  });
+});
+
+describe('tail calls', () => {
+  it('a chain runs through a program array', () => {
+    using jumps = BpfMap.create({ type: 'prog_array', key: u32, value: u32, maxEntries: 4 });
+    const tail = (idx: number) =>
+      new Builder()
+        .mov64(R6, reg(R1))
+        .ldMap(R2, 'jumps')
+        .mov64(R3, idx)
+        .call('tail_call')
+        .mov64(R0, 1000 + idx) // only when the slot is empty
+        .exit();
+    const R3 = 3;
+    using last = Program.load({
+      type: 'socket_filter',
+      license: 'GPL',
+      instructions: new Builder().mov64(R0, 42).exit(),
+    });
+    using middle = Program.load({
+      type: 'socket_filter',
+      license: 'GPL',
+      instructions: tail(2),
+      maps: { jumps },
+    });
+    using first = Program.load({
+      type: 'socket_filter',
+      license: 'GPL',
+      instructions: tail(1),
+      maps: { jumps },
+    });
+    expect(first.testRun({ data: new Uint8Array(20) }).retval).toBe(1001);
+    jumps.set(1, middle);
+    expect(first.testRun({ data: new Uint8Array(20) }).retval).toBe(1002);
+    jumps.set(2, last);
+    expect(first.testRun({ data: new Uint8Array(20) }).retval).toBe(42);
+    expect(jumps.get(2)).toBe(last.info.id);
+    jumps.delete(2);
+    expect(first.testRun({ data: new Uint8Array(20) }).retval).toBe(1002);
+  });
+});
+
+describe('Link', () => {
+  it('updates atomically, refuses a stale replace, detaches', () => {
+    using cg = tempCgroup();
+    const cgFd = openSync(cg.path, 'r');
+    try {
+      const load = (ret: number) =>
+        Program.load({
+          type: 'cgroup_skb',
+          license: 'GPL',
+          attachType: 'cgroup_inet_egress',
+          instructions: new Builder().mov64(R0, ret).exit(),
+        });
+      using a = load(1);
+      using b = load(1);
+      using link = new Link(
+        linkCreate({ progFd: a.fd.value, targetFd: cgFd, attachType: AttachType.CGROUP_INET_EGRESS }),
+      );
+      expect(link.info.progId).toBe(a.info.id);
+      link.update(b, { expected: a });
+      expect(link.info.progId).toBe(b.info.id);
+      expect(() => link.update(a, { expected: a })).toThrow(BpfError);
+      using again = Link.fromId(link.info.id);
+      expect(again.info.progId).toBe(b.info.id);
+      link.detach();
+      expect(progQuery({ targetFd: cgFd, attachType: AttachType.CGROUP_INET_EGRESS }).progCnt).toBe(0);
+      using notALink = a.fd.dup();
+      expect(() => Link.fromFd(notALink)).toThrow(/is a BPF prog, not a link/);
+    } finally {
+      closeSync(cgFd);
+    }
+  });
+});
