@@ -485,6 +485,9 @@ export function assemble(
             throw new AsmError(`unresolved subprogram '${ref.name}'`, here);
           copy.imm = slotOf(ref.name, i) - (here + 1);
           break;
+        case 'ksym':
+        case 'kfunc':
+          break;
         case 'map':
         case 'mapValue':
           mapRefs.push({

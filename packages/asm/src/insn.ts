@@ -7,7 +7,11 @@ export type Ref =
   | { kind: 'subprog'; name: string }
   | { kind: 'func'; name: string }
   | { kind: 'map'; name: string }
-  | { kind: 'mapValue'; name: string; offset: number };
+  | { kind: 'mapValue'; name: string; offset: number }
+  /** A kernel variable (typed `__ksym`), resolved to its BTF id at load. */
+  | { kind: 'ksym'; name: string }
+  /** A kernel function (kfunc), resolved to its BTF id at load. */
+  | { kind: 'kfunc'; name: string };
 
 /** One instruction. A 16-byte ld_imm64 is one `Insn` with `imm64Hi` set and spans two slots. */
 export interface Insn {

@@ -1,5 +1,33 @@
+/**
+ * @bpfkit/btf — BTF (BPF Type Format) in TypeScript, pure: parse and encode every kind, look
+ * types up, compute layouts, read `.BTF.ext` (func/line info, CO-RE relocations) and resolve
+ * CO-RE relocations against the kernel's BTF.
+ * @packageDocumentation
+ */
+export {
+  CORE_POISON_IMM,
+  CoreError,
+  type CoreResolution,
+  coreReloKindName,
+  patchCoreRelo,
+  resolveCoreRelo,
+} from './core.js';
+export { encodeBtf } from './encode.js';
 export { BtfLookupError, BtfParseError } from './errors.js';
+export {
+  type BtfExt,
+  type CoreRelo,
+  CoreReloKind,
+  encodeFuncInfo,
+  encodeLineInfo,
+  type FuncInfo,
+  type LineInfo,
+  parseBtfExt,
+} from './ext.js';
+export { type GeneratedTs, generateTs } from './gen.js';
+export { BtfLoadError, btfFromKernel, loadBtf } from './kernel.js';
 export { BTF_MAGIC, BtfKind, type BtfKindName, type BtfKindNumber, IntEncoding } from './kinds.js';
 export { type BtfHeader, type ParseOptions, parseBtf, type RawBtf } from './parse.js';
 export { Btf, type FieldLayout } from './spec.js';
 export type * from './types.js';
+export { decodeValue, encodeValue, formatValue, toJson } from './value.js';

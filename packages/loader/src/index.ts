@@ -1,6 +1,7 @@
 /**
- * @bpfkit/loader — load eBPF programs from instructions, read the verifier's log when they are
- * rejected, unit-test them with `testRun`, and keep them attached with `Link`.
+ * @bpfkit/loader — load eBPF programs from instructions or clang-built ELF objects, read the
+ * verifier's log when they are rejected, unit-test them with `testRun`, and keep them attached
+ * with `Link`.
  *
  * ```ts
  * import { Builder, R0 } from '@bpfkit/asm';
@@ -10,7 +11,27 @@
  * ```
  * @packageDocumentation
  */
+export { btfCodec } from './btfcodec.js';
+export { Collection, type CollectionOptions, type ConstantValue, loadCollection } from './collection.js';
+export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export { type Attachment, attachRawTracepoint, attachTracing, Link } from './link.js';
+export {
+  type Elf,
+  ElfError,
+  type ElfReloc,
+  type ElfSection,
+  type ElfSymbol,
+  parseElf,
+} from './object/elf.js';
+export {
+  type ObjectExtern,
+  ObjectFile,
+  type ObjectMap,
+  type ObjectProgram,
+  type ObjectVariable,
+  type PinningKind,
+} from './object/object.js';
+export { programForSection, type SectionProgram } from './object/sections.js';
 export {
   Program,
   type ProgramBtf,

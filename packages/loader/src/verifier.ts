@@ -55,7 +55,7 @@ export function logTail(log: string, lines = 2): string {
 /** Disassembly of `insns` around slot `index`, the instruction itself marked with `>`. */
 export function excerptAround(insns: readonly Insn[], index: number, radius = 3): string {
   const { at } = slotIndex(insns);
-  const pos = at.findIndex((s) => s === index);
+  const pos = at.indexOf(index);
   if (pos < 0) return '';
   const from = Math.max(0, pos - radius);
   const lines = disassemble(insns).split('\n');

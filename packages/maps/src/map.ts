@@ -309,6 +309,33 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     return this;
   }
 
+  /** Raw access: the value bytes at the key bytes (copied), whatever the codecs. */
+  getBytes(key: Uint8Array): Uint8Array | undefined {
+    this.#live();
+    this.#rawKey(key);
+    if (!this.#ops.lookup(0)) return undefined;
+    return this.#ops.value.slice();
+  }
+
+  /** Raw access: write value bytes at key bytes, whatever the codecs. Sizes must match exactly. */
+  setBytes(key: Uint8Array, value: Uint8Array, opts: SetOptions = {}): this {
+    this.#live();
+    this.#rawKey(key);
+    if (value.length !== this.#ops.value.length)
+      throw new RangeError(
+        `map '${this.name}' takes ${this.#ops.value.length}-byte values here, got ${value.length}`,
+      );
+    this.#ops.value.set(value);
+    this.#ops.update(FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0));
+    return this;
+  }
+
+  #rawKey(key: Uint8Array): void {
+    if (key.length !== this.keySize)
+      throw new RangeError(`map '${this.name}' has ${this.keySize}-byte keys, got ${key.length}`);
+    this.#ops.key.set(key);
+  }
+
   /** Remove `key`; false when it was absent. */
   delete(key: K): boolean {
     this.#live();

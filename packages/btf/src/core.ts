@@ -1,0 +1,495 @@
+// CO-RE (compile once, run everywhere): resolve `.BTF.ext` relocations recorded by clang
+// against the running kernel's BTF and patch the instructions, following libbpf's rules
+// (relo_core.c): candidates by essential name, accessor-by-accessor field matching through
+// anonymous members, all candidates must agree, and an unsatisfiable relocation poisons the
+// instruction so the verifier reports it.
+import { type CoreRelo, CoreReloKind } from './ext.js';
+import type { Btf } from './spec.js';
+import type { BtfMember, BtfType } from './types.js';
+
+/** The helper id libbpf puts into a poisoned instruction (`call 0xbad2310`); the verifier says "invalid func unknown#195896080". */
+export const CORE_POISON_IMM = 0xbad2310;
+const MAX_SPEC = 64;
+
+export class CoreError extends Error {
+  override name = 'CoreError';
+}
+
+interface Accessor {
+  typeId: number;
+  idx: number;
+  name: string | undefined;
+}
+interface Spec {
+  btf: Btf;
+  rootId: number;
+  /** Named members and array indices, as libbpf's `spec->spec`. */
+  acc: Accessor[];
+  raw: number[];
+  bitOffset: number;
+}
+
+const essential = (name: string) => {
+  const i = name.indexOf('___');
+  return i > 0 ? name.slice(0, i) : name;
+};
+const isComposite = (t: BtfType) => t.kind === 'struct' || t.kind === 'union';
+const isEnum = (t: BtfType) => t.kind === 'enum' || t.kind === 'enum64';
+const isFieldKind = (k: number) => k <= CoreReloKind.FIELD_RSHIFT_U64;
+const isTypeKind = (k: number) =>
+  k === CoreReloKind.TYPE_ID_LOCAL ||
+  k === CoreReloKind.TYPE_ID_TARGET ||
+  k === CoreReloKind.TYPE_EXISTS ||
+  k === CoreReloKind.TYPE_SIZE ||
+  k === CoreReloKind.TYPE_MATCHES;
+const isEnumKind = (k: number) => k === CoreReloKind.ENUMVAL_EXISTS || k === CoreReloKind.ENUMVAL_VALUE;
+
+const KIND_NAMES = Object.fromEntries(Object.entries(CoreReloKind).map(([k, v]) => [v, k.toLowerCase()]));
+export const coreReloKindName = (k: number): string => KIND_NAMES[k] ?? `kind ${k}`;
+
+function isFlexArray(btf: Btf, parent: Accessor | undefined, nelems: number): boolean {
+  if (nelems !== 0 || !parent?.name) return false;
+  const t = btf.resolve(parent.typeId);
+  return isComposite(t) && (t as { members: BtfMember[] }).members.length - 1 === parent.idx;
+}
+
+/** Parse an access string against the local type (libbpf bpf_core_parse_spec). */
+function parseSpec(btf: Btf, rootId: number, access: string, kind: number): Spec {
+  const raw = access.split(':').map((s) => {
+    if (!/^\d+$/.test(s)) throw new CoreError(`malformed CO-RE access string '${access}'`);
+    return Number(s);
+  });
+  if (raw.length === 0 || raw.length > MAX_SPEC)
+    throw new CoreError(`CO-RE access string '${access}' has ${raw.length} parts`);
+  const spec: Spec = { btf, rootId, acc: [], raw, bitOffset: 0 };
+  if (isTypeKind(kind)) {
+    if (raw[0] !== 0) throw new CoreError(`type relocation with access '${access}'`);
+    return spec;
+  }
+  const root = btf.resolve(rootId);
+  if (isEnumKind(kind)) {
+    if (!isEnum(root) || raw.length > 1)
+      throw new CoreError(`enum relocation on ${root.kind} '${root.name}'`);
+    const v = (root as { values: { name: string }[] }).values[raw[0]!];
+    if (!v) throw new CoreError(`enumerator #${raw[0]} of '${root.name}' does not exist`);
+    spec.acc.push({ typeId: root.id, idx: raw[0]!, name: v.name });
+    return spec;
+  }
+  if (!isFieldKind(kind)) throw new CoreError(`unknown CO-RE relocation kind ${kind}`);
+  spec.acc.push({ typeId: root.id, idx: raw[0]!, name: undefined });
+  spec.bitOffset = raw[0]! * btf.sizeof(root.id) * 8;
+  let id = root.id;
+  for (let i = 1; i < raw.length; i++) {
+    const t = btf.resolve(id);
+    id = t.id;
+    const idx = raw[i]!;
+    if (isComposite(t)) {
+      const m = (t as { members: BtfMember[] }).members[idx];
+      if (!m) throw new CoreError(`'${t.name || '(anon)'}' has no member #${idx}`);
+      spec.bitOffset += m.bitOffset;
+      if (m.name) spec.acc.push({ typeId: t.id, idx, name: m.name });
+      id = m.type;
+    } else if (t.kind === 'array') {
+      const el = btf.resolve(t.type);
+      if (!isFlexArray(btf, spec.acc.at(-1), t.nelems) && idx >= t.nelems)
+        throw new CoreError(`array index ${idx} is beyond ${t.nelems} elements`);
+      spec.acc.push({ typeId: el.id, idx, name: undefined });
+      spec.bitOffset += idx * btf.sizeof(el.id) * 8;
+      id = el.id;
+    } else throw new CoreError(`cannot access into ${t.kind} '${t.name}' (access '${access}')`);
+  }
+  return spec;
+}
+
+/** Local and target field types compatible? (libbpf bpf_core_fields_are_compat) */
+function fieldsCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
+  if (depth > MAX_SPEC) return false;
+  const l = lb.resolve(lid);
+  const t = tb.resolve(tid);
+  if (isComposite(l) && isComposite(t)) return true;
+  if (l.kind !== t.kind) return isEnum(l) && isEnum(t);
+  switch (l.kind) {
+    case 'ptr':
+    case 'float':
+      return true;
+    case 'fwd':
+    case 'enum':
+    case 'enum64':
+      return essential(l.name) === essential(t.name);
+    case 'int':
+      return l.offset === 0 && (t as typeof l).offset === 0;
+    case 'array':
+      return fieldsCompat(lb, l.type, tb, (t as typeof l).type, depth + 1);
+    default:
+      return false;
+  }
+}
+
+/** (libbpf bpf_core_types_are_compat) */
+function typesCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
+  if (depth > MAX_SPEC) return false;
+  const l = lb.resolve(lid);
+  const t = tb.resolve(tid);
+  if (l.kind !== t.kind && !(isEnum(l) && isEnum(t))) return false;
+  switch (l.kind) {
+    case 'unkn':
+    case 'struct':
+    case 'union':
+    case 'enum':
+    case 'enum64':
+    case 'fwd':
+      return true;
+    case 'int':
+      return l.offset === 0 && (t as typeof l).offset === 0;
+    case 'ptr':
+      return typesCompat(lb, l.type, tb, (t as typeof l).type, depth + 1);
+    case 'array':
+      return typesCompat(lb, l.type, tb, (t as typeof l).type, depth + 1);
+    case 'func_proto': {
+      const tp = t as typeof l;
+      if (l.params.length !== tp.params.length) return false;
+      for (let i = 0; i < l.params.length; i++)
+        if (!typesCompat(lb, l.params[i]!.type, tb, tp.params[i]!.type, depth + 1)) return false;
+      return typesCompat(lb, l.returnType, tb, tp.returnType, depth + 1);
+    }
+    default:
+      return false;
+  }
+}
+
+/** Stricter shape match for `bpf_core_type_matches` (libbpf bpf_core_types_match). */
+function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
+  if (depth > MAX_SPEC) return false;
+  const l = lb.resolve(lid);
+  const t = tb.resolve(tid);
+  if (l.name && t.name && essential(l.name) !== essential(t.name)) return false;
+  if (l.kind !== t.kind && !(isEnum(l) && isEnum(t))) return l.kind === 'fwd' && isComposite(t);
+  switch (l.kind) {
+    case 'int':
+      return l.size === (t as typeof l).size && l.signed === (t as typeof l).signed;
+    case 'float':
+      return l.size === (t as typeof l).size;
+    case 'enum':
+    case 'enum64': {
+      const tv = new Set((t as typeof l).values.map((v) => essential(v.name)));
+      return l.values.every((v) => tv.has(essential(v.name)));
+    }
+    case 'struct':
+    case 'union': {
+      const tm = new Map((t as typeof l).members.map((m) => [m.name, m]));
+      return l.members.every((m) => {
+        const x = tm.get(m.name);
+        return x !== undefined && typesMatch(lb, m.type, tb, x.type, depth + 1);
+      });
+    }
+    case 'ptr':
+      return typesMatch(lb, l.type, tb, (t as typeof l).type, depth + 1);
+    case 'array':
+      return (
+        l.nelems === (t as typeof l).nelems && typesMatch(lb, l.type, tb, (t as typeof l).type, depth + 1)
+      );
+    case 'func_proto':
+      return typesCompat(lb, l.id, tb, t.id, depth + 1);
+    default:
+      return true;
+  }
+}
+
+function matchMember(
+  local: Spec,
+  lacc: Accessor,
+  tb: Btf,
+  tid: number,
+  spec: Spec,
+  depth = 0,
+): { next: number } | undefined {
+  if (depth > MAX_SPEC) throw new CoreError('struct nesting is too deep');
+  const lt = local.btf.typeById(lacc.typeId) as { members: BtfMember[] };
+  const lm = lt.members[lacc.idx]!;
+  const t = tb.resolve(tid);
+  if (!isComposite(t)) return undefined;
+  const members = (t as { members: BtfMember[] }).members;
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i]!;
+    spec.bitOffset += m.bitOffset;
+    spec.raw.push(i);
+    if (!m.name) {
+      const found = matchMember(local, lacc, tb, m.type, spec, depth + 1);
+      if (found) return found;
+    } else if (m.name === lacc.name) {
+      spec.acc.push({ typeId: t.id, idx: i, name: m.name });
+      if (fieldsCompat(local.btf, lm.type, tb, m.type)) return { next: m.type };
+      spec.acc.pop();
+      spec.bitOffset -= m.bitOffset;
+      spec.raw.pop();
+      return undefined;
+    }
+    spec.bitOffset -= m.bitOffset;
+    spec.raw.pop();
+  }
+  return undefined;
+}
+
+/** Match the local spec against one candidate target type (libbpf bpf_core_spec_match). */
+function matchSpec(local: Spec, tb: Btf, targetId: number, kind: number): Spec | undefined {
+  const spec: Spec = { btf: tb, rootId: targetId, acc: [], raw: [], bitOffset: 0 };
+  if (isTypeKind(kind)) {
+    const ok =
+      kind === CoreReloKind.TYPE_MATCHES
+        ? typesMatch(local.btf, local.rootId, tb, targetId)
+        : typesCompat(local.btf, local.rootId, tb, targetId);
+    return ok ? spec : undefined;
+  }
+  if (isEnumKind(kind)) {
+    const lacc = local.acc[0]!;
+    const t = tb.resolve(targetId);
+    if (!isEnum(t)) return undefined;
+    const values = (t as { values: { name: string }[] }).values;
+    const idx = values.findIndex((v) => essential(v.name) === essential(lacc.name!));
+    if (idx < 0) return undefined;
+    spec.acc.push({ typeId: t.id, idx, name: values[idx]!.name });
+    spec.raw.push(idx);
+    return spec;
+  }
+  let tid = targetId;
+  for (let i = 0; i < local.acc.length; i++) {
+    const lacc = local.acc[i]!;
+    if (lacc.name) {
+      const found = matchMember(local, lacc, tb, tid, spec);
+      if (!found) return undefined;
+      tid = found.next;
+    } else {
+      if (i > 0) {
+        const t = tb.resolve(tid);
+        if (t.kind !== 'array') return undefined;
+        if (!isFlexArray(tb, spec.acc.at(-1), t.nelems) && lacc.idx >= t.nelems) return undefined;
+        tid = tb.resolve(t.type).id;
+      } else tid = tb.resolve(tid).id;
+      spec.acc.push({ typeId: tid, idx: lacc.idx, name: undefined });
+      spec.raw.push(lacc.idx);
+      spec.bitOffset += lacc.idx * tb.sizeof(tid) * 8;
+    }
+  }
+  return spec;
+}
+
+interface Value {
+  value: bigint;
+  /** For FIELD_BYTE_OFFSET on a memory access: the field's byte size. */
+  size?: number;
+  /** False for bitfields, whose compiled-in values clang computes its own way (as in libbpf). */
+  validate?: boolean;
+}
+
+/** The relocated value for a matched spec (libbpf bpf_core_calc_relo). */
+function calc(spec: Spec, kind: number, localRootId: number): Value {
+  const btf = spec.btf;
+  if (isTypeKind(kind)) {
+    switch (kind) {
+      case CoreReloKind.TYPE_ID_LOCAL:
+        return { value: BigInt(localRootId) };
+      case CoreReloKind.TYPE_ID_TARGET:
+        return { value: BigInt(spec.rootId) };
+      case CoreReloKind.TYPE_SIZE:
+        return { value: BigInt(btf.sizeof(spec.rootId)) };
+      default:
+        return { value: 1n };
+    }
+  }
+  if (isEnumKind(kind)) {
+    if (kind === CoreReloKind.ENUMVAL_EXISTS) return { value: 1n };
+    const t = btf.resolve(spec.acc[0]!.typeId) as { values: { value: bigint }[] };
+    return { value: t.values[spec.acc[0]!.idx]!.value };
+  }
+  if (kind === CoreReloKind.FIELD_EXISTS) return { value: 1n };
+  const last = spec.acc.at(-1)!;
+  let fieldType: number;
+  let bitSize = 0;
+  if (last.name === undefined) {
+    fieldType = last.typeId; // array element (or the root itself)
+  } else {
+    const parent = btf.resolve(last.typeId) as { members: BtfMember[] };
+    const m = parent.members[last.idx]!;
+    fieldType = m.type;
+    bitSize = m.bitSize;
+  }
+  const ft = btf.resolve(fieldType);
+  const bitOff = spec.bitOffset;
+  const isBitfield = bitSize !== 0;
+  let byteOff: number;
+  let byteSz: number;
+  if (bitSize === 0) {
+    byteSz = btf.sizeof(fieldType);
+    byteOff = bitOff / 8;
+    bitSize = byteSz * 8;
+  } else {
+    byteSz = btf.sizeof(fieldType);
+    byteOff = Math.floor(bitOff / 8 / byteSz) * byteSz;
+    while (bitOff + bitSize - byteOff * 8 > byteSz * 8) {
+      if (byteSz >= 8) throw new CoreError('bitfield does not fit in 8 bytes');
+      byteSz *= 2;
+      byteOff = Math.floor(bitOff / 8 / byteSz) * byteSz;
+    }
+  }
+  const validate = !isBitfield;
+  switch (kind) {
+    case CoreReloKind.FIELD_BYTE_OFFSET:
+      return isBitfield
+        ? { value: BigInt(byteOff), validate }
+        : { value: BigInt(byteOff), size: byteSz, validate };
+    case CoreReloKind.FIELD_BYTE_SIZE:
+      return { value: BigInt(byteSz), validate };
+    case CoreReloKind.FIELD_SIGNED:
+      return {
+        value:
+          (isEnum(ft) && (ft as { signed: boolean }).signed) || (ft.kind === 'int' && ft.signed) ? 1n : 0n,
+        validate,
+      };
+    case CoreReloKind.FIELD_LSHIFT_U64:
+      return { value: BigInt(64 - (bitOff + bitSize - byteOff * 8)), validate };
+    case CoreReloKind.FIELD_RSHIFT_U64:
+      return { value: BigInt(64 - bitSize), validate };
+    default:
+      throw new CoreError(`unknown CO-RE relocation kind ${kind}`);
+  }
+}
+
+export interface CoreResolution {
+  /** True when nothing in the target satisfies a relocation that needs it: poison the instruction. */
+  poison: boolean;
+  /** The value before relocation (what clang compiled in). */
+  local: Value;
+  /** The value for this kernel. */
+  target: Value;
+  /** The matched target type id, if any. */
+  targetTypeId: number | undefined;
+  /** Why it was poisoned. */
+  reason?: string;
+}
+
+/** Candidate cache: local type name → target types with that essential name and a compatible kind. */
+function candidates(local: BtfType, target: Btf): BtfType[] {
+  const name = essential(local.name);
+  if (!name) return [];
+  const kinds = isEnum(local) ? ['enum', 'enum64'] : isComposite(local) ? ['struct', 'union'] : [local.kind];
+  return kinds
+    .flatMap((k) => target.findAll(name, k as 'struct'))
+    .filter((t) => (isComposite(local) ? t.kind === local.kind : true));
+}
+
+/** Resolve one CO-RE relocation of `local` BTF against `target` (the kernel's). */
+export function resolveCoreRelo(local: Btf, target: Btf, relo: CoreRelo): CoreResolution {
+  const rootT = local.typeById(relo.typeId);
+  const localSpec = parseSpec(local, relo.typeId, relo.access, relo.kind);
+  const localValue = calc(localSpec, relo.kind, relo.typeId);
+  const describe = () =>
+    `${coreReloKindName(relo.kind)} of ${rootT.kind} '${rootT.name}' (access ${relo.access})`;
+  if (relo.kind === CoreReloKind.TYPE_ID_LOCAL)
+    return { poison: false, local: localValue, target: localValue, targetTypeId: relo.typeId };
+
+  let found: { spec: Spec; value: Value } | undefined;
+  for (const cand of candidates(rootT, target)) {
+    const spec = matchSpec(localSpec, target, cand.id, relo.kind);
+    if (!spec) continue;
+    const value = calc(spec, relo.kind, relo.typeId);
+    if (found && (found.value.value !== value.value || found.value.size !== value.size))
+      throw new CoreError(
+        `${describe()}: candidates '${found.spec.rootId}' and '${cand.id}' disagree (${found.value.value} vs ${value.value})`,
+      );
+    found ??= { spec, value };
+  }
+  if (found)
+    return { poison: false, local: localValue, target: found.value, targetTypeId: found.spec.rootId };
+  const existence =
+    relo.kind === CoreReloKind.FIELD_EXISTS ||
+    relo.kind === CoreReloKind.TYPE_EXISTS ||
+    relo.kind === CoreReloKind.ENUMVAL_EXISTS ||
+    relo.kind === CoreReloKind.TYPE_MATCHES;
+  if (existence) return { poison: false, local: localValue, target: { value: 0n }, targetTypeId: undefined };
+  const what = localSpec.acc
+    .filter((a) => a.name)
+    .map((a) => a.name)
+    .join('.');
+  return {
+    poison: true,
+    local: localValue,
+    target: { value: 0n },
+    targetTypeId: undefined,
+    reason: `${describe()}: ${what ? `'${what}' of ` : ''}${rootT.kind} '${essential(rootT.name)}' not found in the kernel's BTF`,
+  };
+}
+
+const SIZE_CODE: Record<number, number> = { 1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18 };
+const CODE_SIZE: Record<number, number> = { 16: 1, 8: 2, 0: 4, 24: 8 };
+
+/**
+ * Patch the instruction at byte offset `at` of `code` (8 bytes per slot) with a resolution:
+ * ALU immediates, load/store offsets (and access size when the field's size changed), and
+ * ld_imm64 immediates; or poison it. Throws {@link CoreError} when the instruction does not
+ * carry the value clang recorded.
+ */
+export function patchCoreRelo(code: Uint8Array, at: number, relo: CoreRelo, res: CoreResolution): void {
+  if (at + 8 > code.length || at % 8 !== 0)
+    throw new CoreError(`CO-RE relocation at byte ${at} is outside the program`);
+  const dv = new DataView(code.buffer, code.byteOffset, code.byteLength);
+  const opcode = dv.getUint8(at);
+  const cls = opcode & 7;
+  const isLdImm64 = opcode === 0x18;
+  if (res.poison) {
+    const poison = (o: number) => {
+      dv.setUint8(o, 0x85); // BPF_JMP | BPF_CALL
+      dv.setUint8(o + 1, 0);
+      dv.setInt16(o + 2, 0, true);
+      dv.setInt32(o + 4, CORE_POISON_IMM, true);
+    };
+    poison(at);
+    if (isLdImm64 && at + 16 <= code.length) poison(at + 8);
+    return;
+  }
+  const v = res.target.value;
+  if (cls === 4 || cls === 7) {
+    // ALU/ALU64 with an immediate operand
+    if ((opcode & 0x08) !== 0)
+      throw new CoreError(`CO-RE relocation on a register ALU instruction at byte ${at}`);
+    const orig = BigInt(dv.getInt32(at + 4, true));
+    if (res.local.validate !== false && BigInt.asUintN(32, orig) !== BigInt.asUintN(32, res.local.value))
+      throw new CoreError(
+        `instruction at byte ${at} holds ${orig}, expected ${res.local.value} for ${coreReloKindName(relo.kind)}`,
+      );
+    if (v > 0xffffffffn || v < -(2n ** 31n))
+      throw new CoreError(`relocated value ${v} does not fit a 32-bit immediate`);
+    dv.setInt32(at + 4, Number(BigInt.asIntN(32, v)), true);
+    return;
+  }
+  if (cls === 1 || cls === 2 || cls === 3) {
+    // LDX, ST, STX: the field offset lives in `off`
+    const orig = dv.getInt16(at + 2, true);
+    if (res.local.validate !== false && BigInt(orig) !== res.local.value)
+      throw new CoreError(`instruction at byte ${at} has offset ${orig}, expected ${res.local.value}`);
+    if (v > 32767n) throw new CoreError(`relocated offset ${v} does not fit a 16-bit offset`);
+    dv.setInt16(at + 2, Number(v), true);
+    const oldSz = res.local.size;
+    const newSz = res.target.size;
+    if (
+      relo.kind === CoreReloKind.FIELD_BYTE_OFFSET &&
+      oldSz !== undefined &&
+      newSz !== undefined &&
+      oldSz !== newSz
+    ) {
+      const insnSz = CODE_SIZE[opcode & 0x18];
+      if (insnSz !== oldSz)
+        throw new CoreError(`instruction at byte ${at} accesses ${insnSz} bytes, field was ${oldSz}`);
+      if (newSz > 8) throw new CoreError(`field grew to ${newSz} bytes`);
+      dv.setUint8(at, (opcode & ~0x18) | SIZE_CODE[newSz]!);
+    }
+    return;
+  }
+  if (isLdImm64) {
+    if (at + 16 > code.length) throw new CoreError(`ld_imm64 at byte ${at} is truncated`);
+    const u = BigInt.asUintN(64, v);
+    dv.setInt32(at + 4, Number(BigInt.asIntN(32, u & 0xffffffffn)), true);
+    dv.setInt32(at + 12, Number(BigInt.asIntN(32, u >> 32n)), true);
+    return;
+  }
+  throw new CoreError(`CO-RE relocation on unsupported instruction 0x${opcode.toString(16)} at byte ${at}`);
+}

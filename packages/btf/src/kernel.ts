@@ -1,0 +1,66 @@
+// The two syscalls BTF needs: load a blob into the kernel (with its own log), and read a
+// loaded BTF object back by id.
+import {
+  BpfError,
+  btfFdById,
+  btfInfo,
+  btfLoad,
+  type Fd,
+  NativeBuffer,
+  objGetInfoByFd,
+  structLayout,
+} from '@bpfkit/sys';
+import { encodeBtf } from './encode.js';
+import { Btf } from './spec.js';
+
+/** The kernel rejected a BTF blob; `log` is the kernel's BTF verifier log. */
+export class BtfLoadError extends BpfError {
+  override name = 'BtfLoadError';
+  constructor(
+    cause: BpfError,
+    detail: string,
+    readonly log: string,
+  ) {
+    const tail = log.trim().split('\n').slice(-3).join(' | ');
+    super('BPF_BTF_LOAD', cause.errno, detail, tail ? `BTF log: ${tail}` : undefined);
+  }
+}
+
+/** Load BTF into the kernel (BPF_BTF_LOAD). On rejection the log is fetched and carried by {@link BtfLoadError}. */
+export function loadBtf(btf: Btf | Uint8Array, opts: { name?: string; logSize?: number } = {}): Fd {
+  const blob = btf instanceof Btf ? encodeBtf([...btf.types()], btf.raw.strings) : btf;
+  using b = NativeBuffer.from(blob);
+  const detail = opts.name ? `BTF of ${opts.name}` : `${blob.length}-byte BTF`;
+  try {
+    return btfLoad({ btf: b.ptr, btfSize: b.size }, detail);
+  } catch (e) {
+    if (!(e instanceof BpfError) || e.code === 'EPERM') throw e;
+    using log = new NativeBuffer(opts.logSize ?? 1 << 20);
+    try {
+      return btfLoad(
+        { btf: b.ptr, btfSize: b.size, btfLogBuf: log.ptr, btfLogSize: log.size, btfLogLevel: 1 },
+        detail,
+      );
+    } catch (again) {
+      if (!(again instanceof BpfError)) throw again;
+      const end = log.bytes.indexOf(0);
+      throw new BtfLoadError(
+        again,
+        detail,
+        Buffer.from(log.bytes.subarray(0, end < 0 ? log.size : end)).toString(),
+      );
+    }
+  }
+}
+
+/** Read the BTF object with this id from the kernel (vmlinux is id 1; modules are split on it). */
+export function btfFromKernel(id: number, base?: Btf): Btf {
+  using fd = btfFdById(id);
+  const info = btfInfo(fd);
+  using data = new NativeBuffer(info.btfSize);
+  using buf = new NativeBuffer(structLayout.btfInfo.$size[1]);
+  buf.view.setBigUint64(structLayout.btfInfo.btf[0], data.ptr, true);
+  buf.view.setUint32(structLayout.btfInfo.btf_size[0], info.btfSize, true);
+  objGetInfoByFd({ bpfFd: fd.value, infoLen: buf.size, info: buf.ptr });
+  return Btf.parse(data.bytes.slice(), info.kernelBtf && id !== 1 ? (base ?? Btf.kernel()) : base);
+}

@@ -1,0 +1,265 @@
+// Values by BTF type: decode bytes into JavaScript values (ints and enums as numbers, 64-bit as
+// bigint, char arrays as strings, structs/unions/datasecs as objects, arrays as arrays, pointers
+// as bigint addresses), encode them back, and format them as bpftool-like text.
+import { BtfLookupError } from './errors.js';
+import type { Btf } from './spec.js';
+
+const MAX_DEPTH = 32;
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+function readInt(view: DataView, off: number, size: number, signed: boolean): number | bigint {
+  switch (size) {
+    case 1:
+      return signed ? view.getInt8(off) : view.getUint8(off);
+    case 2:
+      return signed ? view.getInt16(off, true) : view.getUint16(off, true);
+    case 4:
+      return signed ? view.getInt32(off, true) : view.getUint32(off, true);
+    case 8:
+      return signed ? view.getBigInt64(off, true) : view.getBigUint64(off, true);
+    default: {
+      let v = 0n;
+      for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(view.getUint8(off + i));
+      return signed ? BigInt.asIntN(size * 8, v) : v;
+    }
+  }
+}
+
+function writeInt(
+  view: DataView,
+  off: number,
+  size: number,
+  signed: boolean,
+  value: unknown,
+  what: string,
+): void {
+  let n: bigint;
+  if (typeof value === 'bigint') n = value;
+  else if (typeof value === 'number' && Number.isInteger(value)) n = BigInt(value);
+  else if (typeof value === 'boolean') n = value ? 1n : 0n;
+  else throw new TypeError(`${what} expects an integer, got ${typeof value}`);
+  const bits = BigInt(size * 8);
+  const min = signed ? -(1n << (bits - 1n)) : 0n;
+  const max = signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n;
+  if (n < min || n > max)
+    throw new RangeError(`${what} (${size * 8}-bit ${signed ? 'signed' : 'unsigned'}) cannot hold ${n}`);
+  const u = BigInt.asUintN(size * 8, n);
+  for (let i = 0; i < size; i++) view.setUint8(off + i, Number((u >> BigInt(8 * i)) & 0xffn));
+}
+
+/** Bits [bitOff, bitOff+bits) of the little-endian bytes at `off`, within `limit` bytes. */
+function readBits(
+  view: DataView,
+  off: number,
+  bitOff: number,
+  bits: number,
+  signed: boolean,
+): number | bigint {
+  const bytes = Math.ceil((bitOff + bits) / 8);
+  let v = 0n;
+  for (let i = bytes - 1; i >= 0; i--) v = (v << 8n) | BigInt(view.getUint8(off + i));
+  v = (v >> BigInt(bitOff)) & ((1n << BigInt(bits)) - 1n);
+  if (signed) v = BigInt.asIntN(bits, v);
+  return bits <= 32 ? Number(v) : v;
+}
+
+function writeBits(
+  view: DataView,
+  off: number,
+  bitOff: number,
+  bits: number,
+  value: unknown,
+  what: string,
+): void {
+  const bytes = Math.ceil((bitOff + bits) / 8);
+  let unit = 0n;
+  for (let i = bytes - 1; i >= 0; i--) unit = (unit << 8n) | BigInt(view.getUint8(off + i));
+  const v = BigInt(value as number | bigint);
+  if (BigInt.asUintN(bits, v) !== v && BigInt.asIntN(bits, v) !== v)
+    throw new RangeError(`${what} (${bits}-bit field) cannot hold ${v}`);
+  const mask = ((1n << BigInt(bits)) - 1n) << BigInt(bitOff);
+  unit = (unit & ~mask) | ((BigInt.asUintN(bits, v) << BigInt(bitOff)) & mask);
+  for (let i = 0; i < bytes; i++) view.setUint8(off + i, Number((unit >> BigInt(8 * i)) & 0xffn));
+}
+
+const isCharArray = (btf: Btf, id: number): boolean => {
+  const t = btf.resolve(id);
+  if (t.kind !== 'array') return false;
+  const el = btf.resolve(t.type);
+  return el.kind === 'int' && el.size === 1 && (el.char || el.name === 'char');
+};
+
+/** Decode the value of BTF type `id` at `offset` of `view`. */
+export function decodeValue(btf: Btf, id: number, view: DataView, offset = 0, depth = 0): unknown {
+  if (depth > MAX_DEPTH) throw new BtfLookupError(`type ${id} nests deeper than ${MAX_DEPTH}`);
+  const t = btf.resolve(id);
+  switch (t.kind) {
+    case 'int':
+      if (t.bool) return view.getUint8(offset) !== 0;
+      return readInt(view, offset, t.size, t.signed);
+    case 'enum':
+    case 'enum64':
+      return readInt(view, offset, t.size, t.signed);
+    case 'ptr':
+      return view.getBigUint64(offset, true);
+    case 'float':
+      return t.size === 4
+        ? view.getFloat32(offset, true)
+        : t.size === 8
+          ? view.getFloat64(offset, true)
+          : undefined;
+    case 'array': {
+      if (isCharArray(btf, t.id)) {
+        const b = new Uint8Array(view.buffer, view.byteOffset + offset, t.nelems);
+        const end = b.indexOf(0);
+        return decoder.decode(end < 0 ? b : b.subarray(0, end));
+      }
+      const size = btf.sizeof(t.type);
+      return Array.from({ length: t.nelems }, (_, i) =>
+        decodeValue(btf, t.type, view, offset + i * size, depth + 1),
+      );
+    }
+    case 'struct':
+    case 'union': {
+      const out: Record<string, unknown> = {};
+      for (const m of t.members) {
+        if (m.bitSize) {
+          const mt = btf.resolve(m.type);
+          const signed = (mt.kind === 'int' || mt.kind === 'enum') && mt.signed;
+          out[m.name] = readBits(
+            view,
+            offset + Math.floor(m.bitOffset / 8),
+            m.bitOffset % 8,
+            m.bitSize,
+            signed,
+          );
+          continue;
+        }
+        const v = decodeValue(btf, m.type, view, offset + m.bitOffset / 8, depth + 1);
+        if (m.name) out[m.name] = v;
+        else if (v && typeof v === 'object') Object.assign(out, v); // anonymous member: its fields inline
+      }
+      return out;
+    }
+    case 'datasec': {
+      const out: Record<string, unknown> = {};
+      for (const v of t.vars)
+        out[btf.typeById(v.type).name] = decodeValue(btf, v.type, view, offset + v.offset, depth + 1);
+      return out;
+    }
+    case 'var':
+      return decodeValue(btf, t.type, view, offset, depth + 1);
+    default: {
+      const size = btf.sizeof(id);
+      return new Uint8Array(view.buffer.slice(view.byteOffset + offset, view.byteOffset + offset + size));
+    }
+  }
+}
+
+/** Encode `value` as BTF type `id` at `offset` of `view`. Absent struct fields keep their bytes. */
+export function encodeValue(
+  btf: Btf,
+  id: number,
+  view: DataView,
+  offset: number,
+  value: unknown,
+  what = 'value',
+  depth = 0,
+): void {
+  if (depth > MAX_DEPTH) throw new BtfLookupError(`type ${id} nests deeper than ${MAX_DEPTH}`);
+  const t = btf.resolve(id);
+  switch (t.kind) {
+    case 'int':
+    case 'enum':
+    case 'enum64':
+      writeInt(view, offset, t.size, t.signed, value, what);
+      return;
+    case 'ptr':
+      writeInt(view, offset, 8, false, value, what);
+      return;
+    case 'float':
+      if (typeof value !== 'number') throw new TypeError(`${what} expects a number`);
+      if (t.size === 4) view.setFloat32(offset, value, true);
+      else view.setFloat64(offset, value, true);
+      return;
+    case 'array': {
+      if (isCharArray(btf, t.id)) {
+        if (typeof value !== 'string') throw new TypeError(`${what} (char[${t.nelems}]) expects a string`);
+        const b = encoder.encode(value);
+        if (b.length >= t.nelems)
+          throw new RangeError(`${what} (char[${t.nelems}]) holds at most ${t.nelems - 1} bytes`);
+        new Uint8Array(view.buffer, view.byteOffset + offset, t.nelems).fill(0).set(b);
+        return;
+      }
+      if (!Array.isArray(value) || value.length !== t.nelems)
+        throw new RangeError(`${what} expects an array of ${t.nelems} elements`);
+      const size = btf.sizeof(t.type);
+      value.forEach((v, i) => {
+        encodeValue(btf, t.type, view, offset + i * size, v, `${what}[${i}]`, depth + 1);
+      });
+      return;
+    }
+    case 'struct':
+    case 'union': {
+      if (value === null || typeof value !== 'object') throw new TypeError(`${what} expects an object`);
+      const obj = value as Record<string, unknown>;
+      for (const m of t.members) {
+        if (!m.name) {
+          encodeValue(btf, m.type, view, offset + m.bitOffset / 8, value, what, depth + 1);
+          continue;
+        }
+        const v = obj[m.name];
+        if (v === undefined) continue;
+        if (m.bitSize)
+          writeBits(
+            view,
+            offset + Math.floor(m.bitOffset / 8),
+            m.bitOffset % 8,
+            m.bitSize,
+            v,
+            `${what}.${m.name}`,
+          );
+        else encodeValue(btf, m.type, view, offset + m.bitOffset / 8, v, `${what}.${m.name}`, depth + 1);
+      }
+      return;
+    }
+    case 'datasec': {
+      if (value === null || typeof value !== 'object') throw new TypeError(`${what} expects an object`);
+      for (const v of t.vars) {
+        const name = btf.typeById(v.type).name;
+        const x = (value as Record<string, unknown>)[name];
+        if (x !== undefined) encodeValue(btf, v.type, view, offset + v.offset, x, name, depth + 1);
+      }
+      return;
+    }
+    case 'var':
+      encodeValue(btf, t.type, view, offset, value, what, depth + 1);
+      return;
+    default: {
+      const size = btf.sizeof(id);
+      if (!(value instanceof Uint8Array) || value.length !== size)
+        throw new TypeError(`${what} expects ${size} raw bytes`);
+      new Uint8Array(view.buffer, view.byteOffset + offset, size).set(value);
+    }
+  }
+}
+
+/** A JSON-safe form of a decoded value (bigint as decimal strings where they exceed 2^53, bytes as hex). */
+export function toJson(value: unknown): unknown {
+  if (typeof value === 'bigint')
+    return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('hex');
+  if (Array.isArray(value)) return value.map(toJson);
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toJson(v)]));
+  return value;
+}
+
+/** Format bytes of BTF type `id` as bpftool-like pretty JSON text. */
+export function formatValue(btf: Btf, id: number, bytes: Uint8Array): string {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return JSON.stringify(toJson(decodeValue(btf, id, view)), null, 2);
+}

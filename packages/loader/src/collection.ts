@@ -1,0 +1,425 @@
+// loadCollection: turn an ObjectFile into kernel objects the way libbpf does — BTF fixed up and
+// loaded, maps created (or reused through a resolveMap hook), global data written and .rodata
+// frozen, externs resolved, CO-RE relocations applied, programs loaded with func/line info,
+// initial program-array and map-in-map slots filled. Everything closes as one; a failure
+// closes whatever was created.
+import { encode, type Insn, Pseudo } from '@bpfkit/asm';
+import {
+  Btf,
+  type BtfType,
+  CORE_POISON_IMM,
+  encodeBtf,
+  encodeFuncInfo,
+  encodeLineInfo,
+  loadBtf,
+  patchCoreRelo,
+  resolveCoreRelo,
+} from '@bpfkit/btf';
+import { BpfMap, type MapSpec, u32 } from '@bpfkit/maps';
+import type { Fd } from '@bpfkit/sys';
+import { btfCodec } from './btfcodec.js';
+import { kernelConfig, linuxKernelVersion } from './kconfig.js';
+import { type ObjectExtern, ObjectFile, type ObjectMap, type ObjectProgram } from './object/object.js';
+import { Program } from './program.js';
+import { VerifierError } from './verifier.js';
+
+export type ConstantValue = number | bigint | boolean | string | Uint8Array;
+
+export interface CollectionOptions {
+  /** Values for `const volatile` globals (and other .rodata/.data/.bss variables), by name, set before load. */
+  constants?: Record<string, ConstantValue>;
+  /** Use these maps instead of creating the object's maps of the same name. */
+  maps?: Record<string, BpfMap<unknown, unknown>>;
+  /**
+   * Called for every map the object defines (`def.pinning` tells libbpf's pin-by-name intent).
+   * Return a map to use it, or undefined to have one created from `spec`.
+   */
+  resolveMap?: (
+    name: string,
+    spec: MapSpec<unknown, unknown>,
+    def: ObjectMap,
+  ) => BpfMap<unknown, unknown> | undefined;
+  /** Verifier log level for every program (see ProgramSpec.logLevel). */
+  logLevel?: number;
+  /** The BTF to relocate against (default: the running kernel's). */
+  kernelBtf?: Btf;
+}
+
+/** The maps and programs of a loaded object, keyed by their names in the ELF; closes as one. */
+export class Collection {
+  readonly maps: Record<string, BpfMap<unknown, unknown>>;
+  readonly programs: Record<string, Program>;
+  readonly btf: Fd | undefined;
+  readonly object: ObjectFile;
+  readonly #owned: { close(): void }[];
+
+  constructor(
+    object: ObjectFile,
+    maps: Record<string, BpfMap<unknown, unknown>>,
+    programs: Record<string, Program>,
+    btf: Fd | undefined,
+    owned: { close(): void }[],
+  ) {
+    this.object = object;
+    this.maps = maps;
+    this.programs = programs;
+    this.btf = btf;
+    this.#owned = owned;
+  }
+
+  /** A map by name, or a clear error listing what the object has. */
+  map<K = unknown, V = unknown>(name: string): BpfMap<K, V> {
+    const m = this.maps[name];
+    if (!m) throw new TypeError(`no map '${name}' (maps: ${Object.keys(this.maps).join(', ')})`);
+    return m as BpfMap<K, V>;
+  }
+
+  program(name: string): Program {
+    const p = this.programs[name];
+    if (!p) throw new TypeError(`no program '${name}' (programs: ${Object.keys(this.programs).join(', ')})`);
+    return p;
+  }
+
+  close(): void {
+    for (const o of [...this.#owned].reverse()) o.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Load every map and program of a clang-built object. */
+export function loadCollection(
+  objectOrPath: ObjectFile | Uint8Array | string,
+  opts: CollectionOptions = {},
+): Collection {
+  const obj = objectOrPath instanceof ObjectFile ? objectOrPath : ObjectFile.read(objectOrPath);
+  const owned: { close(): void }[] = [];
+  try {
+    return build(obj, opts, owned);
+  } catch (e) {
+    for (const o of owned.reverse()) o.close();
+    throw e;
+  }
+}
+
+function build(obj: ObjectFile, opts: CollectionOptions, owned: { close(): void }[]): Collection {
+  const kernel = opts.kernelBtf ?? Btf.kernel();
+  const data = dataContents(obj, opts.constants ?? {});
+  const loaded = obj.btf ? loadObjectBtf(obj) : undefined;
+  const btfFd = loaded?.fd;
+  if (btfFd) owned.push(btfFd);
+
+  // Maps: inner templates first, then every map; fill global data; freeze .rodata.
+  const maps: Record<string, BpfMap<unknown, unknown>> = {};
+  for (const [name, def] of obj.maps) {
+    const given = opts.maps?.[name];
+    if (given) {
+      maps[name] = given;
+      continue;
+    }
+    const spec = mapSpec(def, loaded);
+    let inner: BpfMap<unknown, unknown> | undefined;
+    if (def.inner) {
+      inner = BpfMap.create(mapSpec(def.inner, loaded));
+      spec.innerMap = inner;
+    }
+    try {
+      const resolved = opts.resolveMap?.(name, spec, def);
+      const m = resolved ?? BpfMap.create(spec);
+      maps[name] = m;
+      owned.push(m);
+    } finally {
+      inner?.close();
+    }
+    const contents = data.get(name);
+    if (contents) {
+      const m = maps[name]!;
+      m.setBytes(new Uint8Array(4), contents);
+      if (def.readonly) m.freeze();
+    }
+  }
+
+  // Programs.
+  const programs: Record<string, Program> = {};
+  for (const [name, p] of obj.programs) {
+    const { bytes, poisoned } = relocate(obj, p, encode(resolveRefs(p.insns, maps, kernel, obj)), kernel);
+    const btf =
+      btfFd && obj.btfExt
+        ? {
+            fd: btfFd,
+            funcInfo: encodeFuncInfo(p.funcInfo),
+            funcInfoRecSize: 8,
+            lineInfo: p.lineInfo.length ? encodeLineInfo(p.lineInfo) : undefined,
+            lineInfoRecSize: 16,
+          }
+        : undefined;
+    try {
+      const prog = Program.load({
+        type: p.type,
+        instructions: bytes,
+        license: obj.license || 'GPL',
+        name: name.slice(0, 15).replace(/[^\w.]/g, '_'),
+        ...(p.attachType !== undefined ? { attachType: p.attachType } : {}),
+        flags: p.flags,
+        kernVersion: obj.kernVersion,
+        ...(btf ? { btf } : {}),
+        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+      });
+      programs[name] = prog;
+      owned.push(prog);
+    } catch (e) {
+      if (e instanceof VerifierError && poisoned.length && e.log.includes(String(CORE_POISON_IMM)))
+        e.message += `\nCO-RE relocations that could not be satisfied on this kernel:\n  ${poisoned.join('\n  ')}`;
+      throw e;
+    }
+  }
+
+  // Initial slots of program arrays and map-in-maps.
+  for (const [name, def] of obj.maps) {
+    for (const init of def.initial) {
+      const target = init.kind === 'prog' ? programs[init.name] : maps[init.name];
+      if (!target)
+        throw new TypeError(`map '${name}' slot ${init.slot} refers to '${init.name}', which was not loaded`);
+      maps[name]!.set(init.slot as never, target as never);
+    }
+  }
+  return new Collection(obj, maps, programs, btfFd, owned);
+}
+
+function mapSpec(def: ObjectMap, loaded: { fd: Fd; btf: Btf } | undefined): MapSpec<unknown, unknown> {
+  const btf = loaded?.btf;
+  const btfFd = loaded?.fd;
+  const typed = btfFd && btf;
+  const withBtf = typed && def.btfValueTypeId && (def.kind !== 'map' || def.btfKeyTypeId);
+  return {
+    type: def.type,
+    key: typed && def.btfKeyTypeId ? btfCodec(btf, def.btfKeyTypeId) : def.kind !== 'map' ? u32 : def.keySize,
+    value: typed && def.btfValueTypeId ? btfCodec(btf, def.btfValueTypeId) : def.valueSize,
+    maxEntries: def.maxEntries,
+    flags: def.flags,
+    name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
+    numaNode: def.numaNode,
+    mapExtra: def.mapExtra,
+    ...(withBtf ? { btf: { fd: btfFd, keyTypeId: def.btfKeyTypeId, valueTypeId: def.btfValueTypeId } } : {}),
+  };
+}
+
+/** Global data contents with `constants` applied, and the `.kconfig` values. */
+function dataContents(obj: ObjectFile, constants: Record<string, ConstantValue>): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const [name, def] of obj.maps) if (def.data) out.set(name, def.data.slice());
+  for (const [name, value] of Object.entries(constants)) {
+    const v = obj.variables.get(name);
+    if (!v)
+      throw new TypeError(
+        `no global variable '${name}' to set (variables: ${[...obj.variables.keys()].join(', ') || 'none'})`,
+      );
+    const buf = out.get(v.section)!;
+    writeTyped(obj.btf!, v.typeId, new DataView(buf.buffer, buf.byteOffset + v.offset, v.size), value, name);
+  }
+  const kc = obj.maps.get('.kconfig');
+  if (kc) {
+    const buf = new Uint8Array(kc.valueSize);
+    const config = kernelConfig();
+    for (const ext of obj.externs.values()) if (ext.kind === 'kconfig') writeKconfig(obj, ext, buf, config);
+    out.set('.kconfig', buf);
+  }
+  return out;
+}
+
+function writeTyped(btf: Btf, typeId: number, view: DataView, value: ConstantValue, name: string): void {
+  const t = btf.resolve(typeId);
+  const size = view.byteLength;
+  if (value instanceof Uint8Array) {
+    if (value.length !== size) throw new RangeError(`'${name}' is ${size} bytes, got ${value.length}`);
+    new Uint8Array(view.buffer, view.byteOffset, size).set(value);
+    return;
+  }
+  if (typeof value === 'string') {
+    const bytes = new TextEncoder().encode(value);
+    if (t.kind !== 'array' || bytes.length >= size)
+      throw new TypeError(`'${name}' is not a char[${size}] that can hold '${value}'`);
+    new Uint8Array(view.buffer, view.byteOffset, size).fill(0).set(bytes);
+    return;
+  }
+  if (t.kind !== 'int' && t.kind !== 'enum' && t.kind !== 'enum64')
+    throw new TypeError(`'${name}' is a ${t.kind}; pass its bytes as a Uint8Array`);
+  const signed = t.kind === 'int' ? t.signed : t.signed;
+  const n = typeof value === 'boolean' ? (value ? 1n : 0n) : BigInt(value);
+  const bits = BigInt(size * 8);
+  const min = signed ? -(1n << (bits - 1n)) : 0n;
+  const max = signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n;
+  if (n < min || n > max)
+    throw new RangeError(`'${name}' (${size * 8}-bit ${signed ? 'signed' : 'unsigned'}) cannot hold ${n}`);
+  const u = BigInt.asUintN(size * 8, n);
+  for (let i = 0; i < size; i++) view.setUint8(i, Number((u >> BigInt(8 * i)) & 0xffn));
+}
+
+function writeKconfig(
+  obj: ObjectFile,
+  ext: ObjectExtern,
+  buf: Uint8Array,
+  config: Map<string, string>,
+): void {
+  const view = new DataView(buf.buffer, buf.byteOffset + ext.offset, ext.size);
+  let raw: string | undefined;
+  if (ext.name === 'LINUX_KERNEL_VERSION') raw = String(linuxKernelVersion());
+  else if (ext.name === 'LINUX_HAS_SYSCALL_WRAPPER') raw = '1';
+  else raw = config.get(ext.name);
+  if (raw === undefined) {
+    if (ext.weak) return; // weak and absent: zero
+    throw new TypeError(
+      `kconfig extern '${ext.name}' is not set in this kernel's config (declare it __weak to default to 0)`,
+    );
+  }
+  const t = obj.btf?.resolve(ext.typeId);
+  if (t?.kind === 'array') {
+    const s = raw.replace(/^"|"$/g, '');
+    writeTyped(obj.btf!, ext.typeId, view, s.slice(0, ext.size - 1), ext.name);
+    return;
+  }
+  const n =
+    raw === 'y'
+      ? 1n
+      : raw === 'm'
+        ? 2n
+        : raw === 'n'
+          ? 0n
+          : /^-?(0x[0-9a-f]+|\d+)$/i.test(raw)
+            ? BigInt(raw)
+            : undefined;
+  if (n === undefined) throw new TypeError(`kconfig '${ext.name}=${raw}' is not a number or y/m/n`);
+  writeTyped(obj.btf!, ext.typeId, view, n, ext.name);
+}
+
+/** The object's BTF made acceptable to the kernel (datasec sizes and offsets, externs), and loaded. */
+function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
+  const btf = obj.btf!;
+  const types = [...btf.types()].map((t) => structuredClone(t)) as BtfType[];
+  let intId = types.find((t) => t.kind === 'int' && t.name === 'int' && t.size === 4)?.id;
+  if (intId === undefined) {
+    intId = types.length + 1;
+    types.push({
+      kind: 'int',
+      id: intId,
+      name: 'int',
+      size: 4,
+      signed: true,
+      char: false,
+      bool: false,
+      bits: 32,
+      offset: 0,
+    });
+  }
+  const byId = (id: number) => types[id - 1]!;
+  // Kernel-function externs become global functions with named parameters; their .ksyms slots
+  // point at a dummy variable (as libbpf does).
+  const dummyId = types.length + 1;
+  types.push({ kind: 'var', id: dummyId, name: '__bpfkit_ksym', type: intId, linkage: 1 });
+  for (const t of types) {
+    if (t.kind !== 'func' || t.linkage !== 2) continue;
+    t.linkage = 1;
+    const proto = byId(t.type);
+    if (proto.kind === 'func_proto')
+      for (const p of proto.params) if (p.type && !p.name) p.name = '__bpfkit_arg';
+  }
+  for (const t of types) {
+    if (t.kind !== 'datasec') continue;
+    if (t.name === '.ksyms') {
+      t.vars.forEach((v, i) => {
+        const vt = byId(v.type);
+        if (vt.kind === 'func') v.type = dummyId;
+        else if (vt.kind === 'var') {
+          vt.linkage = 1;
+          vt.type = intId!;
+        }
+        v.offset = i * 4;
+        v.size = 4;
+      });
+      t.size = t.vars.length * 4;
+      continue;
+    }
+    if (t.name === '.kconfig') {
+      for (const v of t.vars) {
+        const vt = byId(v.type);
+        if (vt.kind !== 'var') continue;
+        vt.linkage = 1;
+        v.offset = obj.externs.get(vt.name)?.offset ?? v.offset;
+      }
+      t.vars.sort((a, b) => a.offset - b.offset);
+      t.size = obj.maps.get('.kconfig')?.valueSize ?? t.size;
+      continue;
+    }
+    const sec = obj.elf.section(t.name);
+    if (!sec) continue;
+    t.size = sec.size;
+    for (const v of t.vars) {
+      const vt = byId(v.type);
+      if (vt.kind !== 'var') continue;
+      const sym = obj.elf.symbols.find((s) => s.name === vt.name && s.shndx === sec.index);
+      if (sym) v.offset = sym.value;
+      if (vt.linkage === 2) vt.linkage = 1;
+    }
+    t.vars.sort((a, b) => a.offset - b.offset);
+  }
+  const blob = encodeBtf(types, btf.raw.strings);
+  return { fd: loadBtf(blob, { name: obj.name }), btf: Btf.parse(blob) };
+}
+
+/** Resolve map, data, ksym and kfunc references to what the kernel takes. */
+function resolveRefs(
+  insns: readonly Insn[],
+  maps: Record<string, BpfMap<unknown, unknown>>,
+  kernel: Btf,
+  obj: ObjectFile,
+): Insn[] {
+  return insns.map((insn, i) => {
+    const ref = insn.ref;
+    if (!ref) return insn;
+    const fdOf = (name: string) => {
+      const m = maps[name];
+      if (!m) throw new TypeError(`instruction ${i}: map '${name}' was not created`);
+      return m.fd.value;
+    };
+    switch (ref.kind) {
+      case 'map':
+        return { ...insn, src: Pseudo.MAP_FD, imm: fdOf(ref.name), ref: undefined };
+      case 'mapValue':
+        return { ...insn, src: Pseudo.MAP_VALUE, imm: fdOf(ref.name), imm64Hi: ref.offset, ref: undefined };
+      case 'ksym': {
+        const v = kernel.findAll(ref.name, 'var')[0];
+        if (!v) {
+          if (obj.externs.get(ref.name)?.weak) return { ...insn, src: 0, imm: 0, imm64Hi: 0, ref: undefined };
+          throw new TypeError(`__ksym '${ref.name}' is not a variable in the kernel's BTF`);
+        }
+        return { ...insn, src: Pseudo.BTF_ID, imm: v.id, imm64Hi: 0, ref: undefined };
+      }
+      case 'kfunc': {
+        const f = kernel.findAll(ref.name, 'func')[0];
+        if (!f) throw new TypeError(`kfunc '${ref.name}' is not a function in the kernel's BTF`);
+        return { ...insn, src: Pseudo.KFUNC_CALL, imm: f.id, off: 0, ref: undefined };
+      }
+      default:
+        return insn;
+    }
+  });
+}
+
+/** Apply CO-RE relocations; returns encoded instructions and the reasons for any poisoned ones. */
+function relocate(
+  obj: ObjectFile,
+  p: ObjectProgram,
+  bytes: Uint8Array,
+  kernel: Btf,
+): { bytes: Uint8Array; poisoned: string[] } {
+  const poisoned: string[] = [];
+  if (!obj.btf) return { bytes, poisoned };
+  for (const { slot, relo } of p.coreRelos) {
+    const res = resolveCoreRelo(obj.btf, kernel, relo);
+    patchCoreRelo(bytes, slot * 8, relo, res);
+    if (res.poison) poisoned.push(`instruction ${slot}: ${res.reason}`);
+  }
+  return { bytes, poisoned };
+}

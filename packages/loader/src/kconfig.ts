@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { gunzipSync } from 'node:zlib';
+
+let cached: Map<string, string> | undefined;
+
+/** The running kernel's config (`/proc/config.gz`, else `/boot/config-$(uname -r)`), parsed. */
+export function kernelConfig(): Map<string, string> {
+  if (cached) return cached;
+  let text: string;
+  try {
+    text = gunzipSync(readFileSync('/proc/config.gz')).toString();
+  } catch {
+    try {
+      text = readFileSync(`/boot/config-${release()}`, 'utf8');
+    } catch {
+      throw new Error(
+        `cannot read the kernel config: neither /proc/config.gz nor /boot/config-${release()} is readable`,
+      );
+    }
+  }
+  cached = new Map();
+  for (const line of text.split('\n')) {
+    const m = /^(CONFIG_\w+)=(.*)$/.exec(line);
+    if (m) cached.set(m[1]!, m[2]!);
+  }
+  return cached;
+}
+
+/** KERNEL_VERSION(a, b, c) of the running kernel, as `LINUX_KERNEL_VERSION`. */
+export function linuxKernelVersion(): number {
+  const [a = 0, b = 0, c = 0] = release()
+    .split(/[.-]/)
+    .slice(0, 3)
+    .map((x) => Number.parseInt(x, 10) || 0);
+  return (a << 16) + (b << 8) + Math.min(c, 255);
+}

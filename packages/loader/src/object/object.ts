@@ -1,0 +1,614 @@
+// ObjectFile: a clang-built eBPF object read into programs, maps and global data, with
+// subprograms linked in and relocations turned into symbolic references. Pure: no syscalls —
+// loadCollection (../collection.ts) turns it into kernel objects.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { decode, type Insn, Pseudo, slots } from '@bpfkit/asm';
+import {
+  Btf,
+  type BtfExt,
+  type BtfType,
+  type CoreRelo,
+  type FuncInfo,
+  type LineInfo,
+  parseBtfExt,
+} from '@bpfkit/btf';
+import { type AttachType, MapType, type ProgType } from '@bpfkit/sys';
+import {
+  type Elf,
+  ElfError,
+  type ElfReloc,
+  type ElfSection,
+  type ElfSymbol,
+  parseElf,
+  R_BPF,
+  SHF,
+  SHN_UNDEF,
+  SHT,
+  STT,
+} from './elf.js';
+import { programForSection } from './sections.js';
+
+export interface ObjectProgram {
+  /** The C function's name: the key in a loaded collection. */
+  name: string;
+  section: string;
+  type: ProgType;
+  attachType: AttachType | undefined;
+  attachTo: string | undefined;
+  flags: number;
+  /** Main function then every subprogram it calls, calls resolved; maps, data and externs by reference. */
+  insns: Insn[];
+  /** func_info and line_info with `insnOff` in instruction slots, as BPF_PROG_LOAD takes them. */
+  funcInfo: FuncInfo[];
+  lineInfo: LineInfo[];
+  /** CO-RE relocations with `slot` the instruction they patch. */
+  coreRelos: { slot: number; relo: CoreRelo }[];
+}
+
+export type PinningKind = 'none' | 'by_name';
+
+export interface ObjectMap {
+  name: string;
+  /** `.maps` (BTF-defined), `maps` (legacy), a data section (`.rodata`, `.bss`, ...) or `.kconfig`. */
+  section: string;
+  kind: 'map' | 'data' | 'kconfig';
+  type: MapType;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  numaNode: number;
+  mapExtra: bigint;
+  pinning: PinningKind;
+  /** BTF type ids (in the object's BTF) of key and value, when known. */
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+  /** For map-in-map: what every inner map looks like. */
+  inner: ObjectMap | undefined;
+  /** Initial slots of program arrays and map-in-maps: slot → program or map name. */
+  initial: { slot: number; kind: 'prog' | 'map'; name: string }[];
+  /** Initial contents of global data. */
+  data: Uint8Array | undefined;
+  /** `.rodata`: frozen after its contents are written, read-only to programs. */
+  readonly: boolean;
+}
+
+/** A global variable of a data section, typed through BTF: what `constants` can set. */
+export interface ObjectVariable {
+  name: string;
+  section: string;
+  offset: number;
+  size: number;
+  typeId: number;
+}
+
+/** An extern: `.kconfig` values resolved from the kernel config, `__ksym` from the kernel's BTF. */
+export interface ObjectExtern {
+  name: string;
+  kind: 'kconfig' | 'ksym' | 'kfunc';
+  weak: boolean;
+  typeId: number;
+  /** Offset in the `.kconfig` map. */
+  offset: number;
+  size: number;
+}
+
+const BPF_F_RDONLY_PROG = 0x80;
+const DATA_SECTION = /^\.(data|rodata|bss)(\.|$)/;
+/** Largest global data section (the kernel caps an array value well below this). */
+const MAX_DATA = 1 << 28;
+
+interface Func {
+  section: ElfSection;
+  name: string;
+  /** Slot range in the section. */
+  start: number;
+  end: number;
+}
+
+export class ObjectFile {
+  readonly name: string;
+  readonly elf: Elf;
+  readonly btf: Btf | undefined;
+  readonly btfExt: BtfExt | undefined;
+  readonly license: string;
+  readonly kernVersion: number;
+  readonly programs = new Map<string, ObjectProgram>();
+  readonly maps = new Map<string, ObjectMap>();
+  readonly variables = new Map<string, ObjectVariable>();
+  readonly externs = new Map<string, ObjectExtern>();
+
+  private constructor(name: string, elf: Elf) {
+    this.name = name;
+    this.elf = elf;
+    const btfSec = elf.section('.BTF');
+    this.btf = btfSec ? Btf.parse(btfSec.data) : undefined;
+    const extSec = elf.section('.BTF.ext');
+    this.btfExt = extSec && this.btf ? parseBtfExt(extSec.data, this.btf.raw.strings) : undefined;
+    const lic = elf.section('license');
+    this.license = lic ? new TextDecoder().decode(lic.data).replace(/\0.*$/s, '') : '';
+    const ver = elf.section('version');
+    this.kernVersion =
+      ver && ver.size >= 4 ? new DataView(ver.data.buffer, ver.data.byteOffset).getUint32(0, true) : 0;
+    this.#collectExterns();
+    this.#collectMaps();
+    this.#collectData();
+    this.#collectPrograms();
+  }
+
+  /** Read an object from bytes or a path. Throws ElfError / BtfParseError on malformed input. */
+  static read(bytesOrPath: Uint8Array | string, name?: string): ObjectFile {
+    const bytes = typeof bytesOrPath === 'string' ? readFileSync(bytesOrPath) : bytesOrPath;
+    const objName =
+      name ?? (typeof bytesOrPath === 'string' ? basename(bytesOrPath).replace(/\.(bpf\.)?o$/, '') : 'obj');
+    return new ObjectFile(
+      objName,
+      parseElf(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+    );
+  }
+
+  #sym(name: string, section: ElfSection): ElfSymbol | undefined {
+    return this.elf.symbols.find(
+      (s) => s.name === name && s.shndx === section.index && s.type !== STT.SECTION,
+    );
+  }
+
+  #datasec(name: string): (BtfType & { kind: 'datasec' }) | undefined {
+    return this.btf?.findAll(name, 'datasec')[0];
+  }
+
+  // ---- externs ---------------------------------------------------------------------------------
+
+  #collectExterns(): void {
+    const kconfig = this.#datasec('.kconfig');
+    const ksyms = this.#datasec('.ksyms');
+    const varsIn = (sec: typeof kconfig) =>
+      new Set((sec?.vars ?? []).map((v) => this.btf!.typeById(v.type).name));
+    const inKconfig = varsIn(kconfig);
+    const inKsyms = varsIn(ksyms);
+    let offset = 0;
+    const undef = this.elf.symbols.filter((s) => s.shndx === SHN_UNDEF && s.name && s.type !== STT.FILE);
+    for (const s of undef) {
+      const btfVar = this.btf?.findAll(s.name, 'var')[0];
+      const btfFunc = this.btf?.findAll(s.name, 'func')[0];
+      const isKconfig = inKconfig.has(s.name) || (!inKsyms.has(s.name) && /^(CONFIG_|LINUX_)/.test(s.name));
+      if (isKconfig) {
+        const size = btfVar ? this.btf!.sizeof(btfVar.type) : 8;
+        const align = btfVar ? Math.min(this.btf!.alignof(btfVar.type), 8) : 8;
+        offset = Math.ceil(offset / align) * align;
+        this.externs.set(s.name, {
+          name: s.name,
+          kind: 'kconfig',
+          weak: s.bind === 2,
+          typeId: btfVar?.type ?? 0,
+          offset,
+          size,
+        });
+        offset += size;
+      } else {
+        this.externs.set(s.name, {
+          name: s.name,
+          kind: btfFunc || s.type === STT.FUNC ? 'kfunc' : 'ksym',
+          weak: s.bind === 2,
+          typeId: btfVar?.type ?? btfFunc?.type ?? 0,
+          offset: 0,
+          size: 0,
+        });
+      }
+    }
+    if (offset > 0) {
+      this.maps.set('.kconfig', {
+        ...this.#mapDefaults('.kconfig', '.kconfig'),
+        kind: 'kconfig',
+        valueSize: Math.ceil(offset / 8) * 8,
+        readonly: true,
+        flags: BPF_F_RDONLY_PROG,
+        btfValueTypeId: kconfig?.id ?? 0,
+      });
+    }
+  }
+
+  #mapDefaults(name: string, section: string): ObjectMap {
+    return {
+      name,
+      section,
+      kind: 'data',
+      type: MapType.ARRAY,
+      keySize: 4,
+      valueSize: 0,
+      maxEntries: 1,
+      flags: 0,
+      numaNode: 0,
+      mapExtra: 0n,
+      pinning: 'none',
+      btfKeyTypeId: 0,
+      btfValueTypeId: 0,
+      inner: undefined,
+      initial: [],
+      data: undefined,
+      readonly: false,
+    };
+  }
+
+  // ---- maps ------------------------------------------------------------------------------------
+
+  #collectMaps(): void {
+    const legacy = this.elf.section('maps');
+    if (legacy) {
+      for (const s of this.elf.symbols.filter(
+        (x) => x.shndx === legacy.index && x.type !== STT.SECTION && x.name,
+      )) {
+        const size = s.size || 20;
+        if (s.value + Math.min(size, 20) > legacy.size || size < 16)
+          throw new ElfError(
+            `legacy map '${s.name}' [${s.value}, +${size}) does not fit`,
+            'maps',
+            legacy.offset + s.value,
+          );
+        const dv = new DataView(legacy.data.buffer, legacy.data.byteOffset + s.value, Math.min(size, 28));
+        this.maps.set(s.name, {
+          ...this.#mapDefaults(s.name, 'maps'),
+          kind: 'map',
+          type: dv.getUint32(0, true) as MapType,
+          keySize: dv.getUint32(4, true),
+          valueSize: dv.getUint32(8, true),
+          maxEntries: dv.getUint32(12, true),
+          flags: size >= 20 ? dv.getUint32(16, true) : 0,
+        });
+      }
+    }
+    const sec = this.elf.section('.maps');
+    if (!sec) return;
+    const ds = this.#datasec('.maps');
+    if (!ds || !this.btf)
+      throw new ElfError('BTF-defined maps need the .BTF section (compile with -g)', '.maps', sec.offset);
+    for (const v of ds.vars) {
+      const varType = this.btf.typeById(v.type);
+      if (varType.kind !== 'var') continue;
+      const sym = this.#sym(varType.name, sec);
+      const m = this.#btfMapDef(varType.name, varType.type, '.maps');
+      const base = sym?.value ?? v.offset;
+      // Initial slots: relocations into the `values` member.
+      const def = this.btf.resolve(varType.type);
+      const valuesMember = def.kind === 'struct' ? def.members.find((x) => x.name === 'values') : undefined;
+      if (valuesMember) {
+        const from = base + valuesMember.bitOffset / 8;
+        for (const r of this.elf.relocs.get(sec.index) ?? []) {
+          if (r.offset < from || r.offset >= base + this.btf.sizeof(varType.type) + 8 * 4096) continue;
+          if (r.offset < from || (r.offset - from) % 8 !== 0) continue;
+          const target = r.symbol;
+          const slot = (r.offset - from) / 8;
+          if (slot >= m.maxEntries && m.maxEntries > 0) continue;
+          const targetSec = this.elf.sections[target.shndx];
+          const kind = targetSec && targetSec.flags & SHF.EXECINSTR ? 'prog' : 'map';
+          m.initial.push({ slot, kind, name: target.name });
+        }
+      }
+      this.maps.set(m.name, m);
+    }
+  }
+
+  /** A BTF-defined map: a struct of `__uint`/`__type`/`__array` members. */
+  #btfMapDef(name: string, typeId: number, section: string): ObjectMap {
+    const btf = this.btf!;
+    const t = btf.resolve(typeId);
+    if (t.kind !== 'struct') throw new ElfError(`map '${name}' is a ${t.kind}, not a struct`, section, 0);
+    const m: ObjectMap = {
+      ...this.#mapDefaults(name, section),
+      kind: 'map',
+      type: MapType.UNSPEC as MapType,
+      keySize: 0,
+      valueSize: 0,
+      maxEntries: 0,
+    };
+    const uint = (mt: number, field: string): number => {
+      const p = btf.resolve(mt);
+      const arr = p.kind === 'ptr' ? btf.resolve(p.type) : undefined;
+      if (arr?.kind !== 'array') throw new ElfError(`map '${name}': '${field}' is not __uint()`, section, 0);
+      return arr.nelems;
+    };
+    const typed = (mt: number, field: string): number => {
+      const p = btf.resolve(mt);
+      if (p.kind !== 'ptr') throw new ElfError(`map '${name}': '${field}' is not __type()`, section, 0);
+      return p.type;
+    };
+    for (const mem of t.members) {
+      switch (mem.name) {
+        case 'type':
+          m.type = uint(mem.type, 'type') as MapType;
+          break;
+        case 'max_entries':
+          m.maxEntries = uint(mem.type, 'max_entries');
+          break;
+        case 'map_flags':
+          m.flags = uint(mem.type, 'map_flags');
+          break;
+        case 'numa_node':
+          m.numaNode = uint(mem.type, 'numa_node');
+          break;
+        case 'map_extra':
+          m.mapExtra = BigInt(uint(mem.type, 'map_extra'));
+          break;
+        case 'key_size':
+          m.keySize = uint(mem.type, 'key_size');
+          break;
+        case 'value_size':
+          m.valueSize = uint(mem.type, 'value_size');
+          break;
+        case 'key': {
+          const id = typed(mem.type, 'key');
+          m.keySize = btf.sizeof(id);
+          m.btfKeyTypeId = id;
+          break;
+        }
+        case 'value': {
+          const id = typed(mem.type, 'value');
+          m.valueSize = btf.sizeof(id);
+          m.btfValueTypeId = id;
+          break;
+        }
+        case 'pinning': {
+          const p = uint(mem.type, 'pinning');
+          if (p > 1) throw new ElfError(`map '${name}': unsupported pinning ${p}`, section, 0);
+          m.pinning = p === 1 ? 'by_name' : 'none';
+          break;
+        }
+        case 'values': {
+          const arr = btf.resolve(mem.type);
+          if (arr.kind !== 'array')
+            throw new ElfError(`map '${name}': 'values' is not __array()`, section, 0);
+          const elem = btf.resolve(arr.type);
+          const target = elem.kind === 'ptr' ? btf.resolve(elem.type) : undefined;
+          m.valueSize = 4;
+          if (target?.kind === 'struct') m.inner = this.#btfMapDef(`${name}.inner`, target.id, section);
+          break;
+        }
+        default:
+          throw new ElfError(`map '${name}': unknown attribute '${mem.name}'`, section, 0);
+      }
+    }
+    if (m.type === MapType.UNSPEC) throw new ElfError(`map '${name}' has no type`, section, 0);
+    if (m.type === MapType.RINGBUF || m.type === MapType.USER_RINGBUF) {
+      m.keySize = 0;
+      m.valueSize = 0;
+    }
+    return m;
+  }
+
+  #collectData(): void {
+    for (const s of this.elf.sections) {
+      if (!DATA_SECTION.test(s.name) || !(s.flags & SHF.ALLOC) || s.flags & SHF.EXECINSTR) continue;
+      if (s.size === 0) continue;
+      if (s.size > MAX_DATA)
+        throw new ElfError(
+          `global data of ${s.size} bytes is larger than a map value can be`,
+          s.name,
+          s.offset,
+        );
+      const prefixLen = Math.min(8, Math.max(0, 15 - s.name.length));
+      const mapName = `${this.name.replace(/[^\w]/g, '_').slice(0, prefixLen)}${s.name}`.slice(0, 15);
+      const readonly = s.name.startsWith('.rodata');
+      const ds = this.#datasec(s.name);
+      this.maps.set(s.name, {
+        ...this.#mapDefaults(mapName, s.name),
+        valueSize: s.size,
+        data: s.type === SHT.NOBITS ? new Uint8Array(s.size) : s.data.slice(),
+        readonly,
+        flags: readonly ? BPF_F_RDONLY_PROG : 0,
+        btfValueTypeId: ds?.id ?? 0,
+      });
+      for (const v of ds?.vars ?? []) {
+        const vt = this.btf!.typeById(v.type);
+        if (vt.kind !== 'var') continue;
+        const sym = this.#sym(vt.name, s);
+        this.variables.set(vt.name, {
+          name: vt.name,
+          section: s.name,
+          offset: sym?.value ?? v.offset,
+          size: this.btf!.sizeof(vt.type),
+          typeId: vt.type,
+        });
+      }
+    }
+  }
+
+  // ---- programs ----------------------------------------------------------------------------------
+
+  #functions(): Func[] {
+    const out: Func[] = [];
+    for (const s of this.elf.sections) {
+      if (s.type !== SHT.PROGBITS || !(s.flags & SHF.EXECINSTR) || s.size === 0) continue;
+      if (s.size % 8 !== 0)
+        throw new ElfError(`size ${s.size} is not a whole number of instructions`, s.name, s.offset);
+      const syms = this.elf.symbols.filter((x) => x.shndx === s.index && x.type === STT.FUNC);
+      for (const f of syms) {
+        if (f.value % 8 !== 0)
+          throw new ElfError(`function '${f.name}' starts mid-instruction`, s.name, s.offset + f.value);
+        const size = f.size || s.size - f.value;
+        if (f.value + size > s.size)
+          throw new ElfError(`function '${f.name}' runs past the section end`, s.name, s.offset + f.value);
+        out.push({ section: s, name: f.name, start: f.value / 8, end: (f.value + size) / 8 });
+      }
+    }
+    return out;
+  }
+
+  #collectPrograms(): void {
+    const funcs = this.#functions();
+    const funcAt = (sec: number, slot: number) =>
+      funcs.find((f) => f.section.index === sec && f.start === slot);
+    for (const f of funcs) {
+      if (f.section.name === '.text') continue;
+      const kind = programForSection(f.section.name);
+      if (!kind)
+        throw new ElfError(
+          `program '${f.name}' is in section '${f.section.name}', which names no program type`,
+          f.section.name,
+          f.section.offset,
+        );
+      this.programs.set(f.name, { name: f.name, section: f.section.name, ...kind, ...this.#link(f, funcAt) });
+    }
+  }
+
+  /** Decode a function's instructions with their relocations turned into references. */
+  #decodeFunc(f: Func): {
+    insns: Insn[];
+    slotOf: number[];
+    calls: Map<number, { sec: number; slot: number }>;
+  } {
+    const sec = f.section;
+    const all = decodeAt(sec, f.start * 8, f.end * 8);
+    const relocs = new Map<number, ElfReloc>();
+    for (const r of this.elf.relocs.get(sec.index) ?? []) relocs.set(r.offset, r);
+    const insns: Insn[] = [];
+    const slotOf: number[] = [];
+    const calls = new Map<number, { sec: number; slot: number }>();
+    let slot = f.start;
+    for (const insn of all) {
+      const here = slot;
+      slot += slots(insn);
+      const r = relocs.get(here * 8);
+      const copy: Insn = { ...insn };
+      const isCall = insn.code === 0x85;
+      if (r) this.#applyReloc(copy, r, here, sec, calls, insns.length);
+      else if (isCall && insn.src === Pseudo.CALL)
+        calls.set(insns.length, { sec: sec.index, slot: here + insn.imm + 1 });
+      insns.push(copy);
+      slotOf.push(here);
+    }
+    return { insns, slotOf, calls };
+  }
+
+  #applyReloc(
+    insn: Insn,
+    r: ElfReloc,
+    slot: number,
+    sec: ElfSection,
+    calls: Map<number, { sec: number; slot: number }>,
+    idx: number,
+  ): void {
+    const sym = r.symbol;
+    const where = () => `relocation at instruction ${slot} against '${sym.name}'`;
+    if (r.type !== R_BPF['64_64'] && r.type !== R_BPF['64_32'])
+      throw new ElfError(`${where()}: unsupported relocation type ${r.type}`, sec.name, r.offset);
+    const target = sym.shndx === SHN_UNDEF ? undefined : this.elf.sections[sym.shndx];
+    if (sym.shndx === SHN_UNDEF) {
+      const ext = this.externs.get(sym.name);
+      if (!ext) throw new ElfError(`${where()}: unknown extern`, sec.name, r.offset);
+      if (ext.kind === 'kconfig') insn.ref = { kind: 'mapValue', name: '.kconfig', offset: ext.offset };
+      else if (insn.code === 0x85) {
+        insn.src = Pseudo.KFUNC_CALL;
+        insn.ref = { kind: 'kfunc', name: sym.name };
+      } else insn.ref = { kind: 'ksym', name: sym.name };
+      return;
+    }
+    if (!target) throw new ElfError(`${where()}: symbol in unknown section ${sym.shndx}`, sec.name, r.offset);
+    if (target.flags & SHF.EXECINSTR) {
+      // bpf-to-bpf call or a function pointer (ld_imm64 src=BPF_PSEUDO_FUNC)
+      const base = sym.type === STT.SECTION ? 0 : sym.value / 8;
+      const imm = insn.code === 0x18 ? insn.imm / 8 : insn.imm;
+      calls.set(idx, { sec: target.index, slot: base + imm + 1 - (insn.code === 0x18 ? 1 : 0) });
+      if (insn.code === 0x18) insn.src = Pseudo.FUNC;
+      return;
+    }
+    if (insn.code !== 0x18)
+      throw new ElfError(`${where()}: data relocation on a non-ld_imm64 instruction`, sec.name, r.offset);
+    if (target.name === 'maps' || target.name === '.maps') {
+      insn.ref = { kind: 'map', name: sym.name };
+      return;
+    }
+    if (this.maps.has(target.name) && DATA_SECTION.test(target.name)) {
+      const offset = (sym.type === STT.SECTION ? 0 : sym.value) + insn.imm;
+      insn.imm = 0;
+      insn.ref = { kind: 'mapValue', name: target.name, offset };
+      return;
+    }
+    throw new ElfError(
+      `${where()}: section '${target.name}' is neither maps nor global data`,
+      sec.name,
+      r.offset,
+    );
+  }
+
+  /** Link a program: its function, then every subprogram reachable by calls, calls patched. */
+  #link(main: Func, funcAt: (sec: number, slot: number) => Func | undefined) {
+    const insns: Insn[] = [];
+    const funcInfo: FuncInfo[] = [];
+    const lineInfo: LineInfo[] = [];
+    const coreRelos: { slot: number; relo: CoreRelo }[] = [];
+    const placed = new Map<string, number>(); // "sec:slot" → new start slot
+    const pending: {
+      f: Func;
+      calls: Map<number, { sec: number; slot: number }>;
+      base: number;
+      newSlots: number[];
+    }[] = [];
+    let total = 0;
+    const place = (f: Func): number => {
+      const key = `${f.section.index}:${f.start}`;
+      const have = placed.get(key);
+      if (have !== undefined) return have;
+      const start = total;
+      placed.set(key, start);
+      const d = this.#decodeFunc(f);
+      const newSlots: number[] = [];
+      for (const insn of d.insns) {
+        newSlots.push(total);
+        total += slots(insn);
+      }
+      const base = insns.length;
+      insns.push(...d.insns);
+      // func/line info and CO-RE relocations move with the function.
+      const sec = f.section.name;
+      const moved = (byteOff: number) => {
+        const idx = d.slotOf.indexOf(byteOff / 8);
+        return idx < 0 ? undefined : newSlots[idx]!;
+      };
+      for (const fi of this.btfExt?.funcInfo.get(sec) ?? [])
+        if (fi.insnOff / 8 === f.start) funcInfo.push({ insnOff: start, typeId: fi.typeId });
+      for (const li of this.btfExt?.lineInfo.get(sec) ?? []) {
+        const at = moved(li.insnOff);
+        if (at !== undefined && li.insnOff / 8 < f.end) lineInfo.push({ ...li, insnOff: at });
+      }
+      for (const cr of this.btfExt?.coreRelos.get(sec) ?? []) {
+        const at = li(cr.insnOff);
+        if (at !== undefined) coreRelos.push({ slot: at, relo: cr });
+      }
+      function li(byteOff: number) {
+        if (byteOff / 8 < f.start || byteOff / 8 >= f.end) return undefined;
+        return moved(byteOff);
+      }
+      pending.push({ f, calls: d.calls, base, newSlots });
+      return start;
+    };
+    place(main);
+    for (let p = 0; p < pending.length; p++) {
+      const { f, calls, base, newSlots } = pending[p]!;
+      for (const [idx, target] of calls) {
+        const callee = funcAt(target.sec, target.slot);
+        if (!callee)
+          throw new ElfError(
+            `call at instruction ${newSlots[idx]} targets slot ${target.slot}, which starts no function`,
+            f.section.name,
+            f.section.offset,
+          );
+        const to = place(callee);
+        const insn = insns[base + idx]!;
+        insn.imm = to - (newSlots[idx]! + 1);
+        if (insn.code === 0x85) insn.src = Pseudo.CALL;
+      }
+    }
+    funcInfo.sort((a, b) => a.insnOff - b.insnOff);
+    lineInfo.sort((a, b) => a.insnOff - b.insnOff);
+    return { insns, funcInfo, lineInfo, coreRelos };
+  }
+}
+
+function decodeAt(sec: ElfSection, from: number, to: number): Insn[] {
+  try {
+    return decode(sec.data.subarray(from, to));
+  } catch (e) {
+    throw new ElfError(`cannot decode instructions: ${(e as Error).message}`, sec.name, sec.offset + from);
+  }
+}

@@ -1,0 +1,157 @@
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { Btf } from '@bpfkit/btf';
+import {
+  attachRawTracepoint,
+  kernelConfig,
+  linuxKernelVersion,
+  loadCollection,
+  ObjectFile,
+  VerifierError,
+} from '@bpfkit/loader';
+import { possibleCpus } from '@bpfkit/maps';
+import { describe, expect, it } from 'vitest';
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+const XDP_DROP = 1;
+const XDP_PASS = 2;
+
+describe('loadCollection', () => {
+  it('basics: programs with bpf-to-bpf calls and a legacy map run', () => {
+    using c = loadCollection(fixture('basics.bpf.o'));
+    expect(Object.keys(c.programs)).toEqual(['xdp_pass', 'xdp_by_len', 'count_packets']);
+    expect(c.program('xdp_by_len').testRun({ data: new Uint8Array(64) }).retval).toBe(XDP_PASS);
+    expect(c.program('xdp_by_len').testRun({ data: new Uint8Array(20) }).retval).toBe(XDP_DROP);
+    // count_packets returns twice_plus_two(len) = (len + 1) * 2 + 1, len = 64 - 14
+    expect(c.program('count_packets').testRun({ data: new Uint8Array(64), repeat: 3 }).retval).toBe(103);
+    expect(c.map('legacy_counts').getBytes(new Uint8Array(4))).toEqual(
+      new Uint8Array([3, 0, 0, 0, 0, 0, 0, 0]),
+    );
+    expect(c.program('count_packets').info.btfId).toBeGreaterThan(0); // loaded with func/line info
+    expect(() => c.map('nope')).toThrow(/no map 'nope' \(maps: legacy_counts\)/);
+  });
+
+  it('maps: BTF-typed values, per-CPU values, map-in-map and prog-array initial slots', () => {
+    using c = loadCollection(fixture('maps.bpf.o'));
+    expect(c.program('tail_entry').testRun({ data: new Uint8Array(64) }).retval).toBe(42);
+    c.program('use_maps').testRun({ data: new Uint8Array(64) });
+    const stats = [
+      ...c
+        .map<number, { packets: bigint; bytes: bigint; last_len: number; seen: number }>('stats_map')
+        .entries(),
+    ];
+    expect(stats).toHaveLength(1);
+    expect(stats[0]![1]).toEqual({ packets: 1n, bytes: 50n, last_len: 50, seen: 1 });
+    const percpu = c.map<Uint8Array, Uint8Array[]>('percpu').getBytes(new Uint8Array([1, 0, 0, 0]))!;
+    expect(percpu.length).toBe(8 * possibleCpus());
+    expect(c.map('outer').get(0 as never)).toBe(c.map('inner_a').info.id);
+    expect(c.map<number, number>('inner_a').get(0)).toBe(50);
+    expect(c.map('jumps').get(1 as never)).toBe(c.program('tail_target').info.id);
+    expect(c.map<bigint, bigint>('pinned_lru').get(50n)).toBe(1n);
+    expect(c.map('events').info.typeName).toBe('ringbuf');
+    expect(c.map('stats_map').info.btfId).toBeGreaterThan(0);
+  });
+
+  it('globals: .rodata constants set from TypeScript, .data/.bss, .kconfig and kfunc externs', () => {
+    using c = loadCollection(fixture('globals.bpf.o'), { constants: { cfg_multiplier: 5, cfg_offset: -9n } });
+    expect(c.program('globals').testRun({ data: new Uint8Array(64), repeat: 2 }).retval).toBe(
+      'h'.charCodeAt(0),
+    );
+    const bss = c.map<number, Record<string, bigint>>('.bss').get(0)!;
+    const config = kernelConfig();
+    expect(bss).toMatchObject({
+      bss_counter: 10n,
+      out_version: BigInt(linuxKernelVersion()),
+      out_jit: config.get('CONFIG_BPF_JIT') === 'y' ? 1n : 0n,
+      out_hz: BigInt(config.get('CONFIG_HZ')!),
+      out_missing: 0n,
+      out_offset: -9n,
+      out_ksym_missing: 1n,
+      out_kern_len: 50n,
+    });
+    expect(c.map<number, Record<string, bigint>>('.data').get(0)).toEqual({ data_counter: 9n });
+    expect(c.map<number, Record<string, number>>('.data.custom').get(0)).toEqual({ custom_val: 13 });
+    expect(c.map<number, Record<string, unknown>>('.rodata').get(0)).toMatchObject({
+      cfg_multiplier: 5,
+      cfg_offset: -9n,
+      greeting: 'hi',
+    });
+    expect(() => c.map('.rodata').setBytes(new Uint8Array(4), new Uint8Array(19))).toThrow(
+      expect.objectContaining({ code: 'EPERM' }),
+    );
+  });
+
+  it('rejects bad constants before creating anything', () => {
+    expect(() => loadCollection(fixture('globals.bpf.o'), { constants: { nope: 1 } })).toThrow(
+      /no global variable 'nope'/,
+    );
+    expect(() =>
+      loadCollection(fixture('globals.bpf.o'), { constants: { cfg_multiplier: 2 ** 32 } }),
+    ).toThrow(/'cfg_multiplier' \(32-bit unsigned\) cannot hold 4294967296/);
+    expect(() => loadCollection(fixture('globals.bpf.o'), { constants: { greeting: 'too long' } })).toThrow(
+      /char\[3\]/,
+    );
+  });
+
+  it('core: CO-RE relocations against this kernel, read back from maps', () => {
+    const kernel = Btf.kernel();
+    using c = loadCollection(fixture('core.bpf.o'), { constants: { target_tgid: process.pid } });
+    {
+      using _link = attachRawTracepoint(c.program('on_sys_enter_raw'), 'sys_enter');
+      for (let i = 0; i < 20; i++) closeSync(openSync('/proc/self/stat', 'r'));
+    }
+    expect(c.map<number, bigint>('calls').get(process.pid)).toBeGreaterThanOrEqual(40n);
+    expect([...c.map<number, bigint>('calls').keys()]).toEqual([process.pid]); // .rodata filter held
+    const facts = c.map<number, Record<string, number | bigint>>('facts').get(0)!;
+    const task = kernel.find('task_struct', 'struct');
+    const status = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+    expect(facts).toEqual({
+      comm_size: 16,
+      task_exists: 1,
+      missing_field_exists: 0,
+      missing_type_exists: 0,
+      task_size: BigInt(kernel.sizeof(task.id)),
+      ringbuf_enum_exists: 1,
+      ringbuf_enum_value: Number(kernel.enumValues('bpf_map_type').get('BPF_MAP_TYPE_RINGBUF')),
+      missing_enum_exists: 0,
+      task_type_id: task.id,
+      prio_from_flavor: BigInt(Number(status[15]) + 100), // /proc prio is kernel prio - 100
+      exit_signal_signed: 1n,
+      reset_on_fork: 0n,
+      mm_exists: 1,
+    });
+  });
+
+  it('a CO-RE relocation this kernel cannot satisfy is poisoned and explained', () => {
+    let err: unknown;
+    try {
+      loadCollection(fixture('core_fail.bpf.o'));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(VerifierError);
+    expect((err as VerifierError).log).toContain('195896080');
+    expect((err as Error).message).toMatch(
+      /CO-RE relocations that could not be satisfied on this kernel:\n {2}instruction \d+: field_byte_offset of struct 'task_struct___fake' \(access 0:0\): 'bpfkit_field_that_does_not_exist' of struct 'task_struct' not found/,
+    );
+  });
+
+  it('closes everything it created when a load fails', () => {
+    const before = new Set(readFdTargets());
+    expect(() => loadCollection(fixture('core_fail.bpf.o'))).toThrow(VerifierError);
+    expect(readFdTargets().filter((t) => !before.has(t))).toEqual([]);
+    const obj = ObjectFile.read(fixture('basics.bpf.o'));
+    using twice = loadCollection(obj);
+    expect(Object.keys(twice.maps)).toEqual(['legacy_counts']);
+  });
+});
+
+function readFdTargets(): string[] {
+  const { readdirSync, readlinkSync } = require('node:fs') as typeof import('node:fs');
+  return readdirSync('/proc/self/fd').map((f) => {
+    try {
+      return `${f}:${readlinkSync(`/proc/self/fd/${f}`)}`;
+    } catch {
+      return '';
+    }
+  });
+}
