@@ -2,6 +2,13 @@ import { BtfKind } from './kinds.js';
 import type { BtfType } from './types.js';
 
 const encoder = new TextEncoder();
+const REF_KINDS = {
+  typedef: BtfKind.TYPEDEF,
+  volatile: BtfKind.VOLATILE,
+  const: BtfKind.CONST,
+  restrict: BtfKind.RESTRICT,
+  type_tag: BtfKind.TYPE_TAG,
+} as const;
 
 /** A string table that keeps an existing one byte for byte and appends what is new. */
 class StringTable {
@@ -94,19 +101,11 @@ export function encodeBtf(types: readonly BtfType[], strings: Uint8Array = new U
         head(t, BtfKind.FWD, 0, 0, t.union);
         break;
       case 'typedef':
-        head(t, BtfKind.TYPEDEF, 0, t.type);
-        break;
       case 'volatile':
-        head(t, BtfKind.VOLATILE, 0, t.type);
-        break;
       case 'const':
-        head(t, BtfKind.CONST, 0, t.type);
-        break;
       case 'restrict':
-        head(t, BtfKind.RESTRICT, 0, t.type);
-        break;
       case 'type_tag':
-        head(t, BtfKind.TYPE_TAG, 0, t.type);
+        head(t, REF_KINDS[t.kind], 0, t.type);
         break;
       case 'func':
         head(t, BtfKind.FUNC, t.linkage, t.type);

@@ -1,12 +1,13 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { Builder, R0, R1, R2, R6, R10, reg } from '@bpfkit/asm';
+import { Builder, R0, R1, R2, R6, reg } from '@bpfkit/asm';
 import { attachRawTracepoint, attachSocketFilter, attachTracing, Link, Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { AttachType, BpfError, linkCreate, progQuery } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 import { tempCgroup } from '../../../tools/testing/kernel.js';
+import { addToSlot0 } from '../../../tools/testing/programs.js';
 
 async function udpPair(): Promise<{ rx: Socket; tx: Socket; port: number } & AsyncDisposable> {
   const rx = createSocket('udp4');
@@ -73,21 +74,8 @@ describe('socket filter', () => {
 describe('raw tracepoint', () => {
   it('counts this process’s syscalls into a map', async () => {
     using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 1 });
-    const b = new Builder()
-      .call('get_current_pid_tgid')
-      .rsh64(R0, 32)
-      .jne(R0, process.pid, 'out')
-      .st('w', R10, -4, 0)
-      .ldMap(R1, 'counts')
-      .mov64(R2, reg(R10))
-      .add64(R2, -4)
-      .call('map_lookup_elem')
-      .jeq(R0, 0, 'out')
-      .mov64(R1, 1)
-      .atomic('add', 'dw', R0, 0, R1)
-      .label('out')
-      .mov64(R0, 0)
-      .exit();
+    const b = new Builder().call('get_current_pid_tgid').rsh64(R0, 32).jne(R0, process.pid, 'out');
+    addToSlot0(b, 'counts', 1).label('out').mov64(R0, 0).exit();
     using prog = Program.load({ type: 'raw_tracepoint', license: 'GPL', instructions: b, maps: { counts } });
     {
       using link = attachRawTracepoint(prog, 'sys_enter');

@@ -1,8 +1,9 @@
-import { Builder, R0, R1, R2, R6, R10, reg } from '@bpfkit/asm';
+import { Builder, R0, R1, R2, R6, reg } from '@bpfkit/asm';
 import { Program, VerifierError } from '@bpfkit/loader';
 import { BpfMap, u32 } from '@bpfkit/maps';
 import { NotSupportedError, ProgType } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
+import { addToSlot0 } from '../../../tools/testing/programs.js';
 
 const XDP_DROP = 1;
 const XDP_PASS = 2;
@@ -140,18 +141,7 @@ describe('bad input', () => {
 describe('maps in programs', () => {
   it('resolves map references by name and reads values back', () => {
     using counts = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
-    const b = new Builder()
-      .st('w', R10, -4, 0)
-      .ldMap(R1, 'counts')
-      .mov64(R2, reg(R10))
-      .add64(R2, -4)
-      .call('map_lookup_elem')
-      .jeq(R0, 0, 'out')
-      .mov64(R1, 5)
-      .atomic('add', 'w', R0, 0, R1)
-      .label('out')
-      .mov64(R0, 0)
-      .exit();
+    const b = addToSlot0(new Builder(), 'counts', 5, 'w').label('out').mov64(R0, 0).exit();
     using prog = Program.load({ type: 'socket_filter', license: 'GPL', instructions: b, maps: { counts } });
     prog.testRun({ data: new Uint8Array(20), repeat: 4 });
     expect(counts.get(0)).toBe(20);

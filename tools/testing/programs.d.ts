@@ -1,0 +1,8 @@
+import type { Builder, RegOperand } from '@bpfkit/asm';
+export function addToSlot0(
+  b: Builder,
+  map: string,
+  amount: number | RegOperand,
+  size?: 'w' | 'dw',
+  skip?: string,
+): Builder;
