@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { buildRingTools, ringBench } from './rings.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const outDir = here('./out/');
@@ -13,6 +14,8 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 
 console.log(`bench: compiling C baseline with cc -O2 (${here('./c/maps.c')})`);
 execFileSync('cc', ['-O2', '-o', `${outDir}maps`, here('./c/maps.c')], { stdio: 'inherit' });
+console.log('bench: compiling the generator and the libbpf consumer (c/gen.c, c/consumer.c)');
+buildRingTools();
 
 const runs = { c: [], sys: [], maps: [] };
 for (let r = 0; r < rounds; r++) {
@@ -50,3 +53,9 @@ for (const op of Object.keys(runs.c[0])) {
 }
 console.log(`\nMap operations on a 1024-entry hash map (u32 → u64), median of ${rounds} interleaved rounds:`);
 console.table(rows);
+
+const rings = await ringBench();
+console.log(
+  `\nReaders: records/s consumed while a generator saturates one CPU (median of ${process.env.BENCH_ROUNDS ?? 3} interleaved rounds),\nthen both at half the C rate; C = libbpf perf_buffer__poll / ring_buffer__poll, Node = @bpfkit/perf drainInPlace():`,
+);
+console.table(rings);

@@ -22,7 +22,7 @@ export function tempCgroup() {
 
 /** A private bpffs mount on a temp dir; unmounted and removed by dispose. */
 export function tempBpffs() {
-  const path = mkdtempSync(join(tmpdir(), 'bpfkit-fs-'));
+  const path = mkdtempSync(join(tmpdir(), `bpfkit-fs-${process.pid}-`));
   mount('bpf', path, 'bpf');
   if (statfsType(path) !== BPF_FS_MAGIC) throw new Error('bpffs mount did not take');
   return {

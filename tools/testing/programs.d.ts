@@ -6,3 +6,4 @@ export function addToSlot0(
   size?: 'w' | 'dw',
   skip?: string,
 ): Builder;
+export function emitter(kind: 'perf' | 'ringbuf', tgid: number, size: number): Builder;

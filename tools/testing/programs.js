@@ -1,5 +1,5 @@
-// Instruction snippets shared by the packages' tests.
-import { R0, R1, R2, R10, reg } from '@bpfkit/asm';
+// Instruction snippets shared by the packages' tests and the benchmarks.
+import { Builder, R0, R1, R2, R3, R4, R5, R6, R7, R10, reg } from '@bpfkit/asm';
 
 /**
  * Append to `b`: look up key 0 of array map `map` and atomically add `amount` (a register
@@ -13,7 +13,47 @@ export function addToSlot0(b, map, amount, size = 'dw', skip = 'out') {
     .add64(R2, -4)
     .call('map_lookup_elem')
     .jeq(R0, 0, skip);
-  if (typeof amount === 'number') b.mov64(R1, amount);
-  else b.mov64(R1, amount);
+  b.mov64(R1, amount);
   return b.atomic('add', size, R0, 0, R1);
+}
+
+const BPF_F_CURRENT_CPU = 0xffffffffn;
+
+/**
+ * A tracepoint program that emits a `size`-byte record `{ u32 pid, u32 seq, filler... }` to map
+ * `events` — perf_event_output on the current CPU (`kind` 'perf') or ringbuf_output ('ringbuf') —
+ * for process `tgid` only (0: every process). `seq` counts up from 0 in array map `seq`; the
+ * filler bytes are `seq & 0xff`.
+ */
+export function emitter(kind, tgid, size) {
+  if (!Number.isInteger(size) || size < 8 || size > 256) throw new RangeError('record size must be 8..256');
+  const b = new Builder().mov64(R6, reg(R1)).call('get_current_pid_tgid').mov64(R7, reg(R0)).rsh64(R0, 32);
+  if (tgid) b.jne(R0, tgid, 'out');
+  b.st('w', R10, -4, 0)
+    .ldMap(R1, 'seq')
+    .mov64(R2, reg(R10))
+    .add64(R2, -4)
+    .call('map_lookup_elem')
+    .jeq(R0, 0, 'out')
+    .mov64(R1, 1)
+    .atomic('add', 'w', R0, 0, R1, { fetch: true });
+  const base = -264;
+  for (let off = 8; off < size; off++) b.stx('b', R10, base + off, R1);
+  b.stx('w', R10, base + 4, R1).stx('w', R10, base, R7);
+  if (kind === 'perf')
+    b.mov64(R1, reg(R6))
+      .ldMap(R2, 'events')
+      .ldImm64(R3, BPF_F_CURRENT_CPU)
+      .mov64(R4, reg(R10))
+      .add64(R4, base)
+      .mov64(R5, size)
+      .call('perf_event_output');
+  else
+    b.ldMap(R1, 'events')
+      .mov64(R2, reg(R10))
+      .add64(R2, base)
+      .mov64(R3, size)
+      .mov64(R4, 0)
+      .call('ringbuf_output');
+  return b.label('out').mov64(R0, 0).exit();
 }

@@ -22,6 +22,12 @@ export {
   type ElfSection,
   type ElfSymbol,
   parseElf,
+  R_BPF,
+  SHF,
+  SHN_UNDEF,
+  SHT,
+  STB,
+  STT,
 } from './object/elf.js';
 export {
   type ObjectExtern,

@@ -330,6 +330,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     return this;
   }
 
+  /** Raw access: delete the key bytes; false when absent. */
+  deleteBytes(key: Uint8Array): boolean {
+    this.#live();
+    this.#rawKey(key);
+    return this.#ops.delete();
+  }
+
   #rawKey(key: Uint8Array): void {
     if (key.length !== this.keySize)
       throw new RangeError(`map '${this.name}' has ${this.keySize}-byte keys, got ${key.length}`);

@@ -40,6 +40,7 @@ export {
 } from './names.js';
 export { NativeBuffer } from './native.js';
 export * from './os.js';
+export { Readiness } from './poll.js';
 export {
   encodeRawInsns,
   haveHelper,

@@ -181,9 +181,30 @@ export class Epoll {
     }
     return r;
   }
+  /**
+   * Wait on a libuv pool thread (koffi async call): each readiness is consumed exactly once by
+   * the kernel's epoll_wait, which fds with destructive poll (perf events) need. Resolves the
+   * number of ready events (0 on timeout or EINTR). Uses its own event buffer.
+   */
+  waitAsync(timeoutMs: number): Promise<number> {
+    this.#asyncEvents ??= new NativeBuffer(EVENT_SIZE * this.max);
+    const events = this.#asyncEvents;
+    return new Promise((resolve, reject) => {
+      cEpollWait.async(this.fd.value, events.ptr, this.max, timeoutMs, (err: unknown, n: number) => {
+        if (err) reject(err);
+        else resolve(Math.max(n, 0));
+      });
+    });
+  }
+  #asyncEvents: NativeBuffer | undefined;
+
   /** The `data` of ready event `i`. */
   eventData(i: number): number {
     return Number(this.#events.view.getBigUint64(i * EVENT_SIZE + 4, true));
+  }
+  /** The `data` of ready event `i` of the last {@link waitAsync}. */
+  asyncEventData(i: number): number {
+    return Number(this.#asyncEvents!.view.getBigUint64(i * EVENT_SIZE + 4, true) & 0xffffffffn);
   }
   eventFlags(i: number): number {
     return this.#events.view.getUint32(i * EVENT_SIZE, true);
@@ -192,6 +213,7 @@ export class Epoll {
     this.fd.close();
     this.#events.free();
     this.#ctl.free();
+    this.#asyncEvents?.free();
   }
   [Symbol.dispose](): void {
     this.close();

@@ -16,6 +16,7 @@ import {
   PROT_WRITE,
   pageSize,
   perfEventOpen,
+  Readiness,
   RLIMIT_MEMLOCK,
   readField,
   removeMemlockLimit,
@@ -92,5 +93,26 @@ describe('filesystems and limits', () => {
     expect(raised).toBe(!memcg);
     expect(getrlimit(RLIMIT_MEMLOCK)).toEqual(before);
     setrlimit(RLIMIT_MEMLOCK, before.cur, before.max);
+  });
+});
+
+describe('Readiness', () => {
+  it('resolves when an fd becomes readable, without blocking the event loop', async () => {
+    using ev = new EventFd();
+    using r = new Readiness(ev.fd.value);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    setTimeout(() => ev.signal(), 30);
+    expect(await r.wait(2000)).toBe(true);
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(5); // the loop kept running while we waited
+    ev.drain();
+    expect(await r.wait(20)).toBe(false); // timeout
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 10);
+    expect(await r.wait(undefined, ac.signal)).toBe(false);
+    const pending = r.wait();
+    r.cancel();
+    expect(await pending).toBe(false);
   });
 });

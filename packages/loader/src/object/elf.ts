@@ -1,7 +1,7 @@
 // A small, pure reader for ELF64 little-endian relocatable objects as clang emits for
 // `-target bpf`. Every malformed input becomes an ElfError naming the section and offset.
 
-export const SHT = { PROGBITS: 1, SYMTAB: 2, STRTAB: 3, RELA: 4, NOBITS: 8, REL: 9 } as const;
+export const SHT = { PROGBITS: 1, SYMTAB: 2, STRTAB: 3, RELA: 4, NOBITS: 8, REL: 9, DYNSYM: 11 } as const;
 export const SHF = { WRITE: 1, ALLOC: 2, EXECINSTR: 4 } as const;
 export const STT = { NOTYPE: 0, OBJECT: 1, FUNC: 2, SECTION: 3, FILE: 4 } as const;
 export const STB = { LOCAL: 0, GLOBAL: 1, WEAK: 2 } as const;
@@ -36,6 +36,8 @@ export interface ElfSection {
   name: string;
   type: number;
   flags: number;
+  /** Virtual address (executables and shared objects). */
+  addr: number;
   offset: number;
   size: number;
   link: number;
@@ -65,8 +67,12 @@ export interface ElfReloc {
 }
 
 export interface Elf {
+  machine: number;
   sections: ElfSection[];
+  /** `.symtab` symbols (for BPF objects, the only table). */
   symbols: ElfSymbol[];
+  /** `.dynsym` symbols of executables and shared objects. */
+  dynamicSymbols: ElfSymbol[];
   /** Relocations by the index of the section they apply to. */
   relocs: Map<number, ElfReloc[]>;
   section(name: string): ElfSection | undefined;
@@ -82,8 +88,11 @@ function str(table: Uint8Array, off: number, what: string, at: number): string {
   return decoder.decode(table.subarray(off, end));
 }
 
-/** Parse an ELF64 LE BPF object. Pure; throws {@link ElfError} on malformed input. */
-export function parseElf(bytes: Uint8Array): Elf {
+/**
+ * Parse an ELF64 LE file: a BPF object by default, any machine with `{ anyMachine: true }`
+ * (executables and libraries for uprobes). Pure; throws {@link ElfError} on malformed input.
+ */
+export function parseElf(bytes: Uint8Array, opts: { anyMachine?: boolean } = {}): Elf {
   if (bytes.length < 64)
     throw new ElfError(`file of ${bytes.length} bytes is shorter than an ELF header`, undefined, 0);
   if (bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c || bytes[3] !== 0x46)
@@ -92,7 +101,7 @@ export function parseElf(bytes: Uint8Array): Elf {
   if (bytes[5] !== 1) throw new ElfError('only little-endian ELF is supported', undefined, 5);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const machine = dv.getUint16(18, true);
-  if (machine !== EM_BPF)
+  if (machine !== EM_BPF && !opts.anyMachine)
     throw new ElfError(`machine ${machine} is not BPF (${EM_BPF}); compile with -target bpf`, undefined, 18);
   const shoff = Number(dv.getBigUint64(40, true));
   const shentsize = dv.getUint16(58, true);
@@ -110,6 +119,7 @@ export function parseElf(bytes: Uint8Array): Elf {
       nameOff: dv.getUint32(at, true),
       type: dv.getUint32(at + 4, true),
       flags: Number(dv.getBigUint64(at + 8, true)),
+      addr: Number(dv.getBigUint64(at + 16, true)),
       offset: Number(dv.getBigUint64(at + 24, true)),
       size: Number(dv.getBigUint64(at + 32, true)),
       link: dv.getUint32(at + 40, true),
@@ -132,6 +142,7 @@ export function parseElf(bytes: Uint8Array): Elf {
     name: index === 0 ? '' : str(names, s.nameOff, `section ${index} name`, s.at),
     type: s.type,
     flags: s.flags,
+    addr: s.addr,
     offset: s.offset,
     size: s.size,
     link: s.link,
@@ -140,43 +151,18 @@ export function parseElf(bytes: Uint8Array): Elf {
     data: s.type === SHT.NOBITS ? new Uint8Array() : bytes.subarray(s.offset, s.offset + s.size),
   }));
 
-  const symtab = sections.find((s) => s.type === SHT.SYMTAB);
-  const symbols: ElfSymbol[] = [];
-  if (symtab) {
-    if (symtab.entsize !== 24)
-      throw new ElfError(`symbol entry size ${symtab.entsize} is not 24`, symtab.name, symtab.offset);
-    if (symtab.size % 24 !== 0)
-      throw new ElfError(`size ${symtab.size} is not a multiple of 24`, symtab.name, symtab.offset);
-    const strtab = sections[symtab.link];
-    if (!strtab || strtab.type !== SHT.STRTAB)
-      throw new ElfError(
-        `links to section ${symtab.link}, which is not a string table`,
-        symtab.name,
-        symtab.offset,
-      );
-    const sdv = new DataView(symtab.data.buffer, symtab.data.byteOffset, symtab.data.byteLength);
-    for (let i = 0; i < symtab.size / 24; i++) {
-      const at = i * 24;
-      const info = sdv.getUint8(at + 4);
-      const shndx = sdv.getUint16(at + 6, true);
-      const type = info & 0xf;
-      let name = str(strtab.data, sdv.getUint32(at, true), `symbol ${i} name`, symtab.offset + at);
-      if (type === STT.SECTION && !name && sections[shndx]) name = sections[shndx]!.name;
-      symbols.push({
-        index: i,
-        name,
-        bind: info >> 4,
-        type,
-        visibility: sdv.getUint8(at + 5) & 3,
-        shndx,
-        value: Number(sdv.getBigUint64(at + 8, true)),
-        size: Number(sdv.getBigUint64(at + 16, true)),
-      });
-    }
-  }
+  const symbols = readSymbols(
+    sections.find((s) => s.type === SHT.SYMTAB),
+    sections,
+  );
+  const dynamicSymbols = readSymbols(
+    sections.find((s) => s.type === SHT.DYNSYM),
+    sections,
+  );
 
   const relocs = new Map<number, ElfReloc[]>();
-  for (const s of sections) {
+  // Relocations matter only for BPF objects; executables and libraries are read for symbols.
+  for (const s of opts.anyMachine ? [] : sections) {
     if (s.type === SHT.RELA)
       throw new ElfError('RELA relocations are not used by BPF objects', s.name, s.offset);
     if (s.type !== SHT.REL) continue;
@@ -202,5 +188,41 @@ export function parseElf(bytes: Uint8Array): Elf {
     relocs.set(target.index, list);
   }
   const byName = new Map(sections.map((s) => [s.name, s]));
-  return { sections, symbols, relocs, section: (name) => byName.get(name) };
+  return { machine, sections, symbols, dynamicSymbols, relocs, section: (name) => byName.get(name) };
+}
+
+function readSymbols(symtab: ElfSection | undefined, sections: ElfSection[]): ElfSymbol[] {
+  const symbols: ElfSymbol[] = [];
+  if (!symtab) return symbols;
+  if (symtab.entsize !== 24)
+    throw new ElfError(`symbol entry size ${symtab.entsize} is not 24`, symtab.name, symtab.offset);
+  if (symtab.size % 24 !== 0)
+    throw new ElfError(`size ${symtab.size} is not a multiple of 24`, symtab.name, symtab.offset);
+  const strtab = sections[symtab.link];
+  if (!strtab || strtab.type !== SHT.STRTAB)
+    throw new ElfError(
+      `links to section ${symtab.link}, which is not a string table`,
+      symtab.name,
+      symtab.offset,
+    );
+  const sdv = new DataView(symtab.data.buffer, symtab.data.byteOffset, symtab.data.byteLength);
+  for (let i = 0; i < symtab.size / 24; i++) {
+    const at = i * 24;
+    const info = sdv.getUint8(at + 4);
+    const shndx = sdv.getUint16(at + 6, true);
+    const type = info & 0xf;
+    let name = str(strtab.data, sdv.getUint32(at, true), `symbol ${i} name`, symtab.offset + at);
+    if (type === STT.SECTION && !name && sections[shndx]) name = sections[shndx]!.name;
+    symbols.push({
+      index: i,
+      name,
+      bind: info >> 4,
+      type,
+      visibility: sdv.getUint8(at + 5) & 3,
+      shndx,
+      value: Number(sdv.getBigUint64(at + 8, true)),
+      size: Number(sdv.getBigUint64(at + 16, true)),
+    });
+  }
+  return symbols;
 }

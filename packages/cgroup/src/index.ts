@@ -1,0 +1,17 @@
+/**
+ * @bpfkit/cgroup — cgroup v2 for eBPF: find the hierarchy, create cgroups and move processes,
+ * attach programs (bpf_link or legacy BPF_PROG_ATTACH with override/multi/replace) and query
+ * what runs.
+ * @packageDocumentation
+ */
+export {
+  attachCgroup,
+  CGROUP_ATTACH_TYPES,
+  type CgroupAttachMode,
+  CgroupAttachment,
+  type CgroupAttachOptions,
+  type CgroupQuery,
+  type LegacyFlag,
+  queryCgroup,
+} from './attach.js';
+export { Cgroup, cgroup2Mount, withCgroupFd } from './cgroup.js';

@@ -1,0 +1,44 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mount, statfsType, TRACEFS_MAGIC } from '@bpfkit/sys';
+
+const DEFAULT = '/sys/kernel/tracing';
+let root: string | undefined;
+
+/** Where tracefs is mounted (from /proc/self/mountinfo); mounts it at /sys/kernel/tracing when absent. */
+export function tracefsRoot(): string {
+  root ??= findTracefs();
+  return root;
+}
+
+function findTracefs(): string {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    const point = pre?.split(' ')[4];
+    if (!point) continue;
+    if (post?.startsWith('tracefs ')) return point;
+    if (post?.startsWith('debugfs ') && existsSync(join(point, 'tracing', 'events')))
+      return join(point, 'tracing');
+  }
+  if (!existsSync(DEFAULT)) mkdirSync(DEFAULT, { recursive: true });
+  try {
+    if (statfsType(DEFAULT) !== TRACEFS_MAGIC) mount('tracefs', DEFAULT, 'tracefs');
+  } catch (e) {
+    throw new Error(`tracefs is not mounted and mounting it at ${DEFAULT} failed: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  return DEFAULT;
+}
+
+/** The id of tracepoint `category:name` (tracefs `events/<category>/<name>/id`). */
+export function tracepointId(category: string, name: string): number {
+  if (!/^[\w.-]+$/.test(category) || !/^[\w.-]+$/.test(name))
+    throw new TypeError(`bad tracepoint name '${category}/${name}' (letters, digits, _ . - only)`);
+  const file = join(tracefsRoot(), 'events', category, name, 'id');
+  try {
+    return Number.parseInt(readFileSync(file, 'utf8'), 10);
+  } catch {
+    throw new TypeError(`no tracepoint '${category}/${name}' in this kernel (looked for ${file})`);
+  }
+}
