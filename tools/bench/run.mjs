@@ -54,6 +54,7 @@ for (const op of Object.keys(runs.c[0])) {
 console.log(`\nMap operations on a 1024-entry hash map (u32 → u64), median of ${rounds} interleaved rounds:`);
 console.table(rows);
 
+if (process.env.BENCH_ONLY === 'maps') process.exit(0);
 const rings = await ringBench();
 console.log(
   `\nReaders: records/s consumed while a generator saturates one CPU (median of ${process.env.BENCH_ROUNDS ?? 3} interleaved rounds),\nthen both at half the C rate; C = libbpf perf_buffer__poll / ring_buffer__poll, Node = @bpfkit/perf drainInPlace():`,

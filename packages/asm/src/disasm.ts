@@ -58,10 +58,13 @@ const code2 = (c: number) => c.toString(16).padStart(2, '0');
 export interface DisasmOptions {
   /** Label names by slot index, shown before their instruction. */
   labels?: Map<string, number>;
+  /** What a map reference's immediate holds: an fd (as loaded, default) or an id (as the kernel dumps). */
+  mapRefs?: 'fd' | 'id';
 }
 
 /** One instruction as text, without its index: `(b7) r0 = 0`. */
-export function formatInsn(insn: Insn): string {
+export function formatInsn(insn: Insn, opts: Pick<DisasmOptions, 'mapRefs'> = {}): string {
+  const mapKey = opts.mapRefs ?? 'fd';
   const c = insn.code;
   const k = cls(c);
   const r = (n: number) => (k === Class.ALU || k === Class.JMP32 ? `w${n}` : `r${n}`);
@@ -110,9 +113,10 @@ export function formatInsn(insn: Insn): string {
     if (k === Class.LD) {
       if (c === LD_IMM64) {
         const ref = insn.ref;
-        if (insn.src === Pseudo.MAP_FD) return `r${insn.dst} = map[${ref ? ref.name : `fd:${insn.imm}`}]`;
+        if (insn.src === Pseudo.MAP_FD)
+          return `r${insn.dst} = map[${ref ? ref.name : `${mapKey}:${insn.imm}`}]`;
         if (insn.src === Pseudo.MAP_VALUE)
-          return `r${insn.dst} = map[${ref ? ref.name : `fd:${insn.imm}`}][0]+${insn.imm64Hi ?? 0}`;
+          return `r${insn.dst} = map[${ref ? ref.name : `${mapKey}:${insn.imm}`}][0]+${insn.imm64Hi ?? 0}`;
         if (insn.src === Pseudo.MAP_IDX) return `r${insn.dst} = map[idx:${insn.imm}]`;
         if (insn.src === Pseudo.BTF_ID) return `r${insn.dst} = btf_id[${insn.imm}]`;
         if (insn.src === Pseudo.FUNC)
@@ -154,7 +158,7 @@ export function disassemble(insns: readonly Insn[], opts: DisasmOptions = {}): s
   const lines: string[] = [];
   insns.forEach((insn, i) => {
     for (const l of byslot.get(at[i]!) ?? []) lines.push(`${l}:`);
-    lines.push(`${String(at[i]).padStart(Math.max(width, 4))}: ${formatInsn(insn)}`);
+    lines.push(`${String(at[i]).padStart(Math.max(width, 4))}: ${formatInsn(insn, opts)}`);
   });
   return lines.join('\n');
 }

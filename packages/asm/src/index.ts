@@ -35,3 +35,4 @@ export { AsmError } from './errors.js';
 export { helperId, helperName } from './helpers.js';
 export { decode, encode, type Insn, imm64, isWide, type Ref, slotIndex, slots } from './insn.js';
 export * from './opcodes.js';
+export { validate } from './validate.js';

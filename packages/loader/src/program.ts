@@ -1,4 +1,4 @@
-import { type Assembled, Builder, decode, encode, type Insn, Pseudo } from '@bpfkit/asm';
+import { type Assembled, Builder, decode, encode, type Insn, Pseudo, validate } from '@bpfkit/asm';
 import type { HasFd } from '@bpfkit/maps';
 import {
   type AttachType,
@@ -153,6 +153,7 @@ export class Program implements HasFd {
       throw new RangeError(`program name '${spec.name}' must be at most 15 characters of [A-Za-z0-9_.]`);
     const insns = resolveMaps(toInsns(spec.instructions), spec.maps);
     if (insns.length === 0) throw new RangeError('a program needs at least one instruction');
+    validate(insns);
     const detail = `${typeName}${spec.name ? ` '${spec.name}'` : ''}`;
     const attachType = spec.attachType === undefined ? undefined : attachTypes.toValue(spec.attachType);
 

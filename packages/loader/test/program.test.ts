@@ -1,4 +1,4 @@
-import { Builder, R0, R1, R2, R6, reg } from '@bpfkit/asm';
+import { Builder, type Insn, R0, R1, R2, R6, reg } from '@bpfkit/asm';
 import { Program, VerifierError } from '@bpfkit/loader';
 import { BpfMap, u32 } from '@bpfkit/maps';
 import { NotSupportedError, ProgType } from '@bpfkit/sys';
@@ -117,6 +117,30 @@ describe('bad input', () => {
         instructions: new Builder().exit(),
       }),
     ).toThrow(RangeError);
+  });
+
+  it('raw instructions with bad jump targets or registers are caught, naming the instruction', () => {
+    const load = (insns: Insn[]) =>
+      Program.load({ type: 'socket_filter', license: 'GPL', instructions: insns });
+    const mov0 = { code: 0xb7, dst: 0, src: 0, off: 0, imm: 0 };
+    const exit = { code: 0x95, dst: 0, src: 0, off: 0, imm: 0 };
+    expect(() => load([mov0, { code: 0x05, dst: 0, src: 0, off: 5, imm: 0 }, exit])).toThrow(
+      /instruction 1: jump target 7 is outside the program \(0..2\)/,
+    );
+    expect(() =>
+      load([
+        { code: 0x05, dst: 0, src: 0, off: 1, imm: 0 },
+        { code: 0x18, dst: 1, src: 0, off: 0, imm: 1, imm64Hi: 0 },
+        mov0,
+        exit,
+      ]),
+    ).toThrow(/instruction 0: jump target 2 is the second half of an ld_imm64/);
+    expect(() => load([{ ...mov0, dst: 12 }, exit])).toThrow(
+      /instruction 0: destination register r12 is out of range/,
+    );
+    expect(() => load([mov0, { code: 0x85, dst: 0, src: 1, off: 0, imm: -5 }, exit])).toThrow(
+      /call target -3 is outside/,
+    );
   });
 
   it('names a program type the kernel lacks', () => {

@@ -1,0 +1,59 @@
+import { AttachType, Helper, haveHelper, haveMapType, haveProgType, MapType, ProgType } from '@bpfkit/sys';
+import { type OutputOptions, printRows } from '../output.js';
+
+const lower = (o: Record<string, number>) =>
+  Object.keys(o)
+    .map((k) => k.toLowerCase())
+    .filter((k) => k !== 'unspec' && !k.endsWith('_deprecated'));
+
+function probe(fn: () => boolean): boolean | string {
+  try {
+    return fn();
+  } catch (e) {
+    return (e as { code?: string }).code ?? 'error';
+  }
+}
+
+/** What this kernel supports: map types, program types, attach types (from its ABI), and helpers per program type. */
+export function feature(opts: OutputOptions & { helpers?: string | boolean; progress?: boolean }): void {
+  const maps = lower(MapType).map((t) => ({
+    kind: 'map_type',
+    name: t,
+    supported: probe(() => haveMapType(t as never)),
+  }));
+  const progs = lower(ProgType).map((t) => ({
+    kind: 'prog_type',
+    name: t,
+    supported: probe(() => haveProgType(t as never)),
+  }));
+  const attach = lower(AttachType).map((t) => ({ kind: 'attach_type', name: t, supported: true }));
+  const rows: Record<string, unknown>[] = [...maps, ...progs, ...attach];
+  if (opts.helpers) {
+    const types =
+      typeof opts.helpers === 'string'
+        ? [opts.helpers]
+        : progs.filter((p) => p.supported === true).map((p) => p.name);
+    const helpers = Object.keys(Helper).filter((h) => h !== 'unspec');
+    types.forEach((t, i) => {
+      if (opts.progress)
+        process.stderr.write(`\rprobing helpers for ${t} (${i + 1}/${types.length})        `);
+      const ok = helpers.filter(
+        (h) => probe(() => haveHelper(t as never, Helper[h as keyof typeof Helper])) === true,
+      );
+      rows.push({
+        kind: 'helpers',
+        name: t,
+        supported: `${ok.length}/${helpers.length}`,
+        list: ok.map((h) => `bpf_${h}`),
+      });
+    });
+    if (opts.progress) process.stderr.write('\n');
+  }
+  if (opts.json) printRows(rows, opts);
+  else
+    printRows(
+      rows.map(({ list: _l, ...r }) => r),
+      opts,
+      ['kind', 'name', 'supported'],
+    );
+}

@@ -1,0 +1,72 @@
+// `bpfkit execsnoop`: every exec on the system, streamed through a ring buffer by a clang-built,
+// CO-RE program shipped with the CLI (bpf/execsnoop.bpf.c).
+import { fileURLToPath } from 'node:url';
+import { loadCollection } from '@bpfkit/loader';
+import { attachTracepoint, RingBufReader } from '@bpfkit/perf';
+
+export const EXECSNOOP_OBJECT = fileURLToPath(new URL('../../bpf/execsnoop.bpf.o', import.meta.url));
+
+export interface ExecEvent {
+  pid: number;
+  ppid: number;
+  uid: number;
+  comm: string;
+  argv: string[];
+}
+
+const decoder = new TextDecoder();
+
+/** Decode one ring buffer record of execsnoop.bpf.c's `struct exec_event`. */
+export function decodeExecEvent(data: Uint8Array): ExecEvent {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const argsLen = Math.min(dv.getUint32(12, true), 256);
+  const comm = data.subarray(16, 32);
+  const end = comm.indexOf(0);
+  const args = decoder.decode(data.subarray(32, 32 + argsLen));
+  return {
+    pid: dv.getUint32(0, true),
+    ppid: dv.getUint32(4, true),
+    uid: dv.getUint32(8, true),
+    comm: decoder.decode(end < 0 ? comm : comm.subarray(0, end)),
+    argv: args.split('\0').filter((a, i, all) => a || i < all.length - 1),
+  };
+}
+
+export interface ExecsnoopOptions {
+  duration?: number;
+  signal?: AbortSignal;
+  /** Called for every exec (default: print a line). */
+  onEvent?: (e: ExecEvent) => void;
+}
+
+/** Run execsnoop until the duration ends or the signal aborts; resolves with how many execs were seen. */
+export async function runExecsnoop(opts: ExecsnoopOptions = {}): Promise<number> {
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  const timer = opts.duration ? setTimeout(stop, opts.duration * 1000) : undefined;
+  const print =
+    opts.onEvent ??
+    ((e: ExecEvent) =>
+      console.log(
+        `${String(e.pid).padStart(7)} ${String(e.ppid).padStart(7)} ${String(e.uid).padStart(5)}  ${e.comm.padEnd(16)} ${e.argv.join(' ')}`,
+      ));
+  if (!opts.onEvent)
+    console.log(`${'PID'.padStart(7)} ${'PPID'.padStart(7)} ${'UID'.padStart(5)}  ${'COMM'.padEnd(16)} ARGS`);
+  using coll = loadCollection(EXECSNOOP_OBJECT);
+  using _link = attachTracepoint(coll.program('handle_exec'), 'sched', 'sched_process_exec');
+  using reader = RingBufReader.open(coll.map('events'), { signal: ac.signal });
+  let n = 0;
+  try {
+    for await (const rec of reader) {
+      print(decodeExecEvent(rec.data));
+      n++;
+    }
+  } catch (e) {
+    if (!ac.signal.aborted) throw e;
+  } finally {
+    if (timer) clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', stop);
+  }
+  return n;
+}

@@ -1,0 +1,17 @@
+/**
+ * bpfkit — the command line: `bpfkit prog|map|link|pin|feature|btf|gen|top|execsnoop|demo`.
+ * The demos are exported too, as runnable examples built only from the public packages.
+ * @packageDocumentation
+ */
+export { createCli, main } from './cli.js';
+export { formatType, readBtf } from './commands/btf.js';
+export { generateObjectModule } from './commands/gen.js';
+export { CliError } from './commands/objects.js';
+export {
+  decodeExecEvent,
+  EXECSNOOP_OBJECT,
+  type ExecEvent,
+  type ExecsnoopOptions,
+  runExecsnoop,
+} from './demos/execsnoop.js';
+export { runTop, type TopOptions, type TopRow, topProgram } from './demos/top.js';

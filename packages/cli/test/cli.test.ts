@@ -1,0 +1,157 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Builder, R0 } from '@bpfkit/asm';
+import { loadCollection, Program } from '@bpfkit/loader';
+import { pin } from '@bpfkit/pin';
+import { decodeExecEvent, type ExecEvent, generateObjectModule, runExecsnoop, runTop } from 'bpfkit';
+import { describe, expect, it } from 'vitest';
+import { tempBpffs } from '../../../tools/testing/kernel.js';
+
+const bin = new URL('../dist/bin.js', import.meta.url).pathname;
+const mapsObject = new URL('../../loader/test/fixtures/maps.bpf.o', import.meta.url).pathname;
+const bpfkit = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+const json = (...args: string[]) => {
+  const r = bpfkit(...args, '--json');
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return JSON.parse(r.stdout);
+};
+
+describe('bpfkit CLI', () => {
+  it('prog list/show, map list/show, link list see what is loaded', () => {
+    using c = loadCollection(mapsObject);
+    const prog = c.program('use_maps').info;
+    const progs = json('prog', 'list');
+    expect(progs).toContainEqual(
+      expect.objectContaining({ id: prog.id, type: 'socket_filter', name: 'use_maps', tag: prog.tag }),
+    );
+    expect(json('prog', 'show', String(prog.id))).toMatchObject({
+      id: prog.id,
+      name: 'use_maps',
+      typeName: 'socket_filter',
+    });
+    const disasm = bpfkit('prog', 'show', String(prog.id), '--disasm');
+    expect(disasm.stdout).toContain(`(18) r1 = map[id:${c.map('stats_map').info.id}]`);
+    expect(disasm.stdout).toMatch(/\(85\) call /);
+    const stats = c.map('stats_map').info;
+    expect(json('map', 'list')).toContainEqual(
+      expect.objectContaining({ id: stats.id, type: 'hash', name: 'stats_map', key: 4, value: 24 }),
+    );
+    expect(json('map', 'show', String(stats.id))).toMatchObject({ id: stats.id, maxEntries: 128 });
+    expect(Array.isArray(json('link', 'list'))).toBe(true);
+  });
+
+  it('map dump formats a BTF map with named fields, by id and by pinned path; raw hex otherwise', () => {
+    using fs = tempBpffs();
+    using c = loadCollection(mapsObject);
+    c.program('use_maps').testRun({ data: new Uint8Array(64) });
+    const id = String(c.map('stats_map').info.id);
+    expect(json('map', 'dump', id)).toEqual([
+      { key: 1024, value: { packets: 1, bytes: 50, last_len: 50, seen: 1 } },
+    ]);
+    pin(c.map('stats_map'), join(fs.path, 'stats'));
+    const text = bpfkit('map', 'dump', join(fs.path, 'stats'));
+    expect(text.stdout).toContain('1024: {"packets":1,"bytes":50,"last_len":50,"seen":1}');
+    expect(text.stdout).toContain('1 entry (BTF)');
+    const legacy = loadCollection(
+      new URL('../../loader/test/fixtures/basics.bpf.o', import.meta.url).pathname,
+    );
+    try {
+      const dump = json('map', 'dump', String(legacy.map('legacy_counts').info.id));
+      expect(dump[0]).toEqual({ key: '00 00 00 00', value: '00 00 00 00 00 00 00 00' });
+    } finally {
+      legacy.close();
+    }
+  });
+
+  it('pin ls, feature, btf dump', () => {
+    using fs = tempBpffs();
+    using prog = Program.load({
+      type: 'socket_filter',
+      license: 'GPL',
+      name: 'cli_pin',
+      instructions: new Builder().mov64(R0, 0).exit(),
+    });
+    pin(prog, join(fs.path, 'p'));
+    expect(json('pin', 'ls', fs.path)).toEqual([
+      { path: join(fs.path, 'p'), kind: 'prog', id: prog.info.id, name: 'cli_pin', type: 'socket_filter' },
+    ]);
+    const features = json('feature');
+    expect(features).toContainEqual({ kind: 'map_type', name: 'ringbuf', supported: true });
+    expect(features).toContainEqual({ kind: 'prog_type', name: 'xdp', supported: true });
+    const helpers = json('feature', '--helpers', 'xdp');
+    expect(helpers.find((r: { kind: string }) => r.kind === 'helpers').list).toContain('bpf_xdp_adjust_head');
+    const btf = bpfkit('btf', 'dump', mapsObject, '--type', 'stats');
+    expect(btf.stdout).toMatch(
+      /^\[\d+\] STRUCT 'stats' size=24 vlen=4\n\t'packets' type_id=\d+ bits_offset=0/,
+    );
+    expect(bpfkit('btf', 'dump', '1', '--type', 'task_struct').stdout).toMatch(/STRUCT 'task_struct'/);
+  });
+
+  it('exit codes a script can rely on: 2 for usage, 1 for failures', () => {
+    expect(bpfkit('nope').status).toBe(2);
+    expect(bpfkit('map', 'show', 'not-a-map').status).toBe(2);
+    const missing = bpfkit('prog', 'show', '2147483647');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/^bpfkit: BPF_PROG_GET_FD_BY_ID .* ENOENT/);
+  });
+
+  it('gen writes typed accessors that load and type the object', async () => {
+    const out = new URL(`./gen-${process.pid}.ts`, import.meta.url).pathname;
+    writeFileSync(out, generateObjectModule(mapsObject, out));
+    try {
+      const mod = await import(out);
+      expect(mod.stats.size).toBe(24);
+      const coll = mod.loadMaps();
+      try {
+        coll.programs.use_maps.testRun({ data: new Uint8Array(64) });
+        expect([...coll.maps.stats_map.entries()]).toEqual([
+          [1024, { packets: 1n, bytes: 50n, last_len: 50, seen: 1 }],
+        ]);
+      } finally {
+        coll.close();
+      }
+    } finally {
+      rmSync(out);
+    }
+    expect(bpfkit('gen', mapsObject).stdout).toContain('export function loadMaps(');
+  });
+});
+
+describe('demos', () => {
+  it('top shows this process among the busiest, with rates', async () => {
+    const frames: string[] = [];
+    const busy = setInterval(() => {
+      for (let i = 0; i < 200; i++) process.ppid;
+    }, 5);
+    const rows = await runTop({ duration: 1.2, interval: 400, write: (f) => frames.push(f), clear: false });
+    clearInterval(busy);
+    expect(frames.length).toBeGreaterThanOrEqual(2);
+    expect(frames.at(-1)).toMatch(/bpfkit top — syscalls per process/);
+    const me = rows.find((r) => r.pid === process.pid);
+    expect(me).toBeDefined();
+    expect(me!.perSecond).toBeGreaterThan(0);
+    expect(me!.total).toBeGreaterThan(100n);
+  });
+
+  it('execsnoop streams exec events with pid, ppid, comm and argv', async () => {
+    const seen: ExecEvent[] = [];
+    const ac = new AbortController();
+    const run = runExecsnoop({ signal: ac.signal, onEvent: (e) => seen.push(e) });
+    const child = spawn('/bin/echo', ['hello', 'bpfkit']);
+    await new Promise((r) => child.on('exit', r));
+    for (let i = 0; i < 250 && !seen.some((e) => e.pid === child.pid); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    ac.abort();
+    expect(await run).toBeGreaterThan(0);
+    expect(seen).toContainEqual({
+      pid: child.pid,
+      ppid: process.pid,
+      uid: 0,
+      comm: 'echo',
+      argv: ['/bin/echo', 'hello', 'bpfkit'],
+    });
+    expect(decodeExecEvent(new Uint8Array(288)).argv).toEqual([]);
+  });
+});
