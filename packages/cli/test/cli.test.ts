@@ -139,7 +139,7 @@ describe('demos', () => {
     const seen: ExecEvent[] = [];
     const ac = new AbortController();
     const run = runExecsnoop({ signal: ac.signal, onEvent: (e) => seen.push(e) });
-    const child = spawn('/bin/echo', ['hello', 'bpfkit']);
+    const child = spawn('/bin/echo', ['hello', 'bpfkit'], { stdio: 'ignore' });
     await new Promise((r) => child.on('exit', r));
     for (let i = 0; i < 250 && !seen.some((e) => e.pid === child.pid); i++)
       await new Promise((r) => setTimeout(r, 20));
