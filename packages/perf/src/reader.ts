@@ -6,6 +6,8 @@ export interface Waiter {
   wait(timeoutMs?: number, signal?: AbortSignal): Promise<boolean>;
   cancel(): void;
   close(): void;
+  /** Settles once no wait is running (what it waits on may be freed then). */
+  idle(): Promise<void>;
 }
 
 /**
@@ -18,6 +20,8 @@ export class EpollWaiter implements Waiter {
   readonly #epoll: Epoll;
   readonly #cancel = new EventFd();
   #pending = false;
+  #running: Promise<number> | undefined;
+  #closed = false;
 
   constructor(epoll: Epoll) {
     this.#epoll = epoll;
@@ -28,9 +32,11 @@ export class EpollWaiter implements Waiter {
     if (signal?.aborted) return false;
     const onAbort = () => this.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.#closed) return false;
     this.#pending = true;
     try {
-      const n = await this.#epoll.waitAsync(timeoutMs === undefined ? -1 : Math.max(0, Math.ceil(timeoutMs)));
+      this.#running = this.#epoll.waitAsync(timeoutMs === undefined ? -1 : Math.max(0, Math.ceil(timeoutMs)));
+      const n = await this.#running;
       let ready = false;
       for (let i = 0; i < n; i++) {
         if (this.#epoll.asyncEventData(i) === 0xffffffff) this.#cancel.drain();
@@ -39,7 +45,9 @@ export class EpollWaiter implements Waiter {
       return ready;
     } finally {
       this.#pending = false;
+      this.#running = undefined;
       signal?.removeEventListener('abort', onAbort);
+      if (this.#closed) this.#cancel.close();
     }
   }
 
@@ -47,9 +55,16 @@ export class EpollWaiter implements Waiter {
     if (this.#pending && !this.#cancel.fd.closed) this.#cancel.signal();
   }
 
+  /** Cancel a running wait; the eventfd is closed once the pool thread has returned. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.cancel();
-    this.#cancel.close();
+    if (!this.#pending) this.#cancel.close();
+  }
+
+  async idle(): Promise<void> {
+    await this.#running?.catch(() => undefined);
   }
 }
 
@@ -136,7 +151,9 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
     this.#closed = true;
     this.#ready.close();
     this.dispose();
-    this.epoll.close();
+    // A wait may still be running on a pool thread inside epoll_wait: free the epoll set (and its
+    // event buffer) only once it has returned.
+    void this.#ready.idle().then(() => this.epoll.close());
   }
 
   [Symbol.dispose](): void {

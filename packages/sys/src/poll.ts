@@ -59,6 +59,9 @@ export class Readiness {
     this.#handle = undefined;
   }
 
+  /** Settles at once: the poll handle runs on the event loop, nothing is left in flight. */
+  async idle(): Promise<void> {}
+
   [Symbol.dispose](): void {
     this.close();
   }
