@@ -103,6 +103,33 @@ describe('parseBtf', () => {
     expect(btf.sizeof(btf.find('bpf_insn', 'struct').id)).toBe(8);
   });
 
+  it('reads split BTF on top of a base, as kernel modules ship it', () => {
+    const base = Btf.kernel();
+    const task = base.find('task_struct', 'struct');
+    // A module-style blob: ids continue after the base's, strings after the base's strings.
+    const strings = new TextEncoder().encode('\0bpfkit_mod_t\0');
+    const words = [0, 2 << 24, task.id, base.raw.strings.length + 1, 8 << 24, base.typeCount];
+    const blob = new Uint8Array(24 + words.length * 4 + strings.length);
+    const dv = new DataView(blob.buffer);
+    dv.setUint16(0, 0xeb9f, true);
+    dv.setUint8(2, 1);
+    dv.setUint32(4, 24, true);
+    dv.setUint32(12, words.length * 4, true);
+    dv.setUint32(16, words.length * 4, true);
+    dv.setUint32(20, strings.length, true);
+    words.forEach((w, i) => {
+      dv.setUint32(24 + i * 4, w, true);
+    });
+    blob.set(strings, 24 + words.length * 4);
+    const mod = Btf.parse(blob, base);
+    expect(mod.typeCount).toBe(base.typeCount + 2);
+    const typedef = mod.find('bpfkit_mod_t', 'typedef');
+    expect(typedef.id).toBe(base.typeCount + 1);
+    expect(mod.resolve(typedef.id).kind).toBe('ptr');
+    expect(mod.typeById(base.typeCount)).toMatchObject({ kind: 'ptr', type: task.id });
+    expect(mod.find('task_struct', 'struct').id).toBe(task.id); // lookups fall through to the base
+  });
+
   it('rejects malformed blobs with a typed error naming the offset', () => {
     const good = everyKind();
     expect(() => parseBtf(good.subarray(0, 10))).toThrow(/shorter than its header/);
