@@ -16,7 +16,7 @@ const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const out = here('./out/');
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const PAGES = 64; // per CPU for perf: 256 KiB, woken at a quarter
+const PAGES = 256; // per CPU for perf: 1 MiB, woken at a quarter
 const RINGBUF = 1 << 22; // 4 MiB ring buffer
 const cpus = onlineCpus();
 const genCpu = cpus.at(-1);
@@ -104,9 +104,14 @@ export async function ringBench() {
             }
           const cRate = median(res.c.map((x) => x.rate));
           const nRate = median(res.node.map((x) => x.rate));
-          // Paced at half of what C consumed saturated: neither should lose anything.
-          const pace = Math.floor(cRate / 2);
-          const pacedC = await once('c', kind, pin, pace);
+          // Paced: find a rate the C consumer sustains with no loss (half what it consumed
+          // saturated, halved again while it still loses), then run Node at that rate.
+          let pace = Math.floor(cRate / 2);
+          let pacedC = await once('c', kind, pin, pace);
+          for (let tries = 0; pacedC.lost > 0 && tries < 3; tries++) {
+            pace = Math.floor(pace / 2);
+            pacedC = await once('c', kind, pin, pace);
+          }
           const pacedN = await once('node', kind, pin, pace);
           rows.push({
             ring: kind === 'perf' ? 'PERF_EVENT_ARRAY' : 'RINGBUF',

@@ -57,6 +57,6 @@ console.table(rows);
 if (process.env.BENCH_ONLY === 'maps') process.exit(0);
 const rings = await ringBench();
 console.log(
-  `\nReaders: records/s consumed while a generator saturates one CPU (median of ${process.env.BENCH_ROUNDS ?? 3} interleaved rounds),\nthen both at half the C rate; C = libbpf perf_buffer__poll / ring_buffer__poll, Node = @bpfkit/perf drainInPlace():`,
+  `\nReaders: records/s consumed while a generator saturates one CPU (median of ${process.env.BENCH_ROUNDS ?? 3} interleaved rounds),\nthen both at a rate C sustains with no loss; C = libbpf perf_buffer__poll / ring_buffer__poll, Node = @bpfkit/perf drainInPlace():`,
 );
 console.table(rings);

@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Builder, R0 } from '@bpfkit/asm';
@@ -120,6 +121,28 @@ describe('bpfkit CLI', () => {
 });
 
 describe('demos', () => {
+  for (const demo of ['top', 'execsnoop'])
+    it(`${demo} stops cleanly on Ctrl-C, detaching what it attached`, async () => {
+      const child = spawn(
+        process.execPath,
+        [bin, demo, '--interval', '200'].slice(0, demo === 'top' ? 4 : 2),
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      for (let i = 0; i < 250 && !/PID/.test(out); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(out).toMatch(/PID/); // running: header or first frame printed
+      child.kill('SIGINT');
+      const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+      expect(err).toBe('');
+      expect(signal).toBeNull(); // it handled the signal instead of dying of it
+      expect(code).toBe(0);
+    });
+
   it('top shows this process among the busiest, with rates', async () => {
     const frames: string[] = [];
     const busy = setInterval(() => {
