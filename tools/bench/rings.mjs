@@ -6,11 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Program } from '@bpfkit/loader';
-import { BpfMap, onlineCpus, u32 } from '@bpfkit/maps';
+import { onlineCpus } from '@bpfkit/maps';
 import { attachTracepoint } from '@bpfkit/perf';
 import { mount, NativeBuffer, objPin, umount } from '@bpfkit/sys';
-import { emitter } from '../testing/programs.js';
+import { emitterKit } from '../testing/programs.js';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const out = here('./out/');
@@ -74,22 +73,8 @@ export async function ringBench() {
   try {
     for (const kind of ['perf', 'ringbuf']) {
       for (const size of [16, 256]) {
-        const events =
-          kind === 'perf'
-            ? BpfMap.create({
-                type: 'perf_event_array',
-                key: u32,
-                value: u32,
-                maxEntries: Math.max(...cpus) + 1,
-              })
-            : BpfMap.create({ type: 'ringbuf', key: 0, value: 0, maxEntries: RINGBUF });
-        const seq = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
-        const prog = Program.load({
-          type: 'tracepoint',
-          license: 'GPL',
-          instructions: emitter(kind, 0, size),
-          maps: { events, seq },
-        });
+        const kit = emitterKit(kind, 0, size, RINGBUF);
+        const { events, prog } = kit;
         const link = attachTracepoint(prog, 'syscalls', 'sys_enter_getppid');
         const pin = join(fs, `events_${kind}_${size}`);
         const p = NativeBuffer.from(pin);
@@ -127,9 +112,7 @@ export async function ringBench() {
         } finally {
           rmSync(pin);
           link.close();
-          prog.close();
-          seq.close();
-          events.close();
+          kit[Symbol.dispose]();
         }
       }
     }

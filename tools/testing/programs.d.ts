@@ -7,3 +7,12 @@ export function addToSlot0(
   skip?: string,
 ): Builder;
 export function emitter(kind: 'perf' | 'ringbuf', tgid: number, size: number): Builder;
+
+import type { Program } from '@bpfkit/loader';
+import type { BpfMap } from '@bpfkit/maps';
+export function emitterKit(
+  kind: 'perf' | 'ringbuf',
+  tgid: number,
+  size: number,
+  ringBytes?: number,
+): { events: BpfMap<unknown, unknown>; seq: BpfMap<unknown, unknown>; prog: Program } & Disposable;

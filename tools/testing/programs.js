@@ -1,5 +1,7 @@
 // Instruction snippets shared by the packages' tests and the benchmarks.
 import { Builder, R0, R1, R2, R3, R4, R5, R6, R7, R10, reg } from '@bpfkit/asm';
+import { Program } from '@bpfkit/loader';
+import { BpfMap, onlineCpus, u32 } from '@bpfkit/maps';
 
 /**
  * Append to `b`: look up key 0 of array map `map` and atomically add `amount` (a register
@@ -56,4 +58,37 @@ export function emitter(kind, tgid, size) {
       .mov64(R4, 0)
       .call('ringbuf_output');
   return b.label('out').mov64(R0, 0).exit();
+}
+
+/**
+ * The maps and program behind {@link emitter}: `events` (a perf event array sized for every CPU,
+ * or a `ringBytes` ring buffer), `seq`, and the loaded tracepoint program. Dispose closes all.
+ */
+export function emitterKit(kind, tgid, size, ringBytes = 1 << 16) {
+  const events =
+    kind === 'perf'
+      ? BpfMap.create({
+          type: 'perf_event_array',
+          key: u32,
+          value: u32,
+          maxEntries: Math.max(...onlineCpus()) + 1,
+        })
+      : BpfMap.create({ type: 'ringbuf', key: 0, value: 0, maxEntries: ringBytes });
+  const seq = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
+  const prog = Program.load({
+    type: 'tracepoint',
+    license: 'GPL',
+    instructions: emitter(kind, tgid, size),
+    maps: { events, seq },
+  });
+  return {
+    events,
+    seq,
+    prog,
+    [Symbol.dispose]() {
+      prog.close();
+      seq.close();
+      events.close();
+    },
+  };
 }

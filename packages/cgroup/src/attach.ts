@@ -1,9 +1,8 @@
-import { type Attachment, Link, type Program } from '@bpfkit/loader';
+import { type AttachMode, type Attachment, Link, linkOrLegacy, type Program } from '@bpfkit/loader';
 import {
   AttachType,
   type AttachTypeName,
   attachTypes,
-  BpfError,
   Defines,
   type Fd,
   linkCreate,
@@ -21,7 +20,7 @@ export const CGROUP_ATTACH_TYPES = new Set<number>(
     .map(([, v]) => v),
 );
 
-export type CgroupAttachMode = 'auto' | 'link' | 'legacy';
+export type CgroupAttachMode = AttachMode;
 export type LegacyFlag = 'none' | 'override' | 'multi';
 const LEGACY_FLAGS: Record<LegacyFlag, number> = {
   none: 0,
@@ -100,39 +99,37 @@ export function attachCgroup(
   const cg = cgroupOf(cgroup);
   const type = attachTypeOf(attachType);
   const mode = opts.mode ?? (opts.flags !== undefined || opts.replace ? 'legacy' : 'auto');
+  if (
+    mode !== 'legacy' &&
+    (opts.replace || (opts.flags !== undefined && opts.flags !== 'none' && opts.flags !== 0))
+  )
+    throw new TypeError(
+      'flags and replace are for legacy attach; links are always multi and are updated with link.update()',
+    );
   const fd = cg.open();
   try {
-    if (mode !== 'legacy') {
-      if (opts.replace || (opts.flags !== undefined && opts.flags !== 'none' && opts.flags !== 0))
-        throw new TypeError(
-          'flags and replace are for legacy attach; links are always multi and are updated with link.update()',
-        );
-      try {
-        return new Link(
+    return linkOrLegacy<Link | CgroupAttachment>(
+      mode,
+      () =>
+        new Link(
           linkCreate({ progFd: program.fd.value, targetFd: fd.value, attachType: type }, `cgroup ${cg.name}`),
+        ),
+      () => {
+        let flags = typeof opts.flags === 'number' ? opts.flags : LEGACY_FLAGS[opts.flags ?? 'none'];
+        if (opts.replace) flags |= Defines.BPF_F_REPLACE;
+        progAttach(
+          {
+            targetFd: fd.value,
+            attachBpfFd: program.fd.value,
+            attachType: type,
+            attachFlags: flags,
+            replaceBpfFd: opts.replace?.fd.value ?? 0,
+          },
+          `cgroup ${cg.name}`,
         );
-      } catch (e) {
-        if (
-          mode === 'link' ||
-          !(e instanceof BpfError) ||
-          !['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP'].includes(e.code)
-        )
-          throw e;
-      }
-    }
-    let flags = typeof opts.flags === 'number' ? opts.flags : LEGACY_FLAGS[opts.flags ?? 'none'];
-    if (opts.replace) flags |= Defines.BPF_F_REPLACE;
-    progAttach(
-      {
-        targetFd: fd.value,
-        attachBpfFd: program.fd.value,
-        attachType: type,
-        attachFlags: flags,
-        replaceBpfFd: opts.replace?.fd.value ?? 0,
+        return new CgroupAttachment(cg, type, fd.dup(), program.fd.dup());
       },
-      `cgroup ${cg.name}`,
     );
-    return new CgroupAttachment(cg, type, fd.dup(), program.fd.dup());
   } finally {
     fd.close();
   }

@@ -14,7 +14,15 @@
 export { btfCodec } from './btfcodec.js';
 export { Collection, type CollectionOptions, type ConstantValue, loadCollection } from './collection.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
-export { type Attachment, attachRawTracepoint, attachTracing, Link } from './link.js';
+export {
+  type AttachMode,
+  type Attachment,
+  attachRawTracepoint,
+  attachTracing,
+  Link,
+  linkOrLegacy,
+  linkUnsupported,
+} from './link.js';
 export {
   type Elf,
   ElfError,

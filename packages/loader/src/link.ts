@@ -77,6 +77,26 @@ export class Link implements HasFd, Attachment {
   }
 }
 
+/** How to attach: a bpf_link (`link`), the classic per-kind call (`legacy`), or a link where the kernel has one (`auto`). */
+export type AttachMode = 'auto' | 'link' | 'legacy';
+
+/** The kernel has no bpf_link for this attachment (so `auto` falls back to the legacy call). */
+export function linkUnsupported(e: unknown): boolean {
+  return e instanceof BpfError && ['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP'].includes(e.code);
+}
+
+/** Attach through a bpf_link unless `mode` is legacy; in `auto` mode fall back to `legacy()` when links are unsupported. */
+export function linkOrLegacy<T>(mode: AttachMode, viaLink: () => T, legacy: () => T): T {
+  if (mode !== 'legacy') {
+    try {
+      return viaLink();
+    } catch (e) {
+      if (mode === 'link' || !linkUnsupported(e)) throw e;
+    }
+  }
+  return legacy();
+}
+
 /**
  * Attach a `raw_tracepoint` program to a kernel tracepoint (`sys_enter`, `sched_switch`, ...)
  * with BPF_RAW_TRACEPOINT_OPEN, which returns a bpf_link. `cookie` (6.10+) is readable in the
@@ -101,15 +121,19 @@ export function attachTracing(program: Program, opts: { cookie?: bigint } = {}):
   const attachType = program.attachType;
   if (attachType === undefined)
     throw new TypeError('attachTracing needs a program loaded with an attachType');
-  try {
-    return new Link(
-      linkCreate({ progFd: program.fd.value, attachType, 'tracing.cookie': opts.cookie ?? 0n } as Parameters<
-        typeof linkCreate
-      >[0]),
-    );
-  } catch (e) {
-    if (!(e instanceof BpfError) || !['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP'].includes(e.code) || opts.cookie)
-      throw e;
-  }
-  return new Link(rawTracepointOpen({ name: 0n, progFd: program.fd.value }, 'tracing program'));
+  return linkOrLegacy(
+    'auto',
+    () =>
+      new Link(
+        linkCreate({
+          progFd: program.fd.value,
+          attachType,
+          'tracing.cookie': opts.cookie ?? 0n,
+        } as Parameters<typeof linkCreate>[0]),
+      ),
+    () => {
+      if (opts.cookie) throw new TypeError('a tracing cookie needs BPF_LINK_CREATE');
+      return new Link(rawTracepointOpen({ name: 0n, progFd: program.fd.value }, 'tracing program'));
+    },
+  );
 }

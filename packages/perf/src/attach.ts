@@ -1,8 +1,8 @@
-import { type Attachment, Link, type Program } from '@bpfkit/loader';
-import { AttachType, BpfError, Defines, type Fd, ioctl, linkCreate } from '@bpfkit/sys';
+import { type AttachMode, type Attachment, Link, linkOrLegacy, type Program } from '@bpfkit/loader';
+import { AttachType, Defines, type Fd, ioctl, linkCreate } from '@bpfkit/sys';
 import { openTracepoint, openUprobe, type UprobeOptions } from './events.js';
 
-export type PerfAttachMode = 'auto' | 'link' | 'legacy';
+export type PerfAttachMode = AttachMode;
 
 /**
  * A program attached to a perf event. With a bpf_link (BPF_LINK_CREATE, 5.15+) it is a
@@ -43,10 +43,10 @@ export function attachPerfEvent(
   perfFd: Fd,
   opts: { mode?: PerfAttachMode; cookie?: bigint } = {},
 ): PerfEventLink {
-  const mode = opts.mode ?? 'auto';
   try {
-    if (mode !== 'legacy') {
-      try {
+    return linkOrLegacy(
+      opts.mode ?? 'auto',
+      () => {
         const fd = linkCreate(
           {
             progFd: program.fd.value,
@@ -58,19 +58,14 @@ export function attachPerfEvent(
         );
         ioctl(perfFd, Defines.PERF_EVENT_IOC_ENABLE);
         return new PerfEventLink(perfFd, new Link(fd));
-      } catch (e) {
-        if (
-          mode === 'link' ||
-          !(e instanceof BpfError) ||
-          !['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP'].includes(e.code)
-        )
-          throw e;
-      }
-    }
-    if (opts.cookie) throw new TypeError('a perf event cookie needs a bpf_link (mode "link" or "auto")');
-    ioctl(perfFd, Defines.PERF_EVENT_IOC_SET_BPF, program.fd.value);
-    ioctl(perfFd, Defines.PERF_EVENT_IOC_ENABLE);
-    return new PerfEventLink(perfFd, undefined);
+      },
+      () => {
+        if (opts.cookie) throw new TypeError('a perf event cookie needs a bpf_link (mode "link" or "auto")');
+        ioctl(perfFd, Defines.PERF_EVENT_IOC_SET_BPF, program.fd.value);
+        ioctl(perfFd, Defines.PERF_EVENT_IOC_ENABLE);
+        return new PerfEventLink(perfFd, undefined);
+      },
+    );
   } catch (e) {
     perfFd.close();
     throw e;

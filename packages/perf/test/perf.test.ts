@@ -14,7 +14,7 @@ import {
   tracepointId,
 } from '@bpfkit/perf';
 import { describe, expect, it } from 'vitest';
-import { addToSlot0, emitter } from '../../../tools/testing/programs.js';
+import { addToSlot0, emitterKit } from '../../../tools/testing/programs.js';
 
 const coreObject = new URL('../../loader/test/fixtures/core.bpf.o', import.meta.url).pathname;
 const uprobeTarget = new URL('./fixtures/uprobe_target', import.meta.url).pathname;
@@ -24,34 +24,8 @@ const getppid = (n: number) => {
   return x;
 };
 
-function perfSetup(size: number, kind: 'perf' | 'ringbuf' = 'perf', ringBytes = 1 << 16) {
-  const events =
-    kind === 'perf'
-      ? BpfMap.create({
-          type: 'perf_event_array',
-          key: u32,
-          value: u32,
-          maxEntries: Math.max(...onlineCpus()) + 1,
-        })
-      : BpfMap.create({ type: 'ringbuf', key: 0, value: 0, maxEntries: ringBytes });
-  const seq = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
-  const prog = Program.load({
-    type: 'tracepoint',
-    license: 'GPL',
-    instructions: emitter(kind, process.pid, size),
-    maps: { events, seq },
-  });
-  return {
-    events,
-    seq,
-    prog,
-    [Symbol.dispose]() {
-      prog.close();
-      seq.close();
-      events.close();
-    },
-  };
-}
+const perfSetup = (size: number, kind: 'perf' | 'ringbuf' = 'perf', ringBytes = 1 << 16) =>
+  emitterKit(kind, process.pid, size, ringBytes);
 
 describe('tracepoints and the ring buffer reader (an object built the libbpf way)', () => {
   it('a CO-RE tracepoint program reports pid, tgid, ppid and comm through a ring buffer', async () => {
