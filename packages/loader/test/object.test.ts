@@ -161,6 +161,18 @@ describe('malformed objects are typed errors naming section and offset', () => {
     expect(() => ObjectFile.read(bad)).toThrow(/section 2 data .* exceeds the file .*\(at byte \d+\)/);
   });
 
+  it('bad string offsets', () => {
+    const elf = parseElf(good);
+    const symtab = elf.sections.find((s) => s.name === '.symtab')!;
+    const b = new Uint8Array(good);
+    new DataView(b.buffer).setUint32(symtab.offset + 24, 0x7fffffff, true); // symbol 1's name
+    expect(() => ObjectFile.read(b)).toThrow(
+      new RegExp(
+        `^section '.symtab': symbol 1 name: string offset 2147483647 is outside the string table \\(at byte ${symtab.offset + 24}\\)`,
+      ),
+    );
+  });
+
   it('a relocation against an unknown symbol', () => {
     const elf = parseElf(good);
     const rel = elf.sections.find((s) => s.name === '.relsocket')!;

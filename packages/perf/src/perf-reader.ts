@@ -19,7 +19,7 @@ import { openBpfOutput } from './events.js';
 import { EpollWaiter, RingReader } from './reader.js';
 
 export interface PerfReaderOptions {
-  /** Data pages per CPU ring, a power of two (default 8). */
+  /** Data pages per CPU ring, a power of two (default 64: 256 KiB, a few ms of headroom at millions of records/s). */
   pagesPerCpu?: number;
   /** Wake up once this many bytes are waiting (default 0: on every record). */
   watermark?: number;
@@ -91,7 +91,7 @@ export class PerfReader extends RingReader<PerfRecord> {
   static open(map: BpfMap<unknown, unknown>, opts: PerfReaderOptions = {}): PerfReader {
     if (map.type !== MapType.PERF_EVENT_ARRAY)
       throw new TypeError(`PerfReader reads perf_event_array maps, not ${map.typeName}`);
-    const pages = opts.pagesPerCpu ?? 8;
+    const pages = opts.pagesPerCpu ?? 64;
     if (!Number.isInteger(pages) || pages < 1 || (pages & (pages - 1)) !== 0)
       throw new RangeError(`pagesPerCpu must be a power of two, got ${pages}`);
     const cpus = opts.cpus ?? onlineCpus();

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Builder, R0 } from '@bpfkit/asm';
 import { loadCollection, Program } from '@bpfkit/loader';
 import { BpfMap, onlineCpus, u32 } from '@bpfkit/maps';
@@ -7,12 +7,14 @@ import {
   attachPerfEvent,
   attachTracepoint,
   attachUprobe,
+  openHardware,
   openSoftware,
   PerfReader,
   RingBufReader,
   symbolOffset,
   tracepointId,
 } from '@bpfkit/perf';
+import { PerfHwId } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 import { addToSlot0, emitterKit } from '../../../tools/testing/programs.js';
 
@@ -265,6 +267,18 @@ describe('uprobes and software events', () => {
     expect(() => attachUprobe(prog, uprobeTarget, 'no_such_function')).toThrow(
       /no function 'no_such_function'/,
     );
+  });
+
+  it('hardware events open where the machine has a PMU, and say so where it has none', () => {
+    const hasPmu = existsSync('/sys/bus/event_source/devices/cpu');
+    if (hasPmu) {
+      using fd = openHardware(PerfHwId.INSTRUCTIONS, { pid: 0, cpu: -1 });
+      expect(fd.closed).toBe(false);
+    } else {
+      expect(() => openHardware(PerfHwId.INSTRUCTIONS, { pid: 0, cpu: -1 })).toThrow(
+        /^perf_event_open \(pid 0, cpu -1\) failed: ENOENT .*no hardware PMU/,
+      );
+    }
   });
 
   it('a perf_event program samples the CPU clock', async () => {

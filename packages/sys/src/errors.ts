@@ -28,6 +28,8 @@ function hintFor(cmd: string, errno: number): string | undefined {
     case 'EBADF':
       return 'the fd is not open, or is not the kind of BPF object this command takes';
     case 'ENOENT':
+      if (cmd === 'perf_event_open')
+        return 'no such event here (no hardware PMU in this machine, or an unknown event id)';
       if (cmd === 'BPF_OBJ_GET') return 'nothing is pinned at that path';
       if (cmd.endsWith('_GET_NEXT_ID') || cmd.endsWith('_GET_FD_BY_ID')) return 'no object has that id';
       return 'no such element';

@@ -80,11 +80,11 @@ export interface Elf {
 
 const decoder = new TextDecoder();
 
-function str(table: Uint8Array, off: number, what: string, at: number): string {
+function str(table: Uint8Array, off: number, what: string, at: number, section?: string): string {
   if (off >= table.length)
-    throw new ElfError(`${what}: string offset ${off} is outside the string table`, undefined, at);
+    throw new ElfError(`${what}: string offset ${off} is outside the string table`, section, at);
   const end = table.indexOf(0, off);
-  if (end < 0) throw new ElfError(`${what}: string at ${off} is not NUL-terminated`, undefined, at);
+  if (end < 0) throw new ElfError(`${what}: string at ${off} is not NUL-terminated`, section, at);
   return decoder.decode(table.subarray(off, end));
 }
 
@@ -139,7 +139,7 @@ export function parseElf(bytes: Uint8Array, opts: { anyMachine?: boolean } = {})
   const names = bytes.subarray(shstr.offset, shstr.offset + shstr.size);
   const sections: ElfSection[] = raw.map((s, index) => ({
     index,
-    name: index === 0 ? '' : str(names, s.nameOff, `section ${index} name`, s.at),
+    name: index === 0 ? '' : str(names, s.nameOff, `section ${index} name`, s.at, 'section headers'),
     type: s.type,
     flags: s.flags,
     addr: s.addr,
@@ -211,7 +211,7 @@ function readSymbols(symtab: ElfSection | undefined, sections: ElfSection[]): El
     const info = sdv.getUint8(at + 4);
     const shndx = sdv.getUint16(at + 6, true);
     const type = info & 0xf;
-    let name = str(strtab.data, sdv.getUint32(at, true), `symbol ${i} name`, symtab.offset + at);
+    let name = str(strtab.data, sdv.getUint32(at, true), `symbol ${i} name`, symtab.offset + at, symtab.name);
     if (type === STT.SECTION && !name && sections[shndx]) name = sections[shndx]!.name;
     symbols.push({
       index: i,
