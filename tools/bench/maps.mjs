@@ -9,8 +9,10 @@ const layer = process.argv[3] ?? 'sys';
 const now = () => Number(process.hrtime.bigint());
 const out = {};
 
-function measure(name, fn) {
+function measure(name, fn, prepare = () => {}) {
+  prepare();
   fn(Math.min(n, 20000)); // warm up the JIT
+  prepare();
   const t0 = now();
   fn(n);
   out[name] = Number(((now() - t0) / n).toFixed(1));
@@ -39,6 +41,26 @@ if (layer === 'sys') {
   });
   ops.free();
   fd.close();
+  const fd2 = mapCreate({ mapType: MapType.HASH, keySize: 4, valueSize: 8, maxEntries: n });
+  const ops2 = new ElemOps(fd2.value, 4, 8);
+  const fill = () => {
+    for (let i = 0; i < n; i++) {
+      ops2.keyView.setUint32(0, i, true);
+      ops2.update(0);
+    }
+  };
+  measure(
+    'delete',
+    (k) => {
+      for (let i = 0; i < k; i++) {
+        ops2.keyView.setUint32(0, i, true);
+        if (!ops2.delete()) throw new Error('delete');
+      }
+    },
+    fill,
+  );
+  ops2.free();
+  fd2.close();
 } else {
   const m = BpfMap.create({ type: 'hash', key: u32, value: u64, maxEntries: 1024 });
   m.set(7, 1n);
@@ -55,5 +77,15 @@ if (layer === 'sys') {
     }
   });
   m.close();
+  const m2 = BpfMap.create({ type: 'hash', key: u32, value: u64, maxEntries: n });
+  const all = Array.from({ length: n }, (_, i) => [i, 1n]);
+  measure(
+    'delete',
+    (k) => {
+      for (let i = 0; i < k; i++) if (!m2.delete(i)) throw new Error('delete');
+    },
+    () => m2.setBatch(all),
+  );
+  m2.close();
 }
 console.log(JSON.stringify(out));

@@ -13,63 +13,95 @@ export interface Codec<T> {
 }
 export type ValueOf<C> = C extends Codec<infer T> ? T : never;
 
-function intCodec(name: string, size: 1 | 2 | 4, signed: boolean): Codec<number> {
+function intCodec(
+  name: string,
+  size: 1 | 2 | 4,
+  signed: boolean,
+  set: (view: DataView, offset: number, value: number) => void,
+  get: (view: DataView, offset: number) => number,
+): Codec<number> {
   const min = signed ? -(2 ** (size * 8 - 1)) : 0;
   const max = signed ? 2 ** (size * 8 - 1) - 1 : 2 ** (size * 8) - 1;
-  const check = (v: number) => {
-    if (!Number.isInteger(v) || v < min || v > max)
-      throw new RangeError(`${name} expects an integer in [${min}, ${max}], got ${String(v)}`);
-  };
-  const [set, get] =
-    size === 1
-      ? signed
-        ? (['setInt8', 'getInt8'] as const)
-        : (['setUint8', 'getUint8'] as const)
-      : size === 2
-        ? signed
-          ? (['setInt16', 'getInt16'] as const)
-          : (['setUint16', 'getUint16'] as const)
-        : signed
-          ? (['setInt32', 'getInt32'] as const)
-          : (['setUint32', 'getUint32'] as const);
   return {
     name,
     size,
     align: size,
     encode(view, offset, value) {
-      check(value);
-      view[set](offset, value, true);
+      // one comparison chain, no computed method lookups: this is the hot path of every map op
+      if (!(value >= min && value <= max) || value % 1 !== 0)
+        throw new RangeError(`${name} expects an integer in [${min}, ${max}], got ${String(value)}`);
+      set(view, offset, value);
     },
-    decode(view, offset) {
-      return view[get](offset, true);
-    },
+    decode: get,
   };
 }
 
 function int64Codec(name: string, signed: boolean): Codec<bigint> {
+  const wrap = signed ? (v: bigint) => BigInt.asIntN(64, v) : (v: bigint) => BigInt.asUintN(64, v);
   return {
     name,
     size: 8,
     align: 8,
-    encode(view, offset, value) {
-      if (typeof value !== 'bigint') throw new TypeError(`${name} expects a bigint, got ${typeof value}`);
-      if (signed ? BigInt.asIntN(64, value) !== value : BigInt.asUintN(64, value) !== value)
-        throw new RangeError(`${name} value ${value} is out of range`);
-      if (signed) view.setBigInt64(offset, value, true);
-      else view.setBigUint64(offset, value, true);
-    },
-    decode(view, offset) {
-      return signed ? view.getBigInt64(offset, true) : view.getBigUint64(offset, true);
-    },
+    encode: signed
+      ? (view, offset, value) => {
+          if (typeof value !== 'bigint') throw new TypeError(`${name} expects a bigint, got ${typeof value}`);
+          if (wrap(value) !== value) throw new RangeError(`${name} value ${value} is out of range`);
+          view.setBigInt64(offset, value, true);
+        }
+      : (view, offset, value) => {
+          if (typeof value !== 'bigint') throw new TypeError(`${name} expects a bigint, got ${typeof value}`);
+          if (value < 0n || value > 0xffffffffffffffffn)
+            throw new RangeError(`${name} value ${value} is out of range`);
+          view.setBigUint64(offset, value, true);
+        },
+    decode: signed
+      ? (view, offset) => view.getBigInt64(offset, true)
+      : (view, offset) => view.getBigUint64(offset, true),
   };
 }
 
-export const u8 = intCodec('u8', 1, false);
-export const u16 = intCodec('u16', 2, false);
-export const u32 = intCodec('u32', 4, false);
-export const i8 = intCodec('i8', 1, true);
-export const i16 = intCodec('i16', 2, true);
-export const i32 = intCodec('i32', 4, true);
+export const u8 = intCodec(
+  'u8',
+  1,
+  false,
+  (v, o, x) => v.setUint8(o, x),
+  (v, o) => v.getUint8(o),
+);
+export const u16 = intCodec(
+  'u16',
+  2,
+  false,
+  (v, o, x) => v.setUint16(o, x, true),
+  (v, o) => v.getUint16(o, true),
+);
+export const u32 = intCodec(
+  'u32',
+  4,
+  false,
+  (v, o, x) => v.setUint32(o, x, true),
+  (v, o) => v.getUint32(o, true),
+);
+export const i8 = intCodec(
+  'i8',
+  1,
+  true,
+  (v, o, x) => v.setInt8(o, x),
+  (v, o) => v.getInt8(o),
+);
+export const i16 = intCodec(
+  'i16',
+  2,
+  true,
+  (v, o, x) => v.setInt16(o, x, true),
+  (v, o) => v.getInt16(o, true),
+);
+export const i32 = intCodec(
+  'i32',
+  4,
+  true,
+  (v, o, x) => v.setInt32(o, x, true),
+  (v, o) => v.getInt32(o, true),
+);
 export const u64 = int64Codec('u64', false);
 export const i64 = int64Codec('i64', true);
 
