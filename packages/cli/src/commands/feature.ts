@@ -26,7 +26,8 @@ export function feature(opts: OutputOptions & { helpers?: string | boolean; prog
     name: t,
     supported: probe(() => haveProgType(t as never)),
   }));
-  const attach = lower(AttachType).map((t) => ({ kind: 'attach_type', name: t, supported: true }));
+  // Attach types cannot be probed without a target of each kind: list what this kernel's ABI defines.
+  const attach = lower(AttachType).map((t) => ({ kind: 'attach_type', name: t, supported: 'defined' }));
   const rows: Record<string, unknown>[] = [...maps, ...progs, ...attach];
   if (opts.helpers) {
     const types =
