@@ -371,10 +371,9 @@ export interface CoreResolution {
 function candidates(local: BtfType, target: Btf): BtfType[] {
   const name = essential(local.name);
   if (!name) return [];
-  const kinds = isEnum(local) ? ['enum', 'enum64'] : isComposite(local) ? ['struct', 'union'] : [local.kind];
-  return kinds
-    .flatMap((k) => target.findAll(name, k as 'struct'))
-    .filter((t) => (isComposite(local) ? t.kind === local.kind : true));
+  // enum and enum64 are interchangeable; every other kind must match exactly
+  const kinds = isEnum(local) ? ['enum', 'enum64'] : [local.kind];
+  return kinds.flatMap((k) => target.findAll(name, k as 'struct'));
 }
 
 /** Resolve one CO-RE relocation of `local` BTF against `target` (the kernel's). */

@@ -1,3 +1,4 @@
+import { toJson } from '@bpfkit/btf';
 import Table from 'cli-table3';
 
 export interface OutputOptions {
@@ -30,10 +31,9 @@ export function printObject(obj: Record<string, unknown>, opts: OutputOptions): 
   for (const [k, v] of Object.entries(obj)) console.log(`${k.padEnd(width)}  ${show(v)}`);
 }
 
+/** JSON.stringify replacer: bigints and bytes as @bpfkit/btf's toJson shows them. */
 export function jsonReplacer(_key: string, v: unknown): unknown {
-  if (typeof v === 'bigint') return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
-  return v;
+  return typeof v === 'bigint' || v instanceof Uint8Array ? toJson(v) : v;
 }
 
 function show(v: unknown): string {

@@ -1,11 +1,13 @@
-import { type Assembled, Builder, decode, encode, type Insn, Pseudo, validate } from '@bpfkit/asm';
+import { type Assembled, Builder, decode, encode, type Insn, Pseudo, slots, validate } from '@bpfkit/asm';
 import type { HasFd } from '@bpfkit/maps';
 import {
   type AttachType,
   type AttachTypeName,
   attachTypes,
+  attrLayout,
   BpfError,
   ClosedError,
+  cString,
   Fd,
   haveProgType,
   NativeBuffer,
@@ -18,6 +20,7 @@ import {
   progLoad,
   progTestRun,
   progTypes,
+  readLastAttr,
   requireProgType,
 } from '@bpfkit/sys';
 import { VerifierError } from './verifier.js';
@@ -100,7 +103,7 @@ function resolveMaps(insns: Insn[], maps: ProgramSpec['maps']): Insn[] {
   let slot = 0;
   return insns.map((insn) => {
     const here = slot;
-    slot += insn.code === 0x18 ? 2 : 1;
+    slot += slots(insn);
     const ref = insn.ref;
     if (!ref || (ref.kind !== 'map' && ref.kind !== 'mapValue')) return insn;
     const m = maps?.[ref.name];
@@ -194,10 +197,10 @@ export class Program implements HasFd {
       using log = new NativeBuffer(size);
       try {
         const fd = progLoad({ ...base, logLevel: level, logBuf: log.ptr, logSize: size }, detail);
-        return { fd, log: cstr(log.bytes), needed: 0 };
+        return { fd, log: cString(log.bytes), needed: 0 };
       } catch (e) {
         if (!(e instanceof BpfError)) throw e;
-        return { err: e, log: cstr(log.bytes), needed: lastLogTrueSize(log) };
+        return { err: e, log: cString(log.bytes), needed: lastLogTrueSize() };
       }
     };
 
@@ -325,12 +328,7 @@ export class Program implements HasFd {
   }
 }
 
-const decoder = new TextDecoder();
-function cstr(b: Uint8Array): string {
-  const end = b.indexOf(0);
-  return decoder.decode(end < 0 ? b : b.subarray(0, end));
-}
-/** Kernels 6.4+ report the size the log needed (`log_true_size`); read it from the attr scratch. */
-function lastLogTrueSize(_log: NativeBuffer): number {
-  return 0;
+/** Kernels 6.4+ report the size the log needed (`log_true_size`), also when the load failed. */
+function lastLogTrueSize(): number {
+  return 'log_true_size' in attrLayout.progLoad ? Number(readLastAttr('progLoad', 'log_true_size')) : 0;
 }

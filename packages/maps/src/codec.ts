@@ -36,27 +36,22 @@ function intCodec(
   };
 }
 
-function int64Codec(name: string, signed: boolean): Codec<bigint> {
-  const wrap = signed ? (v: bigint) => BigInt.asIntN(64, v) : (v: bigint) => BigInt.asUintN(64, v);
+function int64Codec(
+  name: string,
+  [min, max]: [bigint, bigint],
+  set: (view: DataView, offset: number, value: bigint) => void,
+  get: (view: DataView, offset: number) => bigint,
+): Codec<bigint> {
   return {
     name,
     size: 8,
     align: 8,
-    encode: signed
-      ? (view, offset, value) => {
-          if (typeof value !== 'bigint') throw new TypeError(`${name} expects a bigint, got ${typeof value}`);
-          if (wrap(value) !== value) throw new RangeError(`${name} value ${value} is out of range`);
-          view.setBigInt64(offset, value, true);
-        }
-      : (view, offset, value) => {
-          if (typeof value !== 'bigint') throw new TypeError(`${name} expects a bigint, got ${typeof value}`);
-          if (value < 0n || value > 0xffffffffffffffffn)
-            throw new RangeError(`${name} value ${value} is out of range`);
-          view.setBigUint64(offset, value, true);
-        },
-    decode: signed
-      ? (view, offset) => view.getBigInt64(offset, true)
-      : (view, offset) => view.getBigUint64(offset, true),
+    encode(view, offset, value) {
+      if (typeof value !== 'bigint') throw new TypeError(`${name} expects a bigint, got ${typeof value}`);
+      if (value < min || value > max) throw new RangeError(`${name} value ${value} is out of range`);
+      set(view, offset, value);
+    },
+    decode: get,
   };
 }
 
@@ -102,8 +97,18 @@ export const i32 = intCodec(
   (v, o, x) => v.setInt32(o, x, true),
   (v, o) => v.getInt32(o, true),
 );
-export const u64 = int64Codec('u64', false);
-export const i64 = int64Codec('i64', true);
+export const u64 = int64Codec(
+  'u64',
+  [0n, 2n ** 64n - 1n],
+  (v, o, x) => v.setBigUint64(o, x, true),
+  (v, o) => v.getBigUint64(o, true),
+);
+export const i64 = int64Codec(
+  'i64',
+  [-(2n ** 63n), 2n ** 63n - 1n],
+  (v, o, x) => v.setBigInt64(o, x, true),
+  (v, o) => v.getBigInt64(o, true),
+);
 
 export const f32: Codec<number> = {
   name: 'f32',

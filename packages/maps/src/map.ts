@@ -103,6 +103,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   readonly valueCodec: Codec<V>;
   /** True for per-CPU maps: values are arrays, one per possible CPU. */
   readonly perCpu: boolean;
+  /** Values are fds on write and ids on read (program arrays, map-in-maps, ...). */
+  readonly #fdValues: boolean;
   readonly #ops: ElemOps;
   readonly #stride: number;
   readonly #ncpu: number;
@@ -124,6 +126,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.keyCodec = asCodec(key ?? info.keySize);
     this.valueCodec = asCodec(value ?? info.valueSize);
     this.perCpu = PERCPU.has(this.type);
+    this.#fdValues = FD_VALUES.has(this.type);
     this.#ncpu = this.perCpu ? possibleCpus() : 1;
     this.#stride = this.perCpu ? (info.valueSize + 7) & ~7 : info.valueSize;
     this.#ops = new ElemOps(fd.value, info.keySize, this.#stride * this.#ncpu);
@@ -267,7 +270,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   #encodeValue(value: V | V[] | HasFd | Fd | number): void {
     const view = this.#ops.valueView;
-    if (FD_VALUES.has(this.type)) {
+    if (this.#fdValues) {
       const fd =
         typeof value === 'number' ? value : value instanceof Fd ? value.value : (value as HasFd).fd?.value;
       if (typeof fd !== 'number') throw new TypeError(`${this.typeName} values are maps, programs or fds`);
@@ -290,7 +293,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.#live();
     this.#encodeKey(key);
     if (!this.#ops.lookup(0)) return undefined;
-    if (FD_VALUES.has(this.type)) return this.#ops.valueView.getUint32(0, true) as V;
+    if (this.#fdValues) return this.#ops.valueView.getUint32(0, true) as V;
     return this.#decodeValue() as V;
   }
 
@@ -386,9 +389,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     for (const _ of this.#walk()) {
       const k = this.keyCodec.decode(this.#ops.keyView, 0);
       if (!this.#ops.lookup(0)) continue;
-      const v = FD_VALUES.has(this.type)
-        ? (this.#ops.valueView.getUint32(0, true) as V)
-        : (this.#decodeValue() as V);
+      const v = this.#fdValues ? (this.#ops.valueView.getUint32(0, true) as V) : (this.#decodeValue() as V);
       yield [k, v];
     }
   }

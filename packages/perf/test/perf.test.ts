@@ -26,6 +26,29 @@ const getppid = (n: number) => {
   return x;
 };
 
+/** Records ready now (or within `timeout` ms of each other): ends at the first read that times out. */
+async function* ready<R>(
+  reader: { read(o: { timeout: number }): Promise<R | undefined> },
+  timeout = 100,
+): AsyncGenerator<R> {
+  for (;;) {
+    const rec = await reader.read({ timeout });
+    if (rec === undefined) return;
+    yield rec;
+  }
+}
+
+/** Samples and lost-sample counts of everything ready now. */
+async function tally(reader: PerfReader): Promise<{ samples: number; lost: number }> {
+  let samples = 0;
+  let lost = 0;
+  for await (const rec of ready(reader, 50)) {
+    if (rec.lost) lost += rec.lost;
+    else samples++;
+  }
+  return { samples, lost };
+}
+
 const perfSetup = (size: number, kind: 'perf' | 'ringbuf' = 'perf', ringBytes = 1 << 16) =>
   emitterKit(kind, process.pid, size, ringBytes);
 
@@ -81,9 +104,7 @@ describe('PerfReader', () => {
     }
     getppid(100);
     const seqs: number[] = [];
-    for (;;) {
-      const rec = await reader.read({ timeout: 100 });
-      if (!rec) break;
+    for await (const rec of ready(reader, 100)) {
       expect(rec.lost).toBe(0);
       const dv = new DataView(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength);
       expect(dv.getUint32(0, true)).toBe(process.pid);
@@ -107,9 +128,7 @@ describe('PerfReader', () => {
       }
     }
     spawnSync('taskset', ['-p', '-c', onlineCpus().join(','), String(process.pid)]);
-    for (;;) {
-      const rec = await reader.read({ timeout: 100 });
-      if (!rec) break;
+    for await (const rec of ready(reader, 100)) {
       cpusSeen.add(rec.cpu);
     }
     expect(cpusSeen.size).toBe(onlineCpus().length);
@@ -123,9 +142,7 @@ describe('PerfReader', () => {
     let wrapped = 0;
     for (let batch = 0; batch < 20; batch++) {
       getppid(30);
-      for (;;) {
-        const rec = await reader.read({ timeout: 0 });
-        if (!rec) break;
+      for await (const rec of ready(reader, 0)) {
         expect(rec.lost).toBe(0);
         const dv = new DataView(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength);
         expect(dv.getUint32(4, true)).toBe(expected);
@@ -142,21 +159,13 @@ describe('PerfReader', () => {
     using s = perfSetup(64);
     using reader = PerfReader.open(s.events, { pagesPerCpu: 1, cpus: onlineCpus() });
     using _link = attachTracepoint(s.prog, 'syscalls', 'sys_enter_getppid');
-    let read = 0;
-    let lost = 0;
-    const drain = async () => {
-      for (;;) {
-        const rec = await reader.read({ timeout: 50 });
-        if (!rec) break;
-        if (rec.lost) lost += rec.lost;
-        else read++;
-      }
-    };
     getppid(1000);
-    await drain();
+    const first = await tally(reader);
     // The kernel writes its lost-records notice with the next record that fits.
     getppid(1);
-    await drain();
+    const second = await tally(reader);
+    const read = first.samples + second.samples;
+    const lost = first.lost + second.lost;
     expect(lost).toBeGreaterThan(0);
     expect(read + lost).toBe(1001);
     expect(reader.lostTotal).toBe(lost);
@@ -192,14 +201,7 @@ describe('PerfReader', () => {
     getppid(5);
     reader.resume();
     getppid(3);
-    let samples = 0;
-    let lost = 0;
-    for (;;) {
-      const rec = await reader.read({ timeout: 50 });
-      if (!rec) break;
-      if (rec.lost) lost += rec.lost;
-      else samples++;
-    }
+    const { samples, lost } = await tally(reader);
     expect(samples).toBe(3);
     expect(lost).toBe(5);
   });
@@ -234,9 +236,7 @@ describe('RingBufReader', () => {
       const per = [[], []] as number[][];
       for (let batch = 0; batch < 10; batch++) {
         getppid(30);
-        for (;;) {
-          const rec = await reader.read({ timeout: 0 });
-          if (!rec) break;
+        for await (const rec of ready(reader, 0)) {
           expect(rec.data.length).toBe(rec.ring === 0 ? 13 : 200);
           const dv = new DataView(rec.data.buffer, rec.data.byteOffset, rec.data.byteLength);
           per[rec.ring]!.push(dv.getUint32(4, true));

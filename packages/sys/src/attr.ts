@@ -1,6 +1,6 @@
 import { attrLayout, BPF_ATTR_SIZE, type BpfCmd } from './abi.generated.js';
 import { BpfError } from './errors.js';
-import { errno, type Ptr, SYS_bpf, sysBpf } from './ffi.js';
+import { errno, SYS_bpf, sysBpf } from './ffi.js';
 import { NativeBuffer } from './native.js';
 
 export type AttrFamily = keyof typeof attrLayout;
@@ -144,9 +144,6 @@ export function bpf(cmd: BpfCmd | number, attr: Uint8Array): number {
   attr.set(scratch.bytes.subarray(0, attr.length));
   return r;
 }
-
-/** The address of a native buffer, or 0 for none: for pointer fields. */
-export const addr = (b: NativeBuffer | null | undefined): Ptr => (b ? b.ptr : 0n);
 
 /**
  * A field the kernel wrote into the shared attr during the last command — also after it failed,

@@ -14,7 +14,6 @@ export {
   type AttrArgs,
   type AttrFamily,
   type AttrValue,
-  addr,
   bpf,
   bpfCommand,
   readField,

@@ -40,10 +40,11 @@ export type LinkInfo = { type: number; id: number; progId: number; typeName: str
 >;
 
 const decoder = new TextDecoder();
-const cstr = (b: Uint8Array) => {
+/** The text of a NUL-terminated C string in `b` (all of `b` when it has no NUL). */
+export function cString(b: Uint8Array): string {
   const end = b.indexOf(0);
   return decoder.decode(end < 0 ? b : b.subarray(0, end));
-};
+}
 const camel = (s: string) => s.replace(/[_.]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 function decode(
@@ -59,7 +60,7 @@ function decode(
       const bytes = buf.bytes.subarray(off, off + size);
       out[camel(path)] =
         path === 'name'
-          ? cstr(bytes)
+          ? cString(bytes)
           : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('hex');
     } else {
       out[camel(path)] = readField(buf.view, field);
@@ -181,7 +182,7 @@ export function btfInfo(fd: Fd): BtfInfo {
   expectKind(fd, 'btf');
   using r = infoWithArrays(fd, L.btfInfo, [{ count: 'name_len', ptr: 'name', elem: 1, extra: 1 }]);
   const out = decode(L.btfInfo, r.buf, (p) => p !== 'name') as unknown as BtfInfo;
-  out.name = cstr(r.bufs[0]!.bytes);
+  out.name = cString(r.bufs[0]!.bytes);
   return out;
 }
 
@@ -211,7 +212,7 @@ export function linkInfo(fd: Fd): LinkInfo {
     r.buf,
     (p) => COMMON_LINK.has(p) || p.startsWith(`${typeName}.`),
   ) as LinkInfo;
-  if (named) out[camel(named[1])] = cstr(r.bufs[0]!.bytes);
+  if (named) out[camel(named[1])] = cString(r.bufs[0]!.bytes);
   out.typeName = typeName;
   return out;
 }

@@ -1,6 +1,6 @@
 // Wrappers for the non-bpf syscalls the stack needs. Each failure is a BpfError naming the call.
 import { structLayout } from './abi.generated.js';
-import { type AttrValue, type CamelCase, readField, writeField } from './attr.js';
+import { type AttrValue, type CamelCase, writeField } from './attr.js';
 import { BpfError } from './errors.js';
 import { Fd } from './fd.js';
 import {
@@ -301,5 +301,3 @@ export function setrlimit(resource: number, cur: bigint, max: bigint): void {
   buf.view.setBigUint64(8, max, true);
   check('setrlimit', cSetrlimit(resource, buf.ptr), `resource ${resource}`);
 }
-
-export { readField };

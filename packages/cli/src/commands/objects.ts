@@ -16,7 +16,7 @@ import {
   progIds,
   progInfo,
 } from '@bpfkit/sys';
-import { hex, type OutputOptions, printObject, printRows } from '../output.js';
+import { hex, jsonReplacer, type OutputOptions, printObject, printRows } from '../output.js';
 
 function each<T>(ids: Iterable<number>, open: (id: number) => Fd, read: (fd: Fd) => T): T[] {
   const out: T[] = [];
@@ -125,12 +125,9 @@ export function mapDump(target: string, opts: OutputOptions): void {
   else if (rows.length === 0) console.log('(empty)');
   else
     for (const r of rows)
-      console.log(`${JSON.stringify(r.key, replacer)}: ${JSON.stringify(r.value, replacer)}`);
+      console.log(`${JSON.stringify(r.key, jsonReplacer)}: ${JSON.stringify(r.value, jsonReplacer)}`);
   if (!opts.json) console.log(`${rows.length} entr${rows.length === 1 ? 'y' : 'ies'}${btf ? ' (BTF)' : ''}`);
 }
-
-const replacer = (_k: string, v: unknown) =>
-  typeof v === 'bigint' ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v;
 
 export function pinList(dir: string | undefined, opts: OutputOptions): void {
   const root = dir ?? DEFAULT_BPFFS;

@@ -263,6 +263,9 @@ export class ObjectFile {
     const ds = this.#datasec('.maps');
     if (!ds || !this.btf)
       throw new ElfError('BTF-defined maps need the .BTF section (compile with -g)', '.maps', sec.offset);
+    const starts = this.elf.symbols
+      .filter((x) => x.shndx === sec.index && x.type !== STT.SECTION)
+      .map((x) => x.value);
     for (const v of ds.vars) {
       const varType = this.btf.typeById(v.type);
       if (varType.kind !== 'var') continue;
@@ -273,10 +276,11 @@ export class ObjectFile {
       const def = this.btf.resolve(varType.type);
       const valuesMember = def.kind === 'struct' ? def.members.find((x) => x.name === 'values') : undefined;
       if (valuesMember) {
+        // `values` is a flexible array: it runs up to the next map variable (or the section's end).
         const from = base + valuesMember.bitOffset / 8;
+        const to = Math.min(sec.size, ...starts.filter((v) => v > base));
         for (const r of this.elf.relocs.get(sec.index) ?? []) {
-          if (r.offset < from || r.offset >= base + this.btf.sizeof(varType.type) + 8 * 4096) continue;
-          if (r.offset < from || (r.offset - from) % 8 !== 0) continue;
+          if (r.offset < from || r.offset >= to || (r.offset - from) % 8 !== 0) continue;
           const target = r.symbol;
           const slot = (r.offset - from) / 8;
           if (slot >= m.maxEntries && m.maxEntries > 0) continue;
@@ -561,23 +565,17 @@ export class ObjectFile {
       insns.push(...d.insns);
       // func/line info and CO-RE relocations move with the function.
       const sec = f.section.name;
-      const moved = (byteOff: number) => {
-        const idx = d.slotOf.indexOf(byteOff / 8);
-        return idx < 0 ? undefined : newSlots[idx]!;
-      };
+      // Only this function's instructions are in `relocated`, so records of others drop out.
+      const relocated = new Map(d.slotOf.map((slot, i) => [slot * 8, newSlots[i]!]));
       for (const fi of this.btfExt?.funcInfo.get(sec) ?? [])
         if (fi.insnOff / 8 === f.start) funcInfo.push({ insnOff: start, typeId: fi.typeId });
       for (const li of this.btfExt?.lineInfo.get(sec) ?? []) {
-        const at = moved(li.insnOff);
-        if (at !== undefined && li.insnOff / 8 < f.end) lineInfo.push({ ...li, insnOff: at });
+        const at = relocated.get(li.insnOff);
+        if (at !== undefined) lineInfo.push({ ...li, insnOff: at });
       }
       for (const cr of this.btfExt?.coreRelos.get(sec) ?? []) {
-        const at = li(cr.insnOff);
+        const at = relocated.get(cr.insnOff);
         if (at !== undefined) coreRelos.push({ slot: at, relo: cr });
-      }
-      function li(byteOff: number) {
-        if (byteOff / 8 < f.start || byteOff / 8 >= f.end) return undefined;
-        return moved(byteOff);
       }
       pending.push({ f, calls: d.calls, base, newSlots });
       return start;
