@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { Builder, R0, R1, R2, R3, R4, R6, R10, reg } from '@bpfkit/asm';
 import { Btf } from '@bpfkit/btf';
 import { attachCgroup, Cgroup, CgroupAttachment, cgroup2Mount, queryCgroup } from '@bpfkit/cgroup';
-import { Link, Program } from '@bpfkit/loader';
+import { attachRawTracepoint, Link, Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { NativeBuffer, objPin } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -90,6 +90,42 @@ describe('cgroups', () => {
     expect(() => Cgroup.open(name)).toThrow();
     expect(() => Cgroup.open('/tmp')).toThrow(/not a cgroup v2 directory/);
     expect(() => Cgroup.create('a/b')).toThrow(/bad cgroup name/);
+  });
+});
+
+describe('cgroup_array', () => {
+  it('tells a program whether the current task is under the cgroup in a slot', () => {
+    using cgs = BpfMap.create({ type: 'cgroup_array', key: u32, value: u32, maxEntries: 2 });
+    using out = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
+    using child = Cgroup.create(uniq());
+    using rootFd = Cgroup.root().open();
+    using childFd = child.open();
+    cgs.set(0, rootFd); // every task is under the root
+    cgs.set(1, childFd); // this process is not in the new child
+    const b = new Builder().call('get_current_pid_tgid').rsh64(R0, 32).jne(R0, process.pid, 'out');
+    for (const slot of [0, 1]) {
+      b.ldMap(R1, 'cgs').mov64(R2, slot).call('current_task_under_cgroup').add64(R0, 100).mov64(R6, reg(R0));
+      b.st('w', R10, -4, slot)
+        .ldMap(R1, 'out')
+        .mov64(R2, reg(R10))
+        .add64(R2, -4)
+        .call('map_lookup_elem')
+        .jeq(R0, 0, 'out')
+        .stx('dw', R0, 0, R6);
+    }
+    b.label('out').mov64(R0, 0).exit();
+    using prog = Program.load({
+      type: 'raw_tracepoint',
+      license: 'GPL',
+      instructions: b,
+      maps: { cgs, out },
+    });
+    {
+      using _link = attachRawTracepoint(prog, 'sys_enter');
+      readdirSync('/proc/self');
+    }
+    expect([out.get(0), out.get(1)]).toEqual([101n, 100n]); // 1: under it, 0: not
+    cgs.delete(1);
   });
 });
 

@@ -1,7 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { closeSync, openSync } from 'node:fs';
-import { Builder, R0, R1, R2, R6, reg } from '@bpfkit/asm';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { Builder, R0, R1, R2, R3, R6, R7, R10, reg } from '@bpfkit/asm';
 import { attachRawTracepoint, attachSocketFilter, attachTracing, Link, Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { AttachType, BpfError, linkCreate, progQuery } from '@bpfkit/sys';
@@ -106,6 +106,68 @@ describe('raw tracepoint', () => {
   });
 });
 
+describe('stack_trace map', () => {
+  it('bpf_get_stackid stores this process’s user and kernel stacks; the map decodes them to addresses', () => {
+    using stacks = BpfMap.create({ type: 'stack_trace', key: u32, value: 8 * 127, maxEntries: 64 });
+    using ids = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
+    const BPF_F_USER_STACK = 1 << 8;
+    const b = new Builder()
+      .mov64(R6, reg(R1))
+      .call('get_current_pid_tgid')
+      .rsh64(R0, 32)
+      .jne(R0, process.pid, 'out');
+    for (const [slot, flags] of [
+      [0, BPF_F_USER_STACK],
+      [1, 0],
+    ] as const) {
+      b.mov64(R1, reg(R6)).ldMap(R2, 'stacks').mov64(R3, flags).call('get_stackid').jslt(R0, 0, 'out');
+      b.add64(R0, 1).mov64(R7, reg(R0)); // store id + 1: 0 means "never ran"
+      b.st('w', R10, -4, slot)
+        .ldMap(R1, 'ids')
+        .mov64(R2, reg(R10))
+        .add64(R2, -4)
+        .call('map_lookup_elem')
+        .jeq(R0, 0, 'out')
+        .stx('dw', R0, 0, R7);
+    }
+    b.label('out').mov64(R0, 0).exit();
+    using prog = Program.load({
+      type: 'raw_tracepoint',
+      license: 'GPL',
+      instructions: b,
+      maps: { stacks, ids },
+    });
+    let maps: string;
+    {
+      using _link = attachRawTracepoint(prog, 'sys_enter');
+      maps = readFileSync('/proc/self/maps', 'utf8');
+    }
+    const userId = Number(ids.get(0)) - 1;
+    const kernelId = Number(ids.get(1)) - 1;
+    expect(userId).toBeGreaterThanOrEqual(0);
+    const user = stacks.get(userId)!;
+    const kernel = stacks.get(kernelId)!;
+    expect(user.length).toBeGreaterThan(0);
+    // the innermost user frame is the syscall instruction, inside an executable mapping of ours
+    const exec = maps
+      .split('\n')
+      .filter((l) => / r-xp /.test(l))
+      .map(
+        (l) =>
+          l
+            .split(' ')[0]!
+            .split('-')
+            .map((h) => BigInt(`0x${h}`)) as [bigint, bigint],
+      );
+    expect(exec.some(([lo, hi]) => user[0]! >= lo && user[0]! < hi)).toBe(true);
+    expect(kernel.length).toBeGreaterThan(0);
+    for (const ip of kernel) expect(ip >= 0xffff800000000000n).toBe(true);
+    expect([...stacks.keys()]).toEqual(expect.arrayContaining([userId, kernelId])); // one per distinct stack seen
+    expect(stacks.getAndDelete(kernelId)).toEqual(kernel);
+    expect(stacks.has(kernelId)).toBe(false);
+  });
+});
+
 describe('tail calls', () => {
   it('a chain runs through a program array', () => {
     using jumps = BpfMap.create({ type: 'prog_array', key: u32, value: u32, maxEntries: 4 });
@@ -117,7 +179,6 @@ describe('tail calls', () => {
         .call('tail_call')
         .mov64(R0, 1000 + idx) // only when the slot is empty
         .exit();
-    const R3 = 3;
     using last = Program.load({
       type: 'socket_filter',
       license: 'GPL',

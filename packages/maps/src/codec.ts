@@ -238,3 +238,31 @@ export function struct<F extends Fields>(
     },
   };
 }
+
+/**
+ * A stack trace map's value: `depth` 8-byte instruction addresses, as bpf_get_stackid() stores
+ * them. Decodes to the addresses up to the first zero (the end of a shorter stack).
+ */
+export function stackAddresses(depth: number): Codec<bigint[]> {
+  if (!Number.isInteger(depth) || depth < 1)
+    throw new RangeError(`stackAddresses(depth) needs a whole number ≥ 1, got ${depth}`);
+  return {
+    name: `stack(${depth})`,
+    size: depth * 8,
+    align: 8,
+    encode(view, offset, value) {
+      if (!Array.isArray(value) || value.length > depth)
+        throw new RangeError(`stack(${depth}) takes at most ${depth} addresses`);
+      for (let i = 0; i < depth; i++) view.setBigUint64(offset + i * 8, value[i] ?? 0n, true);
+    },
+    decode(view, offset) {
+      const out: bigint[] = [];
+      for (let i = 0; i < depth; i++) {
+        const ip = view.getBigUint64(offset + i * 8, true);
+        if (ip === 0n) break;
+        out.push(ip);
+      }
+      return out;
+    },
+  };
+}

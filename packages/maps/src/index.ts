@@ -11,6 +11,14 @@
 export * from './codec.js';
 export { onlineCpus, parseCpuList, possibleCpus } from './cpus.js';
 export {
+  checkCreateFlags,
+  type MapFlagName,
+  type MapOperation,
+  MapOperationError,
+  mapFlagsValue,
+} from './kinds.js';
+export { cidr, type LpmKey, lpmKey } from './lpm.js';
+export {
   BpfMap,
   type HasFd,
   type MapSpec,
@@ -19,3 +27,4 @@ export {
   type SetOptions,
   type UpdateFlag,
 } from './map.js';
+export { MapMemory } from './memory.js';

@@ -4,6 +4,8 @@ import {
   ElemOps,
   Fd,
   haveMapType,
+  MAP_SHARED,
+  MapFlags,
   type MapInfo,
   MapType,
   type MapTypeName,
@@ -16,13 +18,26 @@ import {
   mapLookupBatch,
   mapTypes,
   mapUpdateBatch,
+  mmapCollected,
   NativeBuffer,
   NotSupportedError,
+  PROT_READ,
+  PROT_WRITE,
+  pageSize,
   requireMapType,
   UpdateFlags,
 } from '@bpfkit/sys';
-import { bytes, type Codec } from './codec.js';
+import { bytes, type Codec, stackAddresses } from './codec.js';
 import { possibleCpus } from './cpus.js';
+import {
+  checkCreateFlags,
+  denied,
+  type MapFlagName,
+  type MapOperation,
+  mapFlagsValue,
+  operationsOf,
+} from './kinds.js';
+import { MapMemory } from './memory.js';
 
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 export interface SetOptions {
@@ -44,8 +59,8 @@ export interface MapSpec<K, V> {
   /** Value codec, or a size in bytes. For per-CPU maps this is one CPU's value. */
   value: Codec<V> | number;
   maxEntries: number;
-  /** Numeric `BPF_F_*` map flags. */
-  flags?: number;
+  /** `BPF_F_*` map flags: the kernel's number, or names such as `['no_prealloc', 'rdonly_prog']`. */
+  flags?: number | readonly MapFlagName[];
   /** Up to 15 characters, shown by bpftool. */
   name?: string;
   /** For `array_of_maps` / `hash_of_maps`: a map (or spec) every inner map must match. */
@@ -75,7 +90,9 @@ const FLAGS: Record<UpdateFlag, number> = {
   noexist: UpdateFlags.NOEXIST,
   exist: UpdateFlags.EXIST,
 };
-const BATCH = 256;
+const BATCH = 1024;
+/** Map types whose batch commands failed with EINVAL here (kernels before 5.6, arrays before 5.7). */
+const noBatch = new Set<number>();
 
 const asCodec = <T>(c: Codec<T> | number): Codec<T> =>
   typeof c === 'number' ? (bytes(c) as unknown as Codec<T>) : c;
@@ -105,6 +122,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   readonly perCpu: boolean;
   /** Values are fds on write and ids on read (program arrays, map-in-maps, ...). */
   readonly #fdValues: boolean;
+  readonly #allowed: ReadonlySet<MapOperation>;
+  readonly #canGet: boolean;
+  readonly #canSet: boolean;
+  readonly #canDelete: boolean;
   readonly #ops: ElemOps;
   readonly #stride: number;
   readonly #ncpu: number;
@@ -124,7 +145,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.flags = info.mapFlags;
     this.name = info.name;
     this.keyCodec = asCodec(key ?? info.keySize);
-    this.valueCodec = asCodec(value ?? info.valueSize);
+    this.valueCodec =
+      value === undefined && this.type === MapType.STACK_TRACE
+        ? (stackAddresses(info.valueSize / 8) as unknown as Codec<V>)
+        : asCodec(value ?? info.valueSize);
+    this.#allowed = operationsOf(this.type);
+    this.#canGet = this.#allowed.has('get');
+    this.#canSet = this.#allowed.has('set');
+    this.#canDelete = this.#allowed.has('delete');
     this.perCpu = PERCPU.has(this.type);
     this.#fdValues = FD_VALUES.has(this.type);
     this.#ncpu = this.perCpu ? possibleCpus() : 1;
@@ -138,7 +166,12 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   ): BpfMap<K, T extends PerCpuTypeName ? V[] : V> {
     const type = mapTypes.toValue(spec.type);
     const key = asCodec(spec.key);
-    const value = asCodec(spec.value);
+    const value =
+      type === MapType.STACK_TRACE && typeof spec.value === 'number' && spec.value > 0 && spec.value % 8 === 0
+        ? (stackAddresses(spec.value / 8) as unknown as Codec<V>)
+        : asCodec(spec.value);
+    const flags = mapFlagsValue(spec.flags);
+    checkCreateFlags(type, flags, value.size);
     const isFdMap = FD_VALUES.has(type);
     if (!Number.isInteger(spec.maxEntries) || spec.maxEntries < 0)
       throw new RangeError(`maxEntries must be a whole number ≥ 0, got ${spec.maxEntries}`);
@@ -166,7 +199,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
           keySize: key.size,
           valueSize: value.size,
           maxEntries: spec.maxEntries,
-          mapFlags: spec.flags ?? 0,
+          mapFlags: flags,
           mapName: spec.name ?? '',
           innerMapFd: inner?.fd.value ?? 0,
           numaNode: spec.numaNode ?? 0,
@@ -186,7 +219,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
           keySize: key.size,
           valueSize: value.size,
           maxEntries: spec.maxEntries,
-          mapFlags: spec.flags ?? 0,
+          mapFlags: flags,
           name: spec.name ?? '',
         },
         key,
@@ -256,6 +289,17 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     if (this.#closed) throw new ClosedError(`map '${this.name || mapTypes.toName(this.type)}'`);
   }
 
+  /** Throws unless the map is open and its type allows `op`. */
+  #need(op: MapOperation, allowed = this.#allowed.has(op)): void {
+    this.#live();
+    if (!allowed) throw denied(op, this.type);
+  }
+
+  /** Whether this map's type allows `op` from user space (see {@link MapOperation}). */
+  supports(op: MapOperation): boolean {
+    return this.#allowed.has(op);
+  }
+
   #encodeKey(key: K): void {
     this.keyCodec.encode(this.#ops.keyView, 0, key);
   }
@@ -290,7 +334,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** The value at `key`, or undefined. Per-CPU maps return one value per CPU; fd maps return the object id. */
   get(key: K): V | undefined {
-    this.#live();
+    this.#need('get', this.#canGet);
     this.#encodeKey(key);
     if (!this.#ops.lookup(0)) return undefined;
     if (this.#fdValues) return this.#ops.valueView.getUint32(0, true) as V;
@@ -298,18 +342,27 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   has(key: K): boolean {
-    this.#live();
+    this.#need('get', this.#canGet);
     this.#encodeKey(key);
     return this.#ops.lookup(0);
   }
 
   /** Write `value` at `key`. For prog arrays and map-in-maps, the value is a program, map or fd. */
   set(key: K, value: V | HasFd | Fd | number, opts: SetOptions = {}): this {
-    this.#live();
+    this.#need('set', this.#canSet);
     this.#encodeKey(key);
     this.#encodeValue(value);
-    this.#ops.update(FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0));
+    this.#update(opts);
     return this;
+  }
+
+  #update(opts: SetOptions): void {
+    const flag = opts.flag ?? 'any';
+    try {
+      this.#ops.update(FLAGS[flag] | (opts.lock ? UpdateFlags.F_LOCK : 0));
+    } catch (e) {
+      throw explainUpdate(e, flag, this.name || this.typeName);
+    }
   }
 
   /** Raw access: the value bytes at the key bytes (copied), whatever the codecs. */
@@ -329,7 +382,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
         `map '${this.name}' takes ${this.#ops.value.length}-byte values here, got ${value.length}`,
       );
     this.#ops.value.set(value);
-    this.#ops.update(FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0));
+    this.#update(opts);
     return this;
   }
 
@@ -348,14 +401,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** Remove `key`; false when it was absent. */
   delete(key: K): boolean {
-    this.#live();
+    this.#need('delete', this.#canDelete);
     this.#encodeKey(key);
     return this.#ops.delete();
   }
 
   /** Look up and remove `key` in one step (hash maps on 5.14+). */
   getAndDelete(key: K): V | undefined {
-    this.#live();
+    this.#need('getAndDelete');
     this.#encodeKey(key);
     if (!this.#ops.lookupAndDelete(0)) return undefined;
     return this.#decodeValue() as V;
@@ -363,8 +416,6 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** Walk the keys with MAP_GET_NEXT_KEY, leaving each in the key buffer; yields nothing for keyless maps. */
   *#walk(): Generator<void> {
-    this.#live();
-    if (this.keySize === 0) return;
     let first = true;
     for (;;) {
       this.#live();
@@ -375,8 +426,16 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     }
   }
 
-  /** Every key. Deleting the current key while iterating restarts a hash map's walk, as in the kernel. */
-  *keys(): IterableIterator<K> {
+  /**
+   * Every key, by BPF_MAP_GET_NEXT_KEY. The kernel continues from the key just yielded; when that
+   * key was deleted meanwhile, a hash map's walk restarts from its first key (so keys may repeat).
+   */
+  keys(): IterableIterator<K> {
+    this.#need('keys');
+    return this.#keys();
+  }
+
+  *#keys(): IterableIterator<K> {
     for (const _ of this.#walk()) yield this.keyCodec.decode(this.#ops.keyView, 0);
   }
 
@@ -384,8 +443,36 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     for (const [, v] of this.entries()) yield v;
   }
 
-  /** Every [key, value] pair; keys that vanish between the walk and the lookup are skipped. */
-  *entries(): IterableIterator<[K, V]> {
+  /**
+   * Every [key, value] pair. Hash and array maps are read with BPF_MAP_LOOKUP_BATCH, a chunk of
+   * entries per syscall (a bucket at a time, so a concurrent delete never restarts the walk);
+   * other maps, and kernels without batch commands, walk the keys and look each one up, skipping
+   * keys that vanish between the two.
+   */
+  entries(opts: { chunk?: number } = {}): IterableIterator<[K, V]> {
+    this.#need('entries');
+    if (this.#allowed.has('batch') && !noBatch.has(this.type)) return this.#batchEntries(opts.chunk);
+    return this.#walkEntries();
+  }
+
+  #batchEntries(chunk = BATCH): IterableIterator<[K, V]> {
+    const chunks = this.#batches(mapLookupBatch, chunk);
+    const first = chunks.next();
+    if (!first.done && first.value === undefined) {
+      chunks.return(undefined);
+      return this.#walkEntries(); // no batch commands on this kernel for this map type
+    }
+    return new BatchEntries<K, V>(
+      first.done ? undefined : first.value,
+      chunks,
+      this.keyCodec,
+      this.perCpu ? (view, off) => this.#decodeAt(view, off) as V : this.valueCodec.decode,
+      this.keySize,
+      this.#stride * this.#ncpu,
+    );
+  }
+
+  *#walkEntries(): IterableIterator<[K, V]> {
     for (const _ of this.#walk()) {
       const k = this.keyCodec.decode(this.#ops.keyView, 0);
       if (!this.#ops.lookup(0)) continue;
@@ -398,112 +485,215 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     return this.entries();
   }
 
-  /** Delete every key (hash-like maps). */
+  /** Delete every key (maps that allow delete). */
   clear(): void {
+    this.#need('delete', this.#canDelete);
     for (const k of [...this.keys()]) this.delete(k);
   }
 
   // ---- batch operations: one syscall per chunk ------------------------------------------------
 
-  #batchBuffers(n: number) {
-    const keys = new NativeBuffer(this.keySize * n);
-    const values = new NativeBuffer(this.#stride * this.#ncpu * n);
-    const tokens = new NativeBuffer(2 * Math.max(this.keySize, 8));
-    return { keys, values, tokens, tokenSize: Math.max(this.keySize, 8) };
+  #decodeAt(view: DataView, offset: number): V | V[] {
+    if (!this.perCpu) return this.valueCodec.decode(view, offset);
+    const arr = new Array<V>(this.#ncpu);
+    for (let c = 0; c < this.#ncpu; c++) arr[c] = this.valueCodec.decode(view, offset + c * this.#stride);
+    return arr;
   }
 
-  #decodeBatch(values: NativeBuffer, keys: NativeBuffer, count: number, out: [K, V][]): void {
-    const vsize = this.#stride * this.#ncpu;
-    for (let i = 0; i < count; i++) {
-      const kv = new DataView(keys.bytes.buffer, keys.bytes.byteOffset + i * this.keySize, this.keySize);
-      const vv = new DataView(values.bytes.buffer, values.bytes.byteOffset + i * vsize, vsize);
-      let v: V | V[];
-      if (!this.perCpu) v = this.valueCodec.decode(vv, 0);
-      else {
-        const arr = new Array<V>(this.#ncpu);
-        for (let c = 0; c < this.#ncpu; c++) arr[c] = this.valueCodec.decode(vv, c * this.#stride);
-        v = arr;
+  /**
+   * Runs a lookup batch command chunk by chunk, yielding the filled buffers after each call; the
+   * buffers are reused, so read them before the next step. Yields `undefined` once if the kernel
+   * has no batch command for this map type. A hash bucket bigger than the chunk (ENOSPC) grows it.
+   */
+  *#batches(
+    cmd: typeof mapLookupBatch,
+    chunk: number,
+  ): Generator<{ keys: NativeBuffer; values: NativeBuffer; count: number } | undefined> {
+    if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`chunk must be ≥ 1, got ${chunk}`);
+    const tokenSize = Math.max(this.keySize, 8);
+    let n = chunk;
+    let keys = new NativeBuffer(this.keySize * n);
+    let values = new NativeBuffer(this.#stride * this.#ncpu * n);
+    const tokens = new NativeBuffer(2 * tokenSize);
+    try {
+      let first = true;
+      for (;;) {
+        this.#live();
+        let res: { count: number; done: boolean };
+        try {
+          res = cmd({
+            inBatch: first ? 0n : tokens.ptr,
+            outBatch: tokens.at(tokenSize),
+            keys: keys.ptr,
+            values: values.ptr,
+            count: n,
+            mapFd: this.fd.value,
+          });
+        } catch (e) {
+          if (e instanceof BpfError && e.code === 'ENOSPC') {
+            n *= 2;
+            keys.free();
+            values.free();
+            keys = new NativeBuffer(this.keySize * n);
+            values = new NativeBuffer(this.#stride * this.#ncpu * n);
+            continue;
+          }
+          if (first && e instanceof BpfError && (e.code === 'EINVAL' || e.code === 'ENOTSUPP')) {
+            noBatch.add(this.type);
+            yield undefined;
+            return;
+          }
+          throw e;
+        }
+        if (res.count > 0) yield { keys, values, count: res.count };
+        if (res.done) return;
+        tokens.bytes.copyWithin(0, tokenSize, 2 * tokenSize);
+        first = false;
       }
-      out.push([this.keyCodec.decode(kv, 0), v as V]);
+    } finally {
+      keys.free();
+      values.free();
+      tokens.free();
     }
   }
 
   /**
    * Read every entry with BPF_MAP_LOOKUP_BATCH (or LOOKUP_AND_DELETE_BATCH with `{ delete: true }`),
-   * `chunk` entries per syscall. Much faster than `entries()` on large maps.
+   * `chunk` entries per syscall. Throws NotSupportedError on kernels without batch commands.
    */
   getBatch(opts: { chunk?: number; delete?: boolean } = {}): [K, V][] {
-    this.#live();
-    const n = opts.chunk ?? BATCH;
-    const b = this.#batchBuffers(n);
+    this.#need(opts.delete ? 'deleteBatch' : 'batch');
     const out: [K, V][] = [];
-    const cmd = opts.delete ? mapLookupAndDeleteBatch : mapLookupBatch;
-    try {
-      let first = true;
-      for (;;) {
-        const { count, done } = cmd({
-          inBatch: first ? 0n : b.tokens.ptr,
-          outBatch: b.tokens.at(b.tokenSize),
-          keys: b.keys.ptr,
-          values: b.values.ptr,
-          count: n,
-          mapFd: this.fd.value,
-        });
-        this.#decodeBatch(b.values, b.keys, count, out);
-        if (done) return out;
-        b.tokens.bytes.copyWithin(0, b.tokenSize, 2 * b.tokenSize);
-        first = false;
-      }
-    } finally {
-      b.keys.free();
-      b.values.free();
-      b.tokens.free();
+    const kv = this.keySize;
+    const vv = this.#stride * this.#ncpu;
+    for (const b of this.#batches(
+      opts.delete ? mapLookupAndDeleteBatch : mapLookupBatch,
+      opts.chunk ?? BATCH,
+    )) {
+      if (b === undefined) throw batchNotSupported(this.type);
+      const keys = b.keys.view;
+      const values = b.values.view;
+      for (let i = 0; i < b.count; i++)
+        out.push([this.keyCodec.decode(keys, i * kv), this.#decodeAt(values, i * vv) as V]);
+    }
+    return out;
+  }
+
+  /**
+   * Read the whole map into caller-owned typed arrays, one chunk per step, with no per-entry
+   * allocation: each step fills `keys` and `values` from the start and yields how many entries it
+   * wrote (entry i is at key offset `i * keySize`, value offset `i * valueSize`; per-CPU maps put
+   * one value per possible CPU, each 8-byte aligned). The chunk is the arrays' capacity. The fast
+   * path for large maps, as cilium/ebpf's BatchLookup into slices.
+   *
+   * ```ts
+   * const keys = new Uint32Array(4096), values = new BigUint64Array(4096);
+   * for (const n of counts.readBatches(keys, values)) for (let i = 0; i < n; i++) total += values[i];
+   * ```
+   */
+  *readBatches(
+    keys: ArrayBufferView,
+    values: ArrayBufferView,
+    opts: { delete?: boolean } = {},
+  ): Generator<number> {
+    this.#need(opts.delete ? 'deleteBatch' : 'batch');
+    const vv = this.#stride * this.#ncpu;
+    const n = this.#capacity(keys, values, vv);
+    const kOut = new Uint8Array(keys.buffer, keys.byteOffset, n * this.keySize);
+    const vOut = new Uint8Array(values.buffer, values.byteOffset, n * vv);
+    for (const b of this.#batches(opts.delete ? mapLookupAndDeleteBatch : mapLookupBatch, n)) {
+      if (b === undefined) throw batchNotSupported(this.type);
+      if (b.count > n) throw new RangeError(`a hash bucket holds more than ${n} entries: pass bigger arrays`);
+      kOut.set(b.keys.bytes.subarray(0, b.count * this.keySize));
+      vOut.set(b.values.bytes.subarray(0, b.count * vv));
+      yield b.count;
     }
   }
 
-  /** Write many entries with BPF_MAP_UPDATE_BATCH. Returns how many were written. */
+  /** How many whole entries fit in both arrays. */
+  #capacity(keys: ArrayBufferView, values: ArrayBufferView, vv: number): number {
+    if (!ArrayBuffer.isView(keys) || !ArrayBuffer.isView(values))
+      throw new TypeError('keys and values must be typed arrays or DataViews');
+    if (keys.byteLength % this.keySize !== 0)
+      throw new RangeError(
+        `keys are ${this.keySize} bytes each; ${keys.byteLength} bytes is not a whole number of keys`,
+      );
+    const n = keys.byteLength / this.keySize;
+    if (values.byteLength < n * vv)
+      throw new RangeError(
+        `${n} keys need ${n * vv} bytes of values (${vv} per entry), got ${values.byteLength}`,
+      );
+    if (n === 0) throw new RangeError('keys must hold at least one key');
+    return n;
+  }
+
+  /**
+   * Write the entries held in typed arrays (as {@link readBatches} lays them out) with
+   * BPF_MAP_UPDATE_BATCH: one syscall, no per-entry encoding. Returns how many were written.
+   */
+  setBatchFrom(keys: ArrayBufferView, values: ArrayBufferView, opts: SetOptions = {}): number {
+    this.#need('batch');
+    const vv = this.#stride * this.#ncpu;
+    const n = this.#capacity(keys, values, vv);
+    using k = NativeBuffer.from(new Uint8Array(keys.buffer, keys.byteOffset, n * this.keySize));
+    using v = NativeBuffer.from(new Uint8Array(values.buffer, values.byteOffset, n * vv));
+    try {
+      return mapUpdateBatch({
+        keys: k.ptr,
+        values: v.ptr,
+        count: n,
+        mapFd: this.fd.value,
+        elemFlags: FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0),
+      }).count;
+    } catch (e) {
+      if (e instanceof BpfError && e.code === 'EINVAL' && !this.#batchWorks())
+        throw batchNotSupported(this.type, e);
+      throw explainUpdate(e, opts.flag ?? 'any', this.name || this.typeName);
+    }
+  }
+
+  /** Write many entries with BPF_MAP_UPDATE_BATCH, `chunk` per syscall. Returns how many were written. */
   setBatch(entries: Iterable<[K, V]>, opts: SetOptions & { chunk?: number } = {}): number {
-    this.#live();
+    this.#need('batch');
     const all = [...entries];
     const n = Math.min(opts.chunk ?? BATCH, Math.max(all.length, 1));
-    const b = this.#batchBuffers(n);
+    const vv = this.#stride * this.#ncpu;
+    using keys = new NativeBuffer(this.keySize * n);
+    using values = new NativeBuffer(vv * n);
     let written = 0;
-    try {
-      for (let start = 0; start < all.length; start += n) {
-        const part = all.slice(start, start + n);
-        part.forEach(([k, v], i) => {
-          this.keyCodec.encode(b.keys.view, i * this.keySize, k);
-          if (!this.perCpu) this.valueCodec.encode(b.values.view, i * this.#stride, v);
-          else {
-            const arr = v as unknown as V[];
-            if (!Array.isArray(arr) || arr.length !== this.#ncpu)
-              throw new RangeError(
-                `per-CPU map '${this.name}' takes an array of ${this.#ncpu} values per key`,
-              );
-            for (let c = 0; c < this.#ncpu; c++)
-              this.valueCodec.encode(b.values.view, (i * this.#ncpu + c) * this.#stride, arr[c] as V);
-          }
-        });
-        const { count } = mapUpdateBatch({
-          keys: b.keys.ptr,
-          values: b.values.ptr,
+    for (let start = 0; start < all.length; start += n) {
+      const part = all.slice(start, start + n);
+      part.forEach(([k, v], i) => {
+        this.keyCodec.encode(keys.view, i * this.keySize, k);
+        if (!this.perCpu) this.valueCodec.encode(values.view, i * vv, v);
+        else {
+          const arr = v as unknown as V[];
+          if (!Array.isArray(arr) || arr.length !== this.#ncpu)
+            throw new RangeError(`per-CPU map '${this.name}' takes an array of ${this.#ncpu} values per key`);
+          for (let c = 0; c < this.#ncpu; c++)
+            this.valueCodec.encode(values.view, i * vv + c * this.#stride, arr[c] as V);
+        }
+      });
+      try {
+        written += mapUpdateBatch({
+          keys: keys.ptr,
+          values: values.ptr,
           count: part.length,
           mapFd: this.fd.value,
           elemFlags: FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0),
-        });
-        written += count;
+        }).count;
+      } catch (e) {
+        if (written === 0 && e instanceof BpfError && e.code === 'EINVAL' && !this.#batchWorks())
+          throw batchNotSupported(this.type, e);
+        throw explainUpdate(e, opts.flag ?? 'any', this.name || this.typeName);
       }
-      return written;
-    } finally {
-      b.keys.free();
-      b.values.free();
-      b.tokens.free();
     }
+    return written;
   }
 
-  /** Delete many keys with BPF_MAP_DELETE_BATCH. Returns how many were deleted. */
+  /** Delete many keys with BPF_MAP_DELETE_BATCH (hash maps). Returns how many were deleted. */
   deleteBatch(keys: Iterable<K>, opts: { chunk?: number } = {}): number {
-    this.#live();
+    this.#need('deleteBatch');
     const all = [...keys];
     const n = Math.min(opts.chunk ?? BATCH, Math.max(all.length, 1));
     using buf = new NativeBuffer(this.keySize * n);
@@ -513,37 +703,50 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
       part.forEach((k, i) => {
         this.keyCodec.encode(buf.view, i * this.keySize, k);
       });
-      deleted += mapDeleteBatch({ keys: buf.ptr, count: part.length, mapFd: this.fd.value }).count;
+      try {
+        deleted += mapDeleteBatch({ keys: buf.ptr, count: part.length, mapFd: this.fd.value }).count;
+      } catch (e) {
+        if (deleted === 0 && e instanceof BpfError && e.code === 'EINVAL' && !this.#batchWorks())
+          throw batchNotSupported(this.type, e);
+        throw e;
+      }
     }
     return deleted;
+  }
+
+  /** Whether a lookup batch works on this map (it fails with EINVAL only where the command is missing). */
+  #batchWorks(): boolean {
+    if (noBatch.has(this.type)) return false;
+    for (const b of this.#batches(mapLookupBatch, 1)) return b !== undefined;
+    return true;
   }
 
   // ---- queue, stack, bloom filter -------------------------------------------------------------
 
   /** Queue/stack: add a value (`flag: 'exist'` overwrites the oldest when full). Bloom filter: add. */
   push(value: V, opts: { flag?: 'any' | 'exist' } = {}): void {
-    this.#live();
+    this.#need('push');
     this.valueCodec.encode(this.#ops.valueView, 0, value);
-    this.#ops.update(FLAGS[opts.flag ?? 'any']);
+    this.#update(opts);
   }
 
   /** Queue/stack: remove and return the next value, or undefined when empty. */
   pop(): V | undefined {
-    this.#live();
+    this.#need('pop');
     if (!this.#ops.lookupAndDelete(0)) return undefined;
     return this.valueCodec.decode(this.#ops.valueView, 0);
   }
 
   /** Queue/stack: the next value without removing it. Bloom filter: use {@link mayContain}. */
   peek(): V | undefined {
-    this.#live();
+    this.#need('pop');
     if (!this.#ops.lookup(0)) return undefined;
     return this.valueCodec.decode(this.#ops.valueView, 0);
   }
 
   /** Bloom filter: false means certainly absent, true means probably present. */
   mayContain(value: V): boolean {
-    this.#live();
+    this.#need('mayContain');
     this.valueCodec.encode(this.#ops.valueView, 0, value);
     return this.#ops.lookup(0);
   }
@@ -552,6 +755,27 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   freeze(): void {
     this.#live();
     mapFreeze({ mapFd: this.fd.value }, `map '${this.name}'`);
+  }
+
+  /**
+   * The values of an array map created with `flags: ['mmapable']`, mapped into this process:
+   * reads and writes go straight to the map's memory, which programs see at once. The mapping
+   * stays valid for as long as the returned object (or any view of its bytes) is reachable, even
+   * after `close()`; the garbage collector unmaps it. `writable: false` maps it read-only (a frozen
+   * map can only be mapped so).
+   */
+  mmap(opts: { writable?: boolean } = {}): MapMemory<V> {
+    this.#need('mmap', this.#allowed.has('mmap') && (this.flags & MapFlags.MMAPABLE) !== 0);
+    const writable = opts.writable ?? true;
+    const stride = (this.valueSize + 7) & ~7; // array elements are 8-byte aligned
+    const bytes = Math.ceil((stride * this.maxEntries) / pageSize) * pageSize;
+    const buffer = mmapCollected(
+      this.fd,
+      Math.max(bytes, pageSize),
+      writable ? PROT_READ | PROT_WRITE : PROT_READ,
+      MAP_SHARED,
+    );
+    return new MapMemory(buffer, this.valueCodec, this.maxEntries, stride, writable);
   }
 
   close(): void {
@@ -563,5 +787,79 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+const updateHints: Record<string, Partial<Record<UpdateFlag, string>>> = {
+  EEXIST: { noexist: "the key already exists and flag 'noexist' only creates" },
+  ENOENT: { exist: "the key does not exist and flag 'exist' only replaces" },
+  E2BIG: {
+    any: "the map is full (maxEntries reached); delete entries, or push with flag 'exist' to overwrite the oldest of a queue or stack",
+    noexist: 'the map is full (maxEntries reached)',
+  },
+};
+
+/** A failed update with the reason its flag implies, or the error unchanged. */
+function explainUpdate(e: unknown, flag: UpdateFlag, what: string): unknown {
+  if (!(e instanceof BpfError)) return e;
+  const hint = updateHints[e.code]?.[flag];
+  return hint ? new BpfError(e.cmd, e.errno, `map '${what}', flag '${flag}'`, hint) : e;
+}
+
+function batchNotSupported(type: number, cause?: unknown): NotSupportedError {
+  return new NotSupportedError(`batch operations on ${mapTypes.toName(type)} maps`, '5.6', { cause });
+}
+
+type Chunk = { keys: NativeBuffer; values: NativeBuffer; count: number };
+
+/**
+ * The iterator behind batched `entries()`: decodes one entry per `next()` from the current chunk
+ * and fetches the next chunk when it runs out. Hand-written rather than a generator, and reusing
+ * its result object, because this loop runs once per entry of maps with millions of them.
+ */
+class BatchEntries<K, V> implements IterableIterator<[K, V]> {
+  #chunk: Chunk | undefined;
+  #i = 0;
+  readonly #result: IteratorResult<[K, V]> = { done: false, value: undefined as unknown as [K, V] };
+  constructor(
+    first: Chunk | undefined,
+    readonly chunks: Generator<Chunk | undefined>,
+    readonly keyCodec: Codec<K>,
+    readonly decodeValue: (view: DataView, offset: number) => V,
+    readonly keySize: number,
+    readonly valueSize: number,
+  ) {
+    this.#chunk = first;
+  }
+
+  next(): IteratorResult<[K, V]> {
+    let c = this.#chunk;
+    while (c !== undefined && this.#i >= c.count) {
+      const r = this.chunks.next();
+      c = this.#chunk = r.done ? undefined : r.value;
+      this.#i = 0;
+    }
+    const res = this.#result;
+    if (c === undefined) {
+      res.done = true;
+      res.value = undefined;
+      return res;
+    }
+    const i = this.#i++;
+    res.value = [
+      this.keyCodec.decode(c.keys.view, i * this.keySize),
+      this.decodeValue(c.values.view, i * this.valueSize),
+    ];
+    return res;
+  }
+
+  return(): IteratorResult<[K, V]> {
+    this.chunks.return(undefined);
+    this.#chunk = undefined;
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.iterator](): this {
+    return this;
   }
 }

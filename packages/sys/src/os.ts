@@ -137,6 +137,25 @@ export function mmap(
   return new Mapping(BigInt(p), length);
 }
 
+const collected = new FinalizationRegistry<[Ptr, number]>(([addr, size]) => cMunmap(addr, size));
+
+/**
+ * mmap(2) owned by the garbage collector: the mapping lives exactly as long as the returned
+ * ArrayBuffer, so no view into it can outlive it (an explicit munmap could leave views pointing
+ * at unmapped memory). For memory handed to user code, such as an mmap-able map's values.
+ */
+export function mmapCollected(
+  fd: Fd | number,
+  length: number,
+  prot: number,
+  flags: number,
+  offset = 0,
+): ArrayBuffer {
+  const m = mmap(fd, length, prot, flags, offset);
+  collected.register(m.buffer, [m.address, length]);
+  return m.buffer;
+}
+
 // ---- epoll and eventfd ------------------------------------------------------------------------
 
 export const EPOLLIN = 0x001;
