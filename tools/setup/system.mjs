@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Installs the Debian packages the test suite calls (first step of `pnpm test`), so a fresh
 // machine needs nothing but Node and npm: bpftool for the pinning interop tests, cc for C
-// programs. With --bench also libbpf's headers and library for the benchmarks' C consumer.
+// programs. With --bench also libbpf's headers and library for the benchmarks' C consumer; with
+// --vmtest QEMU, a static busybox and xz for the kernel matrix (tools/vmtest).
 // Runs apt-get only when something is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { isStaticElf } from '../vmtest/initramfs.mjs';
 
 const NEEDED = [
   ['bpftool', 'bpftool'],
@@ -15,6 +17,13 @@ const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const missing = NEEDED.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
 // --bench: libbpf's headers and library for the benchmarks' C consumer
 if (process.argv.includes('--bench') && !existsSync('/usr/include/bpf/libbpf.h')) missing.push('libbpf-dev');
+// --vmtest: QEMU, a static busybox for the guest's initramfs, xz for compressed modules
+if (process.argv.includes('--vmtest')) {
+  if (!have('qemu-system-x86_64')) missing.push('qemu-system-x86');
+  if (!isStaticElf('/bin/busybox')) missing.push('busybox-static');
+  if (!have('xz')) missing.push('xz-utils');
+  if (!have('dpkg')) missing.push('dpkg');
+}
 if (missing.length === 0) process.exit(0);
 if (process.getuid?.() !== 0) {
   console.error(

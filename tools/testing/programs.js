@@ -3,20 +3,30 @@ import { Builder, R0, R1, R2, R3, R4, R5, R6, R7, R10, reg } from '@bpfkit/asm';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, onlineCpus, u32 } from '@bpfkit/maps';
 
+/** Append to `b`: r0 = the value of key `slot` of array map `map`; jump to `skip` when absent. Clobbers r0-r2. */
+function lookupSlot(b, map, slot, skip) {
+  return b
+    .st('w', R10, -4, slot)
+    .ldMap(R1, map)
+    .mov64(R2, reg(R10))
+    .add64(R2, -4)
+    .call('map_lookup_elem')
+    .jeq(R0, 0, skip);
+}
+
 /**
  * Append to `b`: look up key 0 of array map `map` and atomically add `amount` (a register
  * operand or an immediate) of `size` ('w' or 'dw') to the value. Clobbers r0-r2; jumps to
  * `skip` when the lookup fails.
  */
 export function addToSlot0(b, map, amount, size = 'dw', skip = 'out') {
-  b.st('w', R10, -4, 0)
-    .ldMap(R1, map)
-    .mov64(R2, reg(R10))
-    .add64(R2, -4)
-    .call('map_lookup_elem')
-    .jeq(R0, 0, skip);
-  b.mov64(R1, amount);
+  lookupSlot(b, map, 0, skip).mov64(R1, amount);
   return b.atomic('add', size, R0, 0, R1);
+}
+
+/** Append to `b`: store 64-bit register `src` (not r0-r2) into key `slot` of array map `map`. */
+export function storeToSlot(b, map, slot, src, skip = 'out') {
+  return lookupSlot(b, map, slot, skip).stx('dw', R0, 0, src);
 }
 
 const BPF_F_CURRENT_CPU = 0xffffffffn;

@@ -13,7 +13,7 @@ import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { NativeBuffer, objPin } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempBpffs } from '../../../tools/testing/kernel.js';
-import { addToSlot0 } from '../../../tools/testing/programs.js';
+import { addToSlot0, storeToSlot } from '../../../tools/testing/programs.js';
 
 afterAll(() => {
   // nothing of ours is left in the cgroup tree
@@ -105,13 +105,7 @@ describe('cgroup_array', () => {
     const b = new Builder().call('get_current_pid_tgid').rsh64(R0, 32).jne(R0, process.pid, 'out');
     for (const slot of [0, 1]) {
       b.ldMap(R1, 'cgs').mov64(R2, slot).call('current_task_under_cgroup').add64(R0, 100).mov64(R6, reg(R0));
-      b.st('w', R10, -4, slot)
-        .ldMap(R1, 'out')
-        .mov64(R2, reg(R10))
-        .add64(R2, -4)
-        .call('map_lookup_elem')
-        .jeq(R0, 0, 'out')
-        .stx('dw', R0, 0, R6);
+      storeToSlot(b, 'out', slot, R6);
     }
     b.label('out').mov64(R0, 0).exit();
     using prog = Program.load({

@@ -16,7 +16,7 @@ import {
   resolveCoreRelo,
 } from '@bpfkit/btf';
 import { BpfMap, type MapSpec, u32 } from '@bpfkit/maps';
-import type { Fd } from '@bpfkit/sys';
+import { type Fd, NotSupportedError } from '@bpfkit/sys';
 import { btfCodec } from './btfcodec.js';
 import { kernelConfig, linuxKernelVersion } from './kconfig.js';
 import { type ObjectExtern, ObjectFile, type ObjectMap, type ObjectProgram } from './object/object.js';
@@ -398,7 +398,7 @@ function resolveRefs(
       }
       case 'kfunc': {
         const f = kernel.findAll(ref.name, 'func')[0];
-        if (!f) throw new TypeError(`kfunc '${ref.name}' is not a function in the kernel's BTF`);
+        if (!f) throw new NotSupportedError(`kfunc ${ref.name} (not in this kernel's BTF)`);
         return { ...insn, src: Pseudo.KFUNC_CALL, imm: f.id, off: 0, ref: undefined };
       }
       default:

@@ -91,6 +91,8 @@ const FLAGS: Record<UpdateFlag, number> = {
   exist: UpdateFlags.EXIST,
 };
 const BATCH = 1024;
+/** The default options, shared: a default `{}` would allocate on every call of a hot method. */
+const NO_OPTIONS: SetOptions = Object.freeze({});
 /** Map types whose batch commands failed with EINVAL here (kernels before 5.6, arrays before 5.7). */
 const noBatch = new Set<number>();
 
@@ -334,7 +336,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** The value at `key`, or undefined. Per-CPU maps return one value per CPU; fd maps return the object id. */
   get(key: K): V | undefined {
-    this.#need('get', this.#canGet);
+    if (this.#closed || !this.#canGet) this.#need('get', this.#canGet);
     this.#encodeKey(key);
     if (!this.#ops.lookup(0)) return undefined;
     if (this.#fdValues) return this.#ops.valueView.getUint32(0, true) as V;
@@ -342,14 +344,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   has(key: K): boolean {
-    this.#need('get', this.#canGet);
+    if (this.#closed || !this.#canGet) this.#need('get', this.#canGet);
     this.#encodeKey(key);
     return this.#ops.lookup(0);
   }
 
   /** Write `value` at `key`. For prog arrays and map-in-maps, the value is a program, map or fd. */
-  set(key: K, value: V | HasFd | Fd | number, opts: SetOptions = {}): this {
-    this.#need('set', this.#canSet);
+  set(key: K, value: V | HasFd | Fd | number, opts: SetOptions = NO_OPTIONS): this {
+    if (this.#closed || !this.#canSet) this.#need('set', this.#canSet);
     this.#encodeKey(key);
     this.#encodeValue(value);
     this.#update(opts);
@@ -374,7 +376,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   /** Raw access: write value bytes at key bytes, whatever the codecs. Sizes must match exactly. */
-  setBytes(key: Uint8Array, value: Uint8Array, opts: SetOptions = {}): this {
+  setBytes(key: Uint8Array, value: Uint8Array, opts: SetOptions = NO_OPTIONS): this {
     this.#live();
     this.#rawKey(key);
     if (value.length !== this.#ops.value.length)
@@ -401,7 +403,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** Remove `key`; false when it was absent. */
   delete(key: K): boolean {
-    this.#need('delete', this.#canDelete);
+    if (this.#closed || !this.#canDelete) this.#need('delete', this.#canDelete);
     this.#encodeKey(key);
     return this.#ops.delete();
   }
@@ -410,20 +412,33 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   getAndDelete(key: K): V | undefined {
     this.#need('getAndDelete');
     this.#encodeKey(key);
-    if (!this.#ops.lookupAndDelete(0)) return undefined;
+    try {
+      if (!this.#ops.lookupAndDelete(0)) return undefined;
+    } catch (e) {
+      // hash maps have it since 5.14; other types later or never
+      if (e instanceof BpfError && (e.code === 'ENOTSUPP' || e.code === 'EINVAL'))
+        throw new NotSupportedError(
+          `getAndDelete (BPF_MAP_LOOKUP_AND_DELETE_ELEM) on ${this.typeName} maps`,
+          HASHES.has(this.type) ? '5.14' : undefined,
+          { cause: e },
+        );
+      throw e;
+    }
     return this.#decodeValue() as V;
   }
 
   /** Walk the keys with MAP_GET_NEXT_KEY, leaving each in the key buffer; yields nothing for keyless maps. */
-  *#walk(): Generator<void> {
-    let first = true;
-    for (;;) {
-      this.#live();
-      if (!this.#ops.next(first)) return;
-      first = false;
-      this.#ops.key.set(this.#ops.nextKey);
-      yield;
-    }
+  /**
+   * The next key of a walk into the key buffer (the first when `cursor` is undefined), from the
+   * walk's own copy of where it is: the loop body may use the key buffer for other keys.
+   */
+  #step(cursor: Uint8Array, first: boolean): boolean {
+    this.#live();
+    if (!first) this.#ops.key.set(cursor);
+    if (!this.#ops.next(first)) return false;
+    cursor.set(this.#ops.nextKey);
+    this.#ops.key.set(cursor);
+    return true;
   }
 
   /**
@@ -436,7 +451,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   *#keys(): IterableIterator<K> {
-    for (const _ of this.#walk()) yield this.keyCodec.decode(this.#ops.keyView, 0);
+    const cursor = new Uint8Array(this.keySize);
+    for (let first = true; this.#step(cursor, first); first = false)
+      yield this.keyCodec.decode(this.#ops.keyView, 0);
   }
 
   *values(): IterableIterator<V> {
@@ -473,7 +490,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   *#walkEntries(): IterableIterator<[K, V]> {
-    for (const _ of this.#walk()) {
+    const cursor = new Uint8Array(this.keySize);
+    for (let first = true; this.#step(cursor, first); first = false) {
       const k = this.keyCodec.decode(this.#ops.keyView, 0);
       if (!this.#ops.lookup(0)) continue;
       const v = this.#fdValues ? (this.#ops.valueView.getUint32(0, true) as V) : (this.#decodeValue() as V);
@@ -487,7 +505,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** Delete every key (maps that allow delete). */
   clear(): void {
-    this.#need('delete', this.#canDelete);
+    if (this.#closed || !this.#canDelete) this.#need('delete', this.#canDelete);
     for (const k of [...this.keys()]) this.delete(k);
   }
 
@@ -538,7 +556,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
             values = new NativeBuffer(this.#stride * this.#ncpu * n);
             continue;
           }
-          if (first && e instanceof BpfError && (e.code === 'EINVAL' || e.code === 'ENOTSUPP')) {
+          if (first && (e instanceof NotSupportedError || (e instanceof BpfError && e.code === 'EINVAL'))) {
             noBatch.add(this.type);
             yield undefined;
             return;
@@ -631,7 +649,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
    * Write the entries held in typed arrays (as {@link readBatches} lays them out) with
    * BPF_MAP_UPDATE_BATCH: one syscall, no per-entry encoding. Returns how many were written.
    */
-  setBatchFrom(keys: ArrayBufferView, values: ArrayBufferView, opts: SetOptions = {}): number {
+  setBatchFrom(keys: ArrayBufferView, values: ArrayBufferView, opts: SetOptions = NO_OPTIONS): number {
     this.#need('batch');
     const vv = this.#stride * this.#ncpu;
     const n = this.#capacity(keys, values, vv);
@@ -646,8 +664,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
         elemFlags: FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0),
       }).count;
     } catch (e) {
-      if (e instanceof BpfError && e.code === 'EINVAL' && !this.#batchWorks())
-        throw batchNotSupported(this.type, e);
+      if (isMissingCommand(e) && !this.#batchWorks()) throw batchNotSupported(this.type, e);
       throw explainUpdate(e, opts.flag ?? 'any', this.name || this.typeName);
     }
   }
@@ -683,7 +700,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
           elemFlags: FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0),
         }).count;
       } catch (e) {
-        if (written === 0 && e instanceof BpfError && e.code === 'EINVAL' && !this.#batchWorks())
+        if (written === 0 && isMissingCommand(e) && !this.#batchWorks())
           throw batchNotSupported(this.type, e);
         throw explainUpdate(e, opts.flag ?? 'any', this.name || this.typeName);
       }
@@ -706,7 +723,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
       try {
         deleted += mapDeleteBatch({ keys: buf.ptr, count: part.length, mapFd: this.fd.value }).count;
       } catch (e) {
-        if (deleted === 0 && e instanceof BpfError && e.code === 'EINVAL' && !this.#batchWorks())
+        if (deleted === 0 && isMissingCommand(e) && !this.#batchWorks())
           throw batchNotSupported(this.type, e);
         throw e;
       }
@@ -805,6 +822,18 @@ function explainUpdate(e: unknown, flag: UpdateFlag, what: string): unknown {
   const hint = updateHints[e.code]?.[flag];
   return hint ? new BpfError(e.cmd, e.errno, `map '${what}', flag '${flag}'`, hint) : e;
 }
+
+/** A batch command the kernel does not have: NotSupportedError already, or EINVAL from the kernel. */
+function isMissingCommand(e: unknown): boolean {
+  return e instanceof NotSupportedError || (e instanceof BpfError && e.code === 'EINVAL');
+}
+
+const HASHES = new Set<number>([
+  MapType.HASH,
+  MapType.PERCPU_HASH,
+  MapType.LRU_HASH,
+  MapType.LRU_PERCPU_HASH,
+]);
 
 function batchNotSupported(type: number, cause?: unknown): NotSupportedError {
   return new NotSupportedError(`batch operations on ${mapTypes.toName(type)} maps`, '5.6', { cause });

@@ -80,16 +80,18 @@ describe('LRU maps', () => {
     const keys = [...m.keys()];
     expect(keys.length).toBeLessThanOrEqual(256);
     expect(keys.length).toBeGreaterThan(0);
-    expect(m.has(0)).toBe(false); // the oldest went first
-    expect(m.get(1999)).toBe(1999); // the newest is there
+    // eviction is approximate (per-CPU free lists), but the old keys mostly went and the newest stayed
+    expect(keys.filter((k) => k < 1000).length).toBeLessThan(keys.filter((k) => k >= 1000).length);
+    expect(m.get(1999)).toBe(1999);
   });
 
   it('lru_percpu_hash evicts too, and keeps per-CPU values', () => {
     const n = possibleCpus();
     using m = BpfMap.create({ type: 'lru_percpu_hash', key: u32, value: u64, maxEntries: 128 });
     for (let i = 0; i < 1000; i++) m.set(i, Array(n).fill(BigInt(i)));
-    expect([...m.keys()].length).toBeLessThanOrEqual(128);
-    expect(m.has(0)).toBe(false);
+    const keys = [...m.keys()];
+    expect(keys.length).toBeLessThanOrEqual(128);
+    expect(keys.filter((k) => k < 500).length).toBeLessThan(keys.filter((k) => k >= 500).length);
     expect(m.get(999)).toEqual(Array(n).fill(999n));
   });
 });
@@ -291,6 +293,18 @@ describe('iteration under modification', () => {
     }
     expect(seen.slice(0, 5)).toEqual([...order.slice(0, 4), order[0]]);
     expect(seen.length).toBe(4 + 9);
+  });
+
+  it('keys(): the loop body may use the map for other keys without moving the walk', () => {
+    using m = BpfMap.create({ type: 'hash', key: u32, value: u32, maxEntries: 64 });
+    for (let i = 0; i < 20; i++) m.set(i, i);
+    const seen: number[] = [];
+    for (const k of m.keys()) {
+      seen.push(k);
+      expect(m.get((k + 7) % 20)).toBe((k + 7) % 20);
+      m.has(999);
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual([...Array(20).keys()]);
   });
 
   it('keys(): deleting every key as it is visited empties the map and ends', () => {

@@ -1,5 +1,5 @@
 import { attrLayout, BPF_ATTR_SIZE, type BpfCmd } from './abi.generated.js';
-import { BpfError } from './errors.js';
+import { BpfError, commandError } from './errors.js';
 import { errno, SYS_bpf, sysBpf } from './ffi.js';
 import { NativeBuffer } from './native.js';
 
@@ -118,7 +118,7 @@ export function bpfCommand<F extends AttrFamily>(
   let r = sysBpf(SYS_bpf, cmd, scratch.ptr, BPF_ATTR_SIZE);
   if (r < 0) {
     const e = errno();
-    if (e !== tolerate) throw new BpfError(cmd, e, detail);
+    if (e !== tolerate) throw commandError(cmd, e, detail);
     r = -e;
   }
   return { result: r, out: readerFor(family) };
@@ -140,7 +140,7 @@ export function bpf(cmd: BpfCmd | number, attr: Uint8Array): number {
   scratch.bytes.fill(0);
   scratch.bytes.set(attr);
   const r = sysBpf(SYS_bpf, cmd, scratch.ptr, attr.length);
-  if (r < 0) throw new BpfError(cmd, errno());
+  if (r < 0) throw commandError(cmd, errno());
   attr.set(scratch.bytes.subarray(0, attr.length));
   return r;
 }

@@ -1,5 +1,5 @@
 import { attrLayout, BpfCmd } from './abi.generated.js';
-import { BpfError } from './errors.js';
+import { commandError } from './errors.js';
 import { errno, type Ptr, SYS_bpf, sysBpf } from './ffi.js';
 import { NativeBuffer } from './native.js';
 
@@ -105,5 +105,5 @@ export class ElemOps {
 function failed(cmd: BpfCmd, enoentIsFalse: boolean): false {
   const e = errno();
   if (enoentIsFalse && e === ENOENT) return false;
-  throw new BpfError(cmd, e);
+  throw commandError(cmd, e);
 }

@@ -95,3 +95,64 @@ export class ClosedError extends Error {
     super(`${what} is closed`);
   }
 }
+
+/** The running kernel's `[major, minor]`, from uname's release (`6.1.0-56-amd64` → [6, 1]). */
+export function kernelVersion(text = release()): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+/** Whether the running kernel is older than `since` ('5.6'). */
+export function kernelOlderThan(since: string): boolean {
+  const [a, b] = kernelVersion();
+  const [c, d] = kernelVersion(since);
+  return a < c || (a === c && b < d);
+}
+
+/** The first Linux release with each bpf(2) command; older kernels answer EINVAL. */
+const CMD_SINCE: Partial<Record<string, string>> = {
+  BPF_OBJ_PIN: '4.4',
+  BPF_OBJ_GET: '4.4',
+  BPF_PROG_ATTACH: '4.10',
+  BPF_PROG_DETACH: '4.10',
+  BPF_PROG_TEST_RUN: '4.12',
+  BPF_PROG_GET_NEXT_ID: '4.13',
+  BPF_MAP_GET_NEXT_ID: '4.13',
+  BPF_PROG_GET_FD_BY_ID: '4.13',
+  BPF_MAP_GET_FD_BY_ID: '4.13',
+  BPF_OBJ_GET_INFO_BY_FD: '4.13',
+  BPF_PROG_QUERY: '4.15',
+  BPF_RAW_TRACEPOINT_OPEN: '4.17',
+  BPF_BTF_LOAD: '4.18',
+  BPF_BTF_GET_FD_BY_ID: '4.18',
+  BPF_TASK_FD_QUERY: '4.18',
+  BPF_MAP_LOOKUP_AND_DELETE_ELEM: '4.20',
+  BPF_MAP_FREEZE: '5.2',
+  BPF_BTF_GET_NEXT_ID: '5.4',
+  BPF_MAP_LOOKUP_BATCH: '5.6',
+  BPF_MAP_LOOKUP_AND_DELETE_BATCH: '5.6',
+  BPF_MAP_UPDATE_BATCH: '5.6',
+  BPF_MAP_DELETE_BATCH: '5.6',
+  BPF_LINK_CREATE: '5.7',
+  BPF_LINK_UPDATE: '5.7',
+  BPF_LINK_GET_FD_BY_ID: '5.8',
+  BPF_LINK_GET_NEXT_ID: '5.8',
+  BPF_ENABLE_STATS: '5.8',
+  BPF_ITER_CREATE: '5.8',
+  BPF_LINK_DETACH: '5.9',
+  BPF_PROG_BIND_MAP: '5.10',
+  BPF_TOKEN_CREATE: '6.9',
+  BPF_PROG_STREAM_READ_BY_FD: '6.17',
+};
+
+/**
+ * The error for a failed bpf(2) command: a {@link NotSupportedError} when the kernel is older
+ * than the command (it answers EINVAL to commands it does not know), a {@link BpfError} otherwise.
+ */
+export function commandError(cmd: number, errno: number, detail?: string): BpfError | NotSupportedError {
+  const name = cmdNames.get(cmd) ?? `bpf cmd ${cmd}`;
+  const since = CMD_SINCE[name];
+  if (errno === constants.errno.EINVAL && since && kernelOlderThan(since))
+    return new NotSupportedError(`the ${name} command`, since, { cause: new BpfError(cmd, errno, detail) });
+  return new BpfError(cmd, errno, detail);
+}

@@ -22,7 +22,15 @@ export {
 } from './attr.js';
 export * from './commands.js';
 export { ElemOps } from './elem.js';
-export { BpfError, ClosedError, errnoName, NotSupportedError } from './errors.js';
+export {
+  BpfError,
+  ClosedError,
+  commandError,
+  errnoName,
+  kernelOlderThan,
+  kernelVersion,
+  NotSupportedError,
+} from './errors.js';
 export { Fd } from './fd.js';
 export type { Ptr } from './ffi.js';
 export * from './info.js';

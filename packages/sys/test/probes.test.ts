@@ -82,8 +82,14 @@ describe('feature probes', () => {
 });
 
 import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 
+/** The running kernel's config: /proc/config.gz, or /boot/config-<release> as distributions ship it. */
 function readConfig(): string {
-  return gunzipSync(readFileSync('/proc/config.gz')).toString();
+  try {
+    return gunzipSync(readFileSync('/proc/config.gz')).toString();
+  } catch {
+    return readFileSync(`/boot/config-${release()}`, 'utf8');
+  }
 }

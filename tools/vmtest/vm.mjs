@@ -1,0 +1,119 @@
+// Boots a kernel under QEMU (TCG: KVM is not assumed) with the host's root shared read-only and
+// a results directory shared writable; the guest runs `<out>/run.sh` and powers off.
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { EXIT_MARK } from './initramfs.mjs';
+
+/** Splits a byte stream into lines (a character may span two reads), calling `onLine` for each. */
+function lineSplitter(onLine) {
+  const utf8 = new StringDecoder('utf8');
+  let partial = '';
+  return {
+    write(chunk) {
+      partial += utf8.write(chunk).replaceAll('\r', '');
+      const parts = partial.split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) onLine(line);
+    },
+    end() {
+      if (partial) onLine(partial);
+      partial = '';
+    },
+  };
+}
+
+/**
+ * Run `script` (sh) in a guest booted from `kernel` and `initrd` (paths), in directory `cwd`
+ * of the host's tree. The script's output goes to `<outDir>/output.log` on the writable share,
+ * which is followed here (the serial console carries the kernel's own messages). Resolves
+ * `{ status, timedOut, panicked, console, seconds }`; `status` is the script's exit status, or
+ * null when the guest died or was killed at `timeoutMs`; `console` is the last lines of both.
+ */
+export function runInVm({ kernel, initrd, outDir, cwd, script, timeoutMs, cpus = 2, memory = '4G', onLine }) {
+  const output = join(outDir, 'output.log');
+  writeFileSync(output, '');
+  writeFileSync(join(outDir, 'run.sh'), `#!/bin/sh\nexec >${output} 2>&1\n${script}\n`, { mode: 0o755 });
+  const args = [
+    '-nodefaults',
+    '-nographic',
+    '-no-reboot',
+    '-machine',
+    'q35',
+    '-cpu',
+    'max',
+    '-accel',
+    'tcg,thread=multi,tb-size=1024',
+    '-smp',
+    String(cpus),
+    '-m',
+    memory,
+    '-kernel',
+    kernel,
+    '-initrd',
+    initrd,
+    '-append',
+    `console=ttyS0 panic=-1 quiet loglevel=4 vmtest.out=${outDir} vmtest.cwd=${cwd}`,
+    '-serial',
+    'stdio',
+    '-virtfs',
+    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${outDir},mount_tag=results,security_model=none`,
+  ];
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines = [];
+    let status = null;
+    let panicked = false;
+    const keep = (line) => {
+      lines.push(line);
+      if (lines.length > 400) lines.shift();
+      onLine?.(line);
+    };
+    const serial = lineSplitter((line) => {
+      if (line.startsWith(EXIT_MARK)) status = Number(line.slice(EXIT_MARK.length));
+      else {
+        if (/Kernel panic|BUG: |Oops: /.test(line)) panicked = true;
+        keep(line);
+      }
+    });
+    qemu.stdout.on('data', (d) => serial.write(d));
+    qemu.stderr.on('data', (d) => serial.write(d));
+    // follow the script's output file as the guest writes it
+    const fd = openSync(output, 'r');
+    const buf = Buffer.alloc(1 << 16);
+    const out = lineSplitter(keep);
+    const follow = () => {
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, null);
+        if (n <= 0) return;
+        out.write(buf.subarray(0, n));
+      }
+    };
+    const poll = setInterval(follow, 250);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      qemu.kill('SIGKILL');
+    }, timeoutMs);
+    qemu.on('error', (e) => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      reject(
+        new Error(`vmtest: cannot start qemu-system-x86_64 (${e.message}); apt-get install qemu-system-x86`),
+      );
+    });
+    qemu.on('close', () => {
+      clearTimeout(timer);
+      clearInterval(poll);
+      follow();
+      out.end();
+      serial.end();
+      closeSync(fd);
+      resolve({ status, timedOut, panicked, console: lines, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
