@@ -142,6 +142,7 @@ describe('initramfs', () => {
     for (const fs of ['bpf', 'tracefs', 'cgroup2', 'devtmpfs', 'overlay'])
       expect(init).toContain(`mount -t ${fs}`);
     expect(init).toMatch(/trans=virtio,version=9p2000\.L,ro/);
+    expect(init).not.toMatch(/\$R\/tmp\b/); // a checkout under /tmp must stay visible
   });
 });
 

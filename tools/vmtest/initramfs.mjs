@@ -63,7 +63,6 @@ mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
-mount -t tmpfs tmpfs $R/tmp
 mount -t tmpfs tmpfs $R/run
 mount -t bpf bpf $R/sys/fs/bpf
 mount -t tracefs tracefs $R/sys/kernel/tracing
