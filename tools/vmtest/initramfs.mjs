@@ -77,7 +77,9 @@ hostname vmtest
 cd $R
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=1 TERM=dumb
 chroot $R /bin/sh -c "cd $(arg cwd) && exec $out/run.sh" </dev/null >/dev/console 2>&1
-echo "${EXIT_MARK}$?"
+st=$?
+echo
+echo "${EXIT_MARK}$st"
 sync
 poweroff -f
 `;

@@ -31,7 +31,17 @@ function lineSplitter(onLine) {
  * `{ status, timedOut, panicked, console, seconds }`; `status` is the script's exit status, or
  * null when the guest died or was killed at `timeoutMs`; `console` is the last lines of both.
  */
-export function runInVm({ kernel, initrd, outDir, cwd, script, timeoutMs, cpus = 2, memory = '4G', onLine }) {
+export function runInVm({
+  kernel,
+  initrd,
+  outDir,
+  cwd,
+  script,
+  timeoutMs,
+  cpus = 2,
+  memory = '4G',
+  onLine = undefined,
+}) {
   const output = join(outDir, 'output.log');
   writeFileSync(output, '');
   writeFileSync(join(outDir, 'run.sh'), `#!/bin/sh\nexec >${output} 2>&1\n${script}\n`, { mode: 0o755 });
@@ -74,7 +84,8 @@ export function runInVm({ kernel, initrd, outDir, cwd, script, timeoutMs, cpus =
       onLine?.(line);
     };
     const serial = lineSplitter((line) => {
-      if (line.startsWith(EXIT_MARK)) status = Number(line.slice(EXIT_MARK.length));
+      const mark = line.indexOf(EXIT_MARK);
+      if (mark >= 0) status = Number.parseInt(line.slice(mark + EXIT_MARK.length), 10);
       else {
         if (/Kernel panic|BUG: |Oops: /.test(line)) panicked = true;
         keep(line);

@@ -51,7 +51,7 @@ describe('loadCollection', () => {
     expect(c.map('stats_map').info.btfId).toBeGreaterThan(0);
   });
 
-  it('globals: .rodata constants set from TypeScript, .data/.bss, .kconfig and kfunc externs', () => {
+  it('globals: .rodata constants set from TypeScript, .data/.bss, .kconfig and weak ksym externs', () => {
     using c = loadCollection(fixture('globals.bpf.o'), { constants: { cfg_multiplier: 5, cfg_offset: -9n } });
     expect(c.program('globals').testRun({ data: new Uint8Array(64), repeat: 2 }).retval).toBe(
       'h'.charCodeAt(0),
@@ -66,7 +66,6 @@ describe('loadCollection', () => {
       out_missing: 0n,
       out_offset: -9n,
       out_ksym_missing: 1n,
-      out_kern_len: 50n,
     });
     expect(c.map<number, Record<string, bigint>>('.data').get(0)).toEqual({ data_counter: 9n });
     expect(c.map<number, Record<string, number>>('.data.custom').get(0)).toEqual({ custom_val: 13 });
@@ -77,6 +76,22 @@ describe('loadCollection', () => {
     });
     expect(() => c.map('.rodata').setBytes(new Uint8Array(4), new Uint8Array(19))).toThrow(
       expect.objectContaining({ code: 'EPERM' }),
+    );
+  });
+
+  it('kfunc externs resolve through the kernel BTF; a kernel without the kfunc says so', () => {
+    using c = loadCollection(fixture('kfunc.bpf.o'));
+    expect(c.program('kern_len').testRun({ data: new Uint8Array(64) }).retval).toBe(1);
+    // the kernel's own sk_buff, reached through the kfunc: 64 bytes less the Ethernet header
+    expect(c.map<number, Record<string, bigint>>('.bss').get(0)).toEqual({ out_kern_len: 50n });
+    const notAKernel = ObjectFile.read(fixture('basics.bpf.o')).btf!;
+    expect(() => loadCollection(fixture('kfunc.bpf.o'), { kernelBtf: notAKernel })).toThrow(
+      expect.objectContaining({
+        name: 'NotSupportedError',
+        message: expect.stringMatching(
+          /^kfunc bpf_cast_to_kern_ctx \(not in this kernel's BTF\) is not supported/,
+        ),
+      }),
     );
   });
 

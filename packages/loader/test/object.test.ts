@@ -76,9 +76,10 @@ describe('ObjectFile.read', () => {
     expect(o.variables.get('custom_val')).toMatchObject({ section: '.data.custom', size: 4 });
     expect(o.externs.get('LINUX_KERNEL_VERSION')).toMatchObject({ kind: 'kconfig', weak: false });
     expect(o.externs.get('CONFIG_HZ')).toMatchObject({ kind: 'kconfig', weak: true, size: 4 });
-    expect(o.externs.get('bpf_cast_to_kern_ctx')?.kind).toBe('kfunc');
     expect(o.externs.get('bpfkit_no_such_ksym')).toMatchObject({ kind: 'ksym', weak: true });
-    expect(o.programs.get('globals')!.insns.some((i) => i.ref?.kind === 'kfunc')).toBe(true);
+    const k = ObjectFile.read(fixture('kfunc.bpf.o'));
+    expect(k.externs.get('bpf_cast_to_kern_ctx')?.kind).toBe('kfunc');
+    expect(k.programs.get('kern_len')!.insns.some((i) => i.ref?.kind === 'kfunc')).toBe(true);
   });
 
   it('carries CO-RE relocations with the instructions they patch', () => {
