@@ -848,7 +848,10 @@ type Chunk = { keys: NativeBuffer; values: NativeBuffer; count: number };
  */
 class BatchEntries<K, V> implements IterableIterator<[K, V]> {
   #chunk: Chunk | undefined;
+  #started = false;
+  readonly #pairs: [K, V][] = [];
   #i = 0;
+  #n = 0;
   readonly #result: IteratorResult<[K, V]> = { done: false, value: undefined as unknown as [K, V] };
   constructor(
     first: Chunk | undefined,
@@ -862,24 +865,36 @@ class BatchEntries<K, V> implements IterableIterator<[K, V]> {
   }
 
   next(): IteratorResult<[K, V]> {
+    const res = this.#result;
+    while (this.#i >= this.#n) {
+      if (!this.#fill()) {
+        res.done = true;
+        res.value = undefined;
+        return res;
+      }
+    }
+    res.value = this.#pairs[this.#i++] as [K, V];
+    return res;
+  }
+
+  /** Decode the next chunk into pairs in one tight loop. False at the end. */
+  #fill(): boolean {
     let c = this.#chunk;
-    while (c !== undefined && this.#i >= c.count) {
+    if (this.#started || c === undefined) {
       const r = this.chunks.next();
       c = this.#chunk = r.done ? undefined : r.value;
-      this.#i = 0;
     }
-    const res = this.#result;
-    if (c === undefined) {
-      res.done = true;
-      res.value = undefined;
-      return res;
-    }
-    const i = this.#i++;
-    res.value = [
-      this.keyCodec.decode(c.keys.view, i * this.keySize),
-      this.decodeValue(c.values.view, i * this.valueSize),
-    ];
-    return res;
+    this.#started = true;
+    if (c === undefined) return false;
+    const { keyCodec, decodeValue, keySize, valueSize } = this;
+    const kv = c.keys.view;
+    const vv = c.values.view;
+    const pairs = this.#pairs;
+    for (let i = 0; i < c.count; i++)
+      pairs[i] = [keyCodec.decode(kv, i * keySize), decodeValue(vv, i * valueSize)];
+    this.#i = 0;
+    this.#n = c.count;
+    return true;
   }
 
   return(): IteratorResult<[K, V]> {
