@@ -11,7 +11,6 @@
 export * from './codec.js';
 export { onlineCpus, parseCpuList, possibleCpus } from './cpus.js';
 export {
-  checkCreateFlags,
   type MapFlagName,
   type MapOperation,
   MapOperationError,

@@ -14,7 +14,7 @@ import {
   u32,
   u64,
 } from '@bpfkit/maps';
-import { BpfError, MapFlags, mapInfo, NotSupportedError, PerfType, perfEventOpen } from '@bpfkit/sys';
+import { BpfError, MapFlags, mapInfo, PerfType, perfEventOpen } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 import { cgroup2Root } from '../../../tools/testing/kernel.js';
 
@@ -352,10 +352,4 @@ describe('iteration under modification', () => {
     expect(m.getBatch({ chunk: 1 }).length).toBe(1000);
     expect([...m.entries({ chunk: 1 })].length).toBe(1000);
   });
-});
-
-it('NotSupportedError names batch operations by map type', () => {
-  expect(new NotSupportedError('batch operations on hash maps', '5.6').message).toMatch(
-    /first appeared in Linux 5.6/,
-  );
 });
