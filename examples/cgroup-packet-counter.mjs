@@ -34,11 +34,13 @@ const prog = Program.load({
 const cg = Cgroup.create(`bpfkit-example-${process.pid}`);
 const link = attachCgroup(prog, cg, 'cgroup_inet_egress');
 try {
+  // the sender waits for a line on stdin: it starts only once it is in the cgroup
   const sender = `const s = require('node:dgram').createSocket('udp4');
     let n = 0; const next = () => n++ < 5 ? s.send(Buffer.alloc(100), 9, '127.0.0.1', next) : s.close();
-    setTimeout(next, 100);`;
-  const child = spawn(process.execPath, ['-e', sender], { stdio: 'inherit' });
+    process.stdin.once('data', next);`;
+  const child = spawn(process.execPath, ['-e', sender], { stdio: ['pipe', 'inherit', 'inherit'] });
   cg.addProcess(child.pid);
+  child.stdin.end('go\n');
   await once(child, 'close');
   const { packets, bytes } = stats.get(0);
   console.log(`cgroup ${cg.name} sent ${packets} packets, ${bytes} bytes`);

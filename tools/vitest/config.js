@@ -10,8 +10,10 @@ export function packageTestConfig(name) {
       include: ['test/**/*.test.ts'],
       pool: 'forks',
       setupFiles: [fdLeak],
-      testTimeout: 30_000,
-      hookTimeout: 30_000,
+      // Limits that only catch hangs: tests wait for the event they need (a line printed, a
+      // record read, a count reached), never for a time to pass, and a busy machine may be slow.
+      testTimeout: 300_000,
+      hookTimeout: 300_000,
     },
   };
 }

@@ -35,7 +35,7 @@ for (const k of kernels)
   if (k !== 'host' && !/^\d+\.\d+$/.test(k))
     throw new Error(`--kernel takes series such as 6.1 or 'host', got '${k}'`);
 
-// Slow guests (TCG) get generous per-test limits; the whole leg is bounded by --timeout. The
+// Guests (slow under TCG) get generous per-test limits; the whole leg is bounded by --timeout. The
 // runner's own boot tests stay on the host: QEMU inside a QEMU guest would only measure TCG.
 const vitest = (out, guest) =>
   `node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile=${out}/report.json --testTimeout=600000 --hookTimeout=600000${guest ? " --exclude '**/vmtest-boot.test.ts'" : ''}`;

@@ -28,8 +28,12 @@ function lineSplitter(onLine) {
  * Run `script` (sh) in a guest booted from `kernel` and `initrd` (paths), in directory `cwd`
  * of the host's tree. The script's output goes to `<outDir>/output.log` on the writable share,
  * which is followed here (the serial console carries the kernel's own messages). Resolves
- * `{ status, timedOut, panicked, console, seconds }`; `status` is the script's exit status, or
- * null when the guest died or was killed at `timeoutMs`; `console` is the last lines of both.
+ * `{ status, timedOut, aborted, panicked, console, seconds }`; `status` is the script's exit
+ * status, or null when the guest died, was killed at `timeoutMs` (`timedOut`) or when `signal`
+ * aborted (`aborted`); `console` is the last lines of both.
+ * @param {{ kernel: string, initrd: string, outDir: string, cwd: string, script: string,
+ *   timeoutMs: number, cpus?: number, memory?: string, onLine?: (line: string) => void,
+ *   signal?: AbortSignal }} opts
  */
 export function runInVm({
   kernel,
@@ -41,6 +45,7 @@ export function runInVm({
   cpus = 2,
   memory = '4G',
   onLine = undefined,
+  signal = undefined,
 }) {
   const output = join(outDir, 'output.log');
   writeFileSync(output, '');
@@ -108,25 +113,42 @@ export function runInVm({
     };
     const poll = setInterval(follow, 250);
     let timedOut = false;
+    let aborted = false;
     const timer = setTimeout(() => {
       timedOut = true;
       qemu.kill('SIGKILL');
     }, timeoutMs);
-    qemu.on('error', (e) => {
+    const abort = () => {
+      aborted = true;
+      qemu.kill('SIGKILL');
+    };
+    if (signal?.aborted) abort();
+    else signal?.addEventListener('abort', abort, { once: true });
+    const stop = () => {
       clearTimeout(timer);
       clearInterval(poll);
+      signal?.removeEventListener('abort', abort);
+    };
+    qemu.on('error', (e) => {
+      stop();
       reject(
         new Error(`vmtest: cannot start qemu-system-x86_64 (${e.message}); apt-get install qemu-system-x86`),
       );
     });
     qemu.on('close', () => {
-      clearTimeout(timer);
-      clearInterval(poll);
+      stop();
       follow();
       out.end();
       serial.end();
       closeSync(fd);
-      resolve({ status, timedOut, panicked, console: lines, seconds: (Date.now() - started) / 1000 });
+      resolve({
+        status,
+        timedOut,
+        aborted,
+        panicked,
+        console: lines,
+        seconds: (Date.now() - started) / 1000,
+      });
     });
   });
 }

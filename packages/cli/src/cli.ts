@@ -126,8 +126,9 @@ export function createCli(): Command {
     .description('live table of syscalls per process (tracepoint + per-CPU hash map)')
     .option('-d, --duration <seconds>', 'stop after this many seconds', Number)
     .option('-i, --interval <ms>', 'refresh interval', Number, 1000)
+    .option('-p, --pid <pid...>', 'only these processes', (v: string, all: number[] = []) => [...all, id(v)])
     .action(async (o) => {
-      await runTop({ duration: o.duration, interval: o.interval, signal: interruptible() });
+      await runTop({ duration: o.duration, interval: o.interval, pids: o.pid, signal: interruptible() });
     });
 
   cli

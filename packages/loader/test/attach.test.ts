@@ -1,5 +1,3 @@
-import { createSocket, type Socket } from 'node:dgram';
-import { once } from 'node:events';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Builder, R0, R1, R2, R3, R6, R7, reg } from '@bpfkit/asm';
 import { attachRawTracepoint, attachSocketFilter, attachTracing, Link, Program } from '@bpfkit/loader';
@@ -8,32 +6,7 @@ import { AttachType, BpfError, linkCreate, progQuery } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 import { tempCgroup } from '../../../tools/testing/kernel.js';
 import { addToSlot0, storeToSlot } from '../../../tools/testing/programs.js';
-
-async function udpPair(): Promise<{ rx: Socket; tx: Socket; port: number } & AsyncDisposable> {
-  const rx = createSocket('udp4');
-  rx.bind(0, '127.0.0.1');
-  await once(rx, 'listening');
-  const tx = createSocket('udp4');
-  return {
-    rx,
-    tx,
-    port: rx.address().port,
-    async [Symbol.asyncDispose]() {
-      await new Promise<void>((r) => rx.close(() => r()));
-      await new Promise<void>((r) => tx.close(() => r()));
-    },
-  };
-}
-
-async function received(rx: Socket, send: () => Promise<void>, settleMs = 150): Promise<string[]> {
-  const got: string[] = [];
-  const on = (m: Buffer) => got.push(m.toString());
-  rx.on('message', on);
-  await send();
-  await new Promise((r) => setTimeout(r, settleMs));
-  rx.off('message', on);
-  return got;
-}
+import { receive, udpPair } from '../../../tools/testing/udp.js';
 
 describe('socket filter', () => {
   it('drops chosen datagrams on a real UDP socket', async () => {
@@ -49,24 +22,27 @@ describe('socket filter', () => {
       .exit();
     using prog = Program.load({ type: 'socket_filter', license: 'GPL', instructions: b });
     await using net = await udpPair();
-    const send = (msg: string) =>
-      new Promise<void>((r) => net.tx.send(msg, net.port, '127.0.0.1', () => r()));
-    const before = await received(net.rx, async () => {
-      await send('Xdrop-me');
-      await send('keep-me');
-    });
-    expect(before.sort()).toEqual(['Xdrop-me', 'keep-me']);
+    const both = async () => {
+      await net.send('Xdrop-me');
+      await net.send('keep-me');
+    };
+    const before = await receive(net.rx, net.port, both, { passed: 2 });
+    expect(before.got.sort()).toEqual(['Xdrop-me', 'keep-me']);
     {
       using _filter = attachSocketFilter(prog, net.rx as never);
-      const filtered = await received(net.rx, async () => {
-        await send('Xdrop-me');
-        await send('keep-me');
-        await send('Xagain');
-      });
-      expect(filtered).toEqual(['keep-me']);
+      const filtered = await receive(
+        net.rx,
+        net.port,
+        async () => {
+          await both();
+          await net.send('Xagain');
+        },
+        { passed: 1, dropped: 2 },
+      );
+      expect(filtered).toEqual({ got: ['keep-me'], dropped: 2 }); // the kernel counted both drops
     }
-    const after = await received(net.rx, () => send('Xback'));
-    expect(after).toEqual(['Xback']);
+    const after = await receive(net.rx, net.port, () => net.send('Xback'), { passed: 1 });
+    expect(after).toEqual({ got: ['Xback'], dropped: 0 });
     expect(() => attachSocketFilter(prog, {} as never)).toThrow(TypeError);
   });
 });

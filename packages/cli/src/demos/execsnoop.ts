@@ -51,11 +51,12 @@ export async function runExecsnoop(opts: ExecsnoopOptions = {}): Promise<number>
       console.log(
         `${String(e.pid).padStart(7)} ${String(e.ppid).padStart(7)} ${String(e.uid).padStart(5)}  ${e.comm.padEnd(16)} ${e.argv.join(' ')}`,
       ));
-  if (!opts.onEvent)
-    console.log(`${'PID'.padStart(7)} ${'PPID'.padStart(7)} ${'UID'.padStart(5)}  ${'COMM'.padEnd(16)} ARGS`);
   using coll = loadCollection(EXECSNOOP_OBJECT);
   using _link = attachTracepoint(coll.program('handle_exec'), 'sched', 'sched_process_exec');
   using reader = RingBufReader.open(coll.map('events'), { signal: ac.signal });
+  // the header says it is tracing: printed once the program is attached and the ring is open
+  if (!opts.onEvent)
+    console.log(`${'PID'.padStart(7)} ${'PPID'.padStart(7)} ${'UID'.padStart(5)}  ${'COMM'.padEnd(16)} ARGS`);
   let n = 0;
   try {
     for await (const rec of reader) {

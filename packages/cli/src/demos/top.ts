@@ -15,6 +15,8 @@ export interface TopOptions {
   interval?: number;
   /** Rows to show (default 15). */
   rows?: number;
+  /** Only these processes (thread-group ids), like `top -p` (default: every process). */
+  pids?: readonly number[];
   signal?: AbortSignal;
   /** Where frames go (default stdout). */
   write?: (frame: string) => void;
@@ -87,26 +89,26 @@ export async function runTop(opts: TopOptions = {}): Promise<TopRow[]> {
   });
   using _link = attachTracepoint(prog, 'raw_syscalls', 'sys_enter');
   const end = opts.duration ? Date.now() + opts.duration * 1000 : Number.POSITIVE_INFINITY;
+  const only = opts.pids ? new Set(opts.pids) : undefined;
   const before = new Map<number, bigint>();
   let last: TopRow[] = [];
   let t0 = Date.now();
   while (!opts.signal?.aborted && Date.now() < end) {
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, Math.min(interval, Math.max(0, end - Date.now())));
-      opts.signal?.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(t);
-          resolve();
-        },
-        { once: true },
-      );
+      const done = () => {
+        clearTimeout(t);
+        opts.signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.min(interval, Math.max(0, end - Date.now())));
+      opts.signal?.addEventListener('abort', done, { once: true });
     });
     const now = Date.now();
     const secs = Math.max((now - t0) / 1000, 0.001);
     t0 = now;
     const rows: TopRow[] = [];
     for (const [pid, perCpu] of counts.getBatch()) {
+      if (only && !only.has(pid)) continue;
       const total = perCpu.reduce((a, b) => a + b, 0n);
       rows.push({ pid, comm: comm(pid), total, perSecond: Number(total - (before.get(pid) ?? 0n)) / secs });
       before.set(pid, total);
