@@ -20,8 +20,11 @@ describe('a real guest (Debian 6.1 under QEMU)', () => {
   }, 600_000);
   afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-  const boot = (script: string, timeoutMs: number, more: { signal?: AbortSignal; onLine?: (line: string) => void } = {}) =>
-    runInVm({ kernel: kernel.vmlinuz, initrd, outDir, cwd: '/', script, timeoutMs, ...more });
+  const boot = (
+    script: string,
+    timeoutMs: number,
+    more: { signal?: AbortSignal; onLine?: (line: string) => void } = {},
+  ) => runInVm({ kernel: kernel.vmlinuz, initrd, outDir, cwd: '/', script, timeoutMs, ...more });
 
   // Limits in these tests only catch a runner that is broken: a guest under TCG on a busy machine
   // may take minutes to boot, so nothing waits for a time to pass that the guest must beat.
