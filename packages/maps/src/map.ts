@@ -131,7 +131,6 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   readonly #ops: ElemOps;
   readonly #stride: number;
   readonly #ncpu: number;
-  #closed = false;
 
   private constructor(
     fd: Fd,
@@ -159,7 +158,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.#fdValues = FD_VALUES.has(this.type);
     this.#ncpu = this.perCpu ? possibleCpus() : 1;
     this.#stride = this.perCpu ? (info.valueSize + 7) & ~7 : info.valueSize;
-    this.#ops = new ElemOps(fd.value, info.keySize, this.#stride * this.#ncpu);
+    // The ops check `fd` before every syscall: closing it (map.close(), or fd.close() by whoever
+    // holds it) closes the map, and its cached fd number is never used again.
+    this.#ops = new ElemOps(
+      fd,
+      info.keySize,
+      this.#stride * this.#ncpu,
+      `map '${this.name || mapTypes.toName(this.type)}'`,
+    );
   }
 
   /** Create a map. Sizes and kinds are checked before the syscall. Per-CPU maps hold `V[]`. */
@@ -242,7 +248,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     }
   }
 
-  /** Wrap an fd (ownership moves to the map) of an existing map; its shape is read from the kernel. */
+  /**
+   * Wrap an fd of an existing map; its shape is read from the kernel. Ownership moves to the map:
+   * the same `Fd` becomes {@link fd}, so closing it — through the map or directly — closes the
+   * map (every later op throws ClosedError). Pass `fd.dup()` to keep an fd of your own.
+   */
   static fromFd<K = Uint8Array, V = Uint8Array>(
     fd: Fd,
     codecs: { key?: Codec<K>; value?: Codec<V> } = {},
@@ -283,12 +293,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     return mapTypes.toName(this.type);
   }
 
+  /** True once the map or its {@link fd} is closed (closing either closes both). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#ops.closed;
   }
 
   #live(): void {
-    if (this.#closed) throw new ClosedError(`map '${this.name || mapTypes.toName(this.type)}'`);
+    if (this.#ops.closed) throw new ClosedError(`map '${this.name || mapTypes.toName(this.type)}'`);
   }
 
   /** Throws unless the map is open and its type allows `op`. */
@@ -336,7 +347,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** The value at `key`, or undefined. Per-CPU maps return one value per CPU; fd maps return the object id. */
   get(key: K): V | undefined {
-    if (this.#closed || !this.#canGet) this.#need('get', this.#canGet);
+    if (this.#ops.closed || !this.#canGet) this.#need('get', this.#canGet);
     this.#encodeKey(key);
     if (!this.#ops.lookup(0)) return undefined;
     if (this.#fdValues) return this.#ops.valueView.getUint32(0, true) as V;
@@ -344,14 +355,14 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   has(key: K): boolean {
-    if (this.#closed || !this.#canGet) this.#need('get', this.#canGet);
+    if (this.#ops.closed || !this.#canGet) this.#need('get', this.#canGet);
     this.#encodeKey(key);
     return this.#ops.lookup(0);
   }
 
   /** Write `value` at `key`. For prog arrays and map-in-maps, the value is a program, map or fd. */
   set(key: K, value: V | HasFd | Fd | number, opts: SetOptions = NO_OPTIONS): this {
-    if (this.#closed || !this.#canSet) this.#need('set', this.#canSet);
+    if (this.#ops.closed || !this.#canSet) this.#need('set', this.#canSet);
     this.#encodeKey(key);
     this.#encodeValue(value);
     this.#update(opts);
@@ -403,7 +414,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** Remove `key`; false when it was absent. */
   delete(key: K): boolean {
-    if (this.#closed || !this.#canDelete) this.#need('delete', this.#canDelete);
+    if (this.#ops.closed || !this.#canDelete) this.#need('delete', this.#canDelete);
     this.#encodeKey(key);
     return this.#ops.delete();
   }
@@ -468,6 +479,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
    */
   entries(opts: { chunk?: number } = {}): IterableIterator<[K, V]> {
     this.#need('entries');
+    if (opts.chunk !== undefined) checkChunk(opts.chunk);
     if (this.#allowed.has('batch') && !noBatch.has(this.type)) return this.#batchEntries(opts.chunk);
     return this.#walkEntries();
   }
@@ -505,7 +517,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   /** Delete every key (maps that allow delete). */
   clear(): void {
-    if (this.#closed || !this.#canDelete) this.#need('delete', this.#canDelete);
+    if (this.#ops.closed || !this.#canDelete) this.#need('delete', this.#canDelete);
     for (const k of [...this.keys()]) this.delete(k);
   }
 
@@ -527,7 +539,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     cmd: typeof mapLookupBatch,
     chunk: number,
   ): Generator<{ keys: NativeBuffer; values: NativeBuffer; count: number } | undefined> {
-    if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`chunk must be ≥ 1, got ${chunk}`);
+    checkChunk(chunk);
     const tokenSize = Math.max(this.keySize, 8);
     let n = chunk;
     let keys = new NativeBuffer(this.keySize * n);
@@ -581,6 +593,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
    */
   getBatch(opts: { chunk?: number; delete?: boolean } = {}): [K, V][] {
     this.#need(opts.delete ? 'deleteBatch' : 'batch');
+    checkChunk(opts.chunk ?? BATCH);
     const out: [K, V][] = [];
     const kv = this.keySize;
     const vv = this.#stride * this.#ncpu;
@@ -672,6 +685,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   /** Write many entries with BPF_MAP_UPDATE_BATCH, `chunk` per syscall. Returns how many were written. */
   setBatch(entries: Iterable<[K, V]>, opts: SetOptions & { chunk?: number } = {}): number {
     this.#need('batch');
+    checkChunk(opts.chunk ?? BATCH);
     const all = [...entries];
     const n = Math.min(opts.chunk ?? BATCH, Math.max(all.length, 1));
     const vv = this.#stride * this.#ncpu;
@@ -711,6 +725,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   /** Delete many keys with BPF_MAP_DELETE_BATCH (hash maps). Returns how many were deleted. */
   deleteBatch(keys: Iterable<K>, opts: { chunk?: number } = {}): number {
     this.#need('deleteBatch');
+    checkChunk(opts.chunk ?? BATCH);
     const all = [...keys];
     const n = Math.min(opts.chunk ?? BATCH, Math.max(all.length, 1));
     using buf = new NativeBuffer(this.keySize * n);
@@ -795,9 +810,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     return new MapMemory(buffer, this.valueCodec, this.maxEntries, stride, writable);
   }
 
+  /** Close the map's fd (idempotent); every later op throws ClosedError. Same as `map.fd.close()`. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
     this.#ops.free();
     this.fd.close();
   }
@@ -805,6 +819,12 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** A batch chunk is a whole number of entries ≥ 1 (0, negative or NaN would never advance). */
+function checkChunk(chunk: unknown): void {
+  if (typeof chunk !== 'number' || !Number.isInteger(chunk) || chunk < 1 || chunk > 0xffffffff)
+    throw new RangeError(`chunk must be a whole number of entries from 1 to 2^32-1, got ${String(chunk)}`);
 }
 
 const updateHints: Record<string, Partial<Record<UpdateFlag, string>>> = {
