@@ -46,6 +46,11 @@ export const cMmap = libc.func(
   'void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)',
 ) as (addr: Ptr | null, len: number, prot: number, flags: number, fd: number, off: number) => Ptr;
 export const cMunmap = libc.func('int munmap(void *addr, size_t len)') as (addr: Ptr, len: number) => number;
+export const cMadvise = libc.func('int madvise(void *addr, size_t len, int advice)') as (
+  addr: Ptr,
+  len: number,
+  advice: number,
+) => number;
 export const cEpollCreate1 = libc.func('int epoll_create1(int flags)') as (flags: number) => number;
 export const cEpollCtl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as (
   epfd: number,
