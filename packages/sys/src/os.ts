@@ -1,7 +1,7 @@
 // Wrappers for the non-bpf syscalls the stack needs. Each failure is a BpfError naming the call.
 import { structLayout } from './abi.generated.js';
 import { type AttrValue, type CamelCase, writeField } from './attr.js';
-import { BpfError } from './errors.js';
+import { BpfError, ClosedError } from './errors.js';
 import { Fd } from './fd.js';
 import {
   cEpollCreate1,
@@ -166,56 +166,163 @@ const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
 const EVENT_SIZE = 12; // packed struct epoll_event on x86-64: u32 events, u64 data
 
-/** An epoll instance. `wait()` fills {@link events}; read each with {@link eventData}. */
+/**
+ * How long one `epoll_wait` on a libuv pool thread may block before it returns and is issued
+ * again. It bounds how long a pending {@link Epoll.waitAsync} can hold up the end of a thread:
+ * `worker.terminate()` (which runs no more JavaScript in the worker) waits for the pool thread
+ * to come back, and so does the process's exit. `close()`, `cancelWait()` and `process.exit()`
+ * do not wait for it: they wake the pool thread through an eventfd in the same set.
+ */
+export const WAIT_SLICE_MS = 200;
+/** `data` of the wake eventfd's event: above 2^53, so no `add(fd, data)` with a number can collide. */
+const WAKE_DATA = 0x7fff_ffff_ffff_fff0n;
+
+/** The epoll sets with a `waitAsync` in flight on this thread, woken when the thread exits. */
+const waiting = new Set<Epoll>();
+process.once('exit', () => {
+  for (const ep of waiting) ep.cancelWait();
+});
+
+/**
+ * An epoll instance. `wait()` fills {@link events}; read each with {@link eventData}.
+ *
+ * `close()` is safe while a {@link waitAsync} is in flight: it wakes the wait (which resolves
+ * 0) and frees the fd and event buffers only once the pool thread has returned.
+ */
 export class Epoll {
   readonly fd: Fd;
   readonly #events: NativeBuffer;
   readonly #ctl = new NativeBuffer(16);
   readonly max: number;
+  #asyncEvents: NativeBuffer | undefined;
+  #wake: EventFd | undefined;
+  #inFlight = false;
+  #cancelled = false;
+  #closed = false;
 
   constructor(max = 64) {
+    if (!Number.isInteger(max) || max < 1 || max > 0x7fffffff / EVENT_SIZE)
+      throw new RangeError(`epoll max events must be a whole number ≥ 1, got ${max}`);
     this.fd = new Fd(check('epoll_create1', cEpollCreate1(EPOLL_CLOEXEC)), 'epoll');
     this.max = max;
     this.#events = new NativeBuffer(EVENT_SIZE * max);
   }
+  /** True once `close()` was called (the fd itself may close a moment later, after a running wait). */
+  get closed(): boolean {
+    return this.#closed || this.fd.closed;
+  }
+  #live(): number {
+    if (this.#closed) throw new ClosedError('epoll');
+    return this.fd.value;
+  }
   /** Watch `fd` for `events` (EPOLLIN by default), reporting `data` back. */
   add(fd: Fd | number, data: number, events = EPOLLIN): void {
+    const ep = this.#live();
     this.#ctl.view.setUint32(0, events, true);
     this.#ctl.view.setBigUint64(4, BigInt(data), true);
-    check(
-      'epoll_ctl',
-      cEpollCtl(this.fd.value, EPOLL_CTL_ADD, typeof fd === 'number' ? fd : fd.value, this.#ctl.ptr),
-    );
+    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_ADD, typeof fd === 'number' ? fd : fd.value, this.#ctl.ptr));
   }
   delete(fd: Fd | number): void {
-    check('epoll_ctl', cEpollCtl(this.fd.value, EPOLL_CTL_DEL, typeof fd === 'number' ? fd : fd.value, null));
+    const ep = this.#live();
+    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_DEL, typeof fd === 'number' ? fd : fd.value, null));
   }
   /** Block up to `timeoutMs` (-1: forever, 0: poll). Returns how many events are ready (EINTR → 0). */
   wait(timeoutMs: number): number {
-    const r = cEpollWait(this.fd.value, this.#events.ptr, this.max, timeoutMs);
+    const r = cEpollWait(this.#live(), this.#events.ptr, this.max, timeoutMs);
     if (r < 0) {
       const e = errno();
       if (e === 4) return 0;
       throw new BpfError('epoll_wait', e);
     }
-    return r;
+    return this.#wake && r > 0 ? this.#dropWake(this.#events, r) : r;
   }
   /**
    * Wait on a libuv pool thread (koffi async call): each readiness is consumed exactly once by
    * the kernel's epoll_wait, which fds with destructive poll (perf events) need. Resolves the
-   * number of ready events (0 on timeout or EINTR). Uses its own event buffer.
+   * number of ready events (0 on timeout, EINTR, {@link cancelWait} or `close()`). Uses its own
+   * event buffer; one wait at a time. The pool thread sleeps at most {@link WAIT_SLICE_MS} per
+   * call (the wait is re-issued until `timeoutMs` has passed; -1 waits until an event), so a
+   * pending wait never keeps a thread or the process from ending.
    */
   waitAsync(timeoutMs: number): Promise<number> {
+    if (this.#closed) return Promise.reject(new ClosedError('epoll'));
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs))
+      return Promise.reject(
+        new RangeError(`timeoutMs must be a number of ms (-1: forever), got ${timeoutMs}`),
+      );
+    if (this.#inFlight) return Promise.reject(new Error('Epoll.waitAsync: a wait is already in flight'));
+    let epfd: number;
+    try {
+      epfd = this.fd.value;
+      if (!this.#wake) {
+        const wake = new EventFd();
+        try {
+          this.#ctl.view.setUint32(0, EPOLLIN, true);
+          this.#ctl.view.setBigUint64(4, WAKE_DATA, true);
+          check('epoll_ctl', cEpollCtl(epfd, EPOLL_CTL_ADD, wake.fd.value, this.#ctl.ptr));
+        } catch (e) {
+          wake.close();
+          throw e;
+        }
+        this.#wake = wake;
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this.#asyncEvents ??= new NativeBuffer(EVENT_SIZE * this.max);
+    // The closure holds the buffer: it stays allocated until the pool thread is done with it.
     const events = this.#asyncEvents;
+    const forever = timeoutMs < 0;
+    const deadline = forever ? 0 : performance.now() + timeoutMs;
+    this.#inFlight = true;
+    this.#cancelled = false;
+    waiting.add(this);
     return new Promise((resolve, reject) => {
-      cEpollWait.async(this.fd.value, events.ptr, this.max, timeoutMs, (err: unknown, n: number) => {
+      const done = (err: unknown, ready: number) => {
+        let n = ready;
+        this.#inFlight = false;
+        waiting.delete(this);
+        if (this.#closed) {
+          this.#release();
+          n = 0; // closed: whatever arrived is not reported (the buffer is gone)
+        } else if (this.#cancelled) this.#wake?.drain(); // a wake that raced the slice's return
         if (err) reject(err);
-        else resolve(Math.max(n, 0));
-      });
+        else resolve(n);
+      };
+      const slice = () => {
+        const left = forever ? WAIT_SLICE_MS : Math.max(0, Math.ceil(deadline - performance.now()));
+        const ms = Math.min(left, WAIT_SLICE_MS);
+        cEpollWait.async(epfd, events.ptr, this.max, ms, (err: unknown, r: number) => {
+          if (err) return done(err, 0);
+          const n = r > 0 ? this.#dropWake(events, r) : 0;
+          if (n > 0 || this.#cancelled || this.#closed || this.fd.closed || (!forever && ms >= left))
+            return done(undefined, n);
+          slice();
+        });
+      };
+      slice();
     });
   }
-  #asyncEvents: NativeBuffer | undefined;
+  /** Remove the wake eventfd's event from the `n` events in `events` (draining it); the rest. */
+  #dropWake(events: NativeBuffer, n: number): number {
+    const v = events.view;
+    let out = 0;
+    for (let i = 0; i < n; i++) {
+      if (v.getBigUint64(i * EVENT_SIZE + 4, true) === WAKE_DATA) {
+        this.#wake?.drain();
+        continue;
+      }
+      if (out !== i) events.bytes.copyWithin(out * EVENT_SIZE, i * EVENT_SIZE, (i + 1) * EVENT_SIZE);
+      out++;
+    }
+    return out;
+  }
+  /** End a pending {@link waitAsync} now: it resolves with 0 events. No-op when none is pending. */
+  cancelWait(): void {
+    if (!this.#inFlight) return;
+    this.#cancelled = true;
+    if (this.#wake && !this.#wake.fd.closed) this.#wake.signal();
+  }
 
   /** The `data` of ready event `i`. */
   eventData(i: number): number {
@@ -228,8 +335,16 @@ export class Epoll {
   eventFlags(i: number): number {
     return this.#events.view.getUint32(i * EVENT_SIZE, true);
   }
+  /** Close the set. A wait in flight is woken and resolves 0; the fds and buffers go once it has returned. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#inFlight) this.cancelWait();
+    else this.#release();
+  }
+  #release(): void {
     this.fd.close();
+    this.#wake?.close();
     this.#events.free();
     this.#ctl.free();
     this.#asyncEvents?.free();
