@@ -31,7 +31,7 @@ export {
   kernelVersion,
   NotSupportedError,
 } from './errors.js';
-export { Fd } from './fd.js';
+export { Fd, finalizedFds } from './fd.js';
 export type { Ptr } from './ffi.js';
 export * from './info.js';
 export { removeMemlockLimit } from './memlock.js';
