@@ -64,6 +64,11 @@ export const cEpollWait = libc.func('int epoll_wait(int epfd, void *events, int 
   max: number,
   timeout: number,
 ) => number) & { async: Function };
+export const cPoll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as ((
+  fds: Ptr,
+  nfds: number,
+  timeout: number,
+) => number) & { async: Function };
 export const cEventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (
   init: number,
   flags: number,
