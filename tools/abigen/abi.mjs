@@ -86,6 +86,22 @@ function layoutBlock(fields) {
   return lines;
 }
 
+/**
+ * The fields of one layout that are not unsigned integers: 's' for a signed integer, 'c' for a
+ * char array (a name). The attr writer range-checks every value against its field's kind.
+ */
+function kindBlock(btf, fields) {
+  const lines = [];
+  for (const f of fields) {
+    const t = btf.resolve(f.type);
+    let kind;
+    if ((t.kind === 'int' || t.kind === 'enum' || t.kind === 'enum64') && t.signed) kind = 's';
+    else if (t.kind === 'array' && btf.sizeof(t.type) === 1) kind = 'c';
+    if (kind) lines.push(`    ${/^[a-z_][a-z0-9_]*$/i.test(f.path) ? f.path : `'${f.path}'`}: '${kind}',`);
+  }
+  return lines;
+}
+
 // A tiny evaluator for the integer expressions found in uapi #defines.
 function evalDefine(expr, known) {
   const ioc = /^_IO(R|W|WR)?\s*\(\s*'(.)'\s*,\s*(\d+)\s*(?:,\s*([^)]+))?\)$/.exec(expr);
@@ -168,6 +184,7 @@ export function generateAbi(btf = Btf.kernel()) {
     '/** Field layouts of `union bpf_attr`: [byte offset, size] or, for bitfields, [unit offset, unit size, bit offset, bits]. */',
     'export const attrLayout = {',
   );
+  const kinds = [];
   for (const m of attr.members) {
     const t = btf.resolve(m.type);
     if (t.kind !== 'struct') continue;
@@ -175,14 +192,31 @@ export function generateAbi(btf = Btf.kernel()) {
     const name = m.name ? m.name.replace(/_([a-z])/g, (_, c) => c.toUpperCase()) : ANON_ATTR[fields[0]?.path];
     if (!name) throw new Error(`abigen: unnamed bpf_attr member starting with ${fields[0]?.path}`);
     out.push(`  ${name}: {`, ...layoutBlock(fields), `  },`);
+    kinds.push(`  ${name}: {`, ...kindBlock(btf, fields), `  },`);
   }
   out.push('} as const;', '');
+  out.push(
+    "/** Fields of `union bpf_attr` that are not unsigned integers: 's' signed, 'c' a char array. */",
+    "export const attrKinds: Record<string, Record<string, 's' | 'c'>> = {",
+    ...kinds,
+    '};',
+    '',
+  );
 
   out.push('/** Sizes and field layouts of the info and perf structs. */', 'export const structLayout = {');
+  const structKinds = [];
   for (const [ts, c] of STRUCTS) {
     const t = btf.find(c, 'struct');
     out.push(`  ${ts}: {`, `    $size: [0, ${t.size}],`, ...layoutBlock(btf.flatten(t.id)), `  },`);
+    structKinds.push(`  ${ts}: {`, ...kindBlock(btf, btf.flatten(t.id)), `  },`);
   }
   out.push('} as const;', '');
+  out.push(
+    "/** Fields of the info and perf structs that are not unsigned integers: 's' signed, 'c' a char array. */",
+    "export const structKinds: Record<string, Record<string, 's' | 'c'>> = {",
+    ...structKinds,
+    '};',
+    '',
+  );
   return out.join('\n');
 }

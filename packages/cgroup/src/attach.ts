@@ -5,8 +5,10 @@ import {
   attachTypes,
   Defines,
   type Fd,
+  intOption,
   linkCreate,
   NativeBuffer,
+  oneOf,
   progAttach,
   progDetach,
   progQuery,
@@ -27,6 +29,7 @@ const LEGACY_FLAGS: Record<LegacyFlag, number> = {
   override: Defines.BPF_F_ALLOW_OVERRIDE,
   multi: Defines.BPF_F_ALLOW_MULTI,
 };
+const LEGACY_FLAG_NAMES = Object.keys(LEGACY_FLAGS) as LegacyFlag[];
 
 export interface CgroupAttachOptions {
   /** `auto` (default): a bpf_link where possible, else BPF_PROG_ATTACH. */
@@ -98,6 +101,8 @@ export function attachCgroup(
 ): Link | CgroupAttachment {
   const cg = cgroupOf(cgroup);
   const type = attachTypeOf(attachType);
+  if (typeof opts.flags === 'number') intOption(opts.flags, 'flags', 0, 0xffffffff);
+  else if (opts.flags !== undefined) oneOf(opts.flags, LEGACY_FLAG_NAMES, 'flags');
   const mode = opts.mode ?? (opts.flags !== undefined || opts.replace ? 'legacy' : 'auto');
   if (
     mode !== 'legacy' &&

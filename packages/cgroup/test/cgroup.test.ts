@@ -317,5 +317,14 @@ describe('attach modes, order, replace, query', () => {
       /legacy attach/,
     );
     expect(() => attachCgroup(a, parent, 'xdp')).toThrow(/does not target a cgroup/);
+    // unknown options are refused, and nothing is attached by the refused calls
+    expect(() => attachCgroup(a, parent, 'cgroup_inet_egress', { mode: 'bogus' as never })).toThrow(
+      "attach mode must be one of 'auto', 'link', 'legacy', got 'bogus'",
+    );
+    expect(() => attachCgroup(a, parent, 'cgroup_inet_egress', { flags: 'multiple' as never })).toThrow(
+      TypeError,
+    );
+    expect(() => attachCgroup(a, parent, 'cgroup_inet_egress', { flags: 2 ** 32 })).toThrow(RangeError);
+    expect(queryCgroup(parent, 'cgroup_inet_egress').progIds).toEqual([b.info.id]);
   });
 });

@@ -159,7 +159,7 @@ function build(obj: ObjectFile, opts: CollectionOptions, owned: { close(): void 
       const prog = Program.load({
         type: p.type,
         instructions: bytes,
-        license: obj.license || 'GPL',
+        license: obj.license, // no license section: no license, never an assumed GPL
         name: name.slice(0, 15).replace(/[^\w.]/g, '_'),
         ...(p.attachType !== undefined ? { attachType: p.attachType } : {}),
         flags: p.flags,

@@ -10,6 +10,7 @@ import {
   linkInfo,
   linkUpdate,
   NativeBuffer,
+  oneOf,
   rawTracepointOpen,
 } from '@bpfkit/sys';
 import type { Program } from './program.js';
@@ -79,6 +80,7 @@ export class Link implements HasFd, Attachment {
 
 /** How to attach: a bpf_link (`link`), the classic per-kind call (`legacy`), or a link where the kernel has one (`auto`). */
 export type AttachMode = 'auto' | 'link' | 'legacy';
+const ATTACH_MODES: readonly AttachMode[] = ['auto', 'link', 'legacy'];
 
 /** The kernel has no bpf_link for this attachment (so `auto` falls back to the legacy call). */
 export function linkUnsupported(e: unknown): boolean {
@@ -87,6 +89,7 @@ export function linkUnsupported(e: unknown): boolean {
 
 /** Attach through a bpf_link unless `mode` is legacy; in `auto` mode fall back to `legacy()` when links are unsupported. */
 export function linkOrLegacy<T>(mode: AttachMode, viaLink: () => T, legacy: () => T): T {
+  oneOf(mode, ATTACH_MODES, 'attach mode');
   if (mode !== 'legacy') {
     try {
       return viaLink();

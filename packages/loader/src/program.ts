@@ -150,8 +150,10 @@ export class Program implements HasFd {
   static load(spec: ProgramSpec): Program {
     const type = progTypes.toValue(spec.type);
     const typeName = progTypes.toName(type);
-    if (typeof spec.license !== 'string' || !spec.license)
-      throw new TypeError('license is required (for example "GPL")');
+    // '' is no license (an ELF object without a license section, as libbpf loads it): the kernel
+    // then refuses GPL-only helpers in the verifier
+    if (typeof spec.license !== 'string')
+      throw new TypeError('license is required (for example "GPL", or "" for none)');
     if (spec.name !== undefined && (Buffer.byteLength(spec.name) > 15 || !/^[\w.]*$/.test(spec.name)))
       throw new RangeError(`program name '${spec.name}' must be at most 15 characters of [A-Za-z0-9_.]`);
     const insns = resolveMaps(toInsns(spec.instructions), spec.maps);

@@ -150,6 +150,19 @@ describe('loadCollection', () => {
     );
   });
 
+  it('an object without a license section has no license, as with libbpf: GPL-only helpers are refused', () => {
+    const stripped = withoutLicense(readFileSync(fixture('core.bpf.o')));
+    expect(ObjectFile.read(stripped).license).toBe('');
+    const before = new Set(readFdTargets());
+    // core.bpf.o's CO-RE reads call bpf_probe_read_kernel, which the kernel keeps for GPL programs
+    expect(() => loadCollection(stripped, { constants: { target_tgid: process.pid } })).toThrow(
+      expect.objectContaining({ name: 'VerifierError', log: expect.stringMatching(/GPL/) }),
+    );
+    expect(readFdTargets().filter((t) => !before.has(t))).toEqual([]);
+    using licensed = loadCollection(fixture('core.bpf.o'), { constants: { target_tgid: process.pid } });
+    expect(licensed.program('on_getppid').info.gplCompatible).toBe(1);
+  });
+
   it('closes everything it created when a load fails', () => {
     const before = new Set(readFdTargets());
     expect(() => loadCollection(fixture('core_fail.bpf.o'))).toThrow(VerifierError);
@@ -159,6 +172,19 @@ describe('loadCollection', () => {
     expect(Object.keys(twice.maps)).toEqual(['legacy_counts']);
   });
 });
+
+/**
+ * `object` as if it had no license section: the section (and the BTF DATASEC that describes it,
+ * so the object stays consistent) renamed to 'licensX'.
+ */
+function withoutLicense(object: Uint8Array): Uint8Array {
+  const out = Buffer.from(object);
+  let n = 0;
+  for (let at = out.indexOf('\0license\0'); at >= 0; at = out.indexOf('\0license\0', at + 1), n++)
+    out[at + 7] = 'X'.charCodeAt(0);
+  if (n === 0) throw new Error('fixture has no license section');
+  return new Uint8Array(out);
+}
 
 function readFdTargets(): string[] {
   const { readdirSync, readlinkSync } = require('node:fs') as typeof import('node:fs');

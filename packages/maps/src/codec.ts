@@ -13,6 +13,22 @@ export interface Codec<T> {
 }
 export type ValueOf<C> = C extends Codec<infer T> ? T : never;
 
+function badInt(name: string, min: number, max: number, value: unknown): Error {
+  return typeof value === 'number'
+    ? new RangeError(`${name} expects an integer in [${min}, ${max}], got ${value}`)
+    : new TypeError(
+        `${name} expects a number, got ${value === null ? 'null' : typeof value} ${String(value)}`,
+      );
+}
+
+function float(name: string, value: unknown): number {
+  if (typeof value !== 'number')
+    throw new TypeError(
+      `${name} expects a number, got ${value === null ? 'null' : typeof value} ${String(value)}`,
+    );
+  return value;
+}
+
 function intCodec(
   name: string,
   size: 1 | 2 | 4,
@@ -27,9 +43,10 @@ function intCodec(
     size,
     align: size,
     encode(view, offset, value) {
-      // one comparison chain, no computed method lookups: this is the hot path of every map op
-      if (!(value >= min && value <= max) || value % 1 !== 0)
-        throw new RangeError(`${name} expects an integer in [${min}, ${max}], got ${String(value)}`);
+      // one comparison chain, no computed method lookups: this is the hot path of every map op.
+      // typeof first: null, true, '4' and [] all compare as numbers and would be written as such
+      if (typeof value !== 'number' || !(value >= min && value <= max) || value % 1 !== 0)
+        throw badInt(name, min, max, value);
       set(view, offset, value);
     },
     decode: get,
@@ -114,21 +131,25 @@ export const f32: Codec<number> = {
   name: 'f32',
   size: 4,
   align: 4,
-  encode: (v, o, x) => v.setFloat32(o, x, true),
+  encode: (v, o, x) => v.setFloat32(o, float('f32', x), true),
   decode: (v, o) => v.getFloat32(o, true),
 };
 export const f64: Codec<number> = {
   name: 'f64',
   size: 8,
   align: 8,
-  encode: (v, o, x) => v.setFloat64(o, x, true),
+  encode: (v, o, x) => v.setFloat64(o, float('f64', x), true),
   decode: (v, o) => v.getFloat64(o, true),
 };
 export const bool: Codec<boolean> = {
   name: 'bool',
   size: 1,
   align: 1,
-  encode: (v, o, x) => v.setUint8(o, x ? 1 : 0),
+  encode: (v, o, x) => {
+    if (typeof x !== 'boolean')
+      throw new TypeError(`bool expects a boolean, got ${x === null ? 'null' : typeof x}`);
+    v.setUint8(o, x ? 1 : 0);
+  },
   decode: (v, o) => v.getUint8(o) !== 0,
 };
 
@@ -156,11 +177,14 @@ const utf8d = new TextDecoder();
 
 /** A NUL-padded C string in `n` bytes (at most n-1 bytes of text). */
 export function cstring(n: number): Codec<string> {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`cstring(n) needs a whole number ≥ 1, got ${n}`);
   return {
     name: `cstring(${n})`,
     size: n,
     align: 1,
     encode(view, offset, value) {
+      if (typeof value !== 'string')
+        throw new TypeError(`cstring(${n}) expects a string, got ${value === null ? 'null' : typeof value}`);
       const b = utf8.encode(value);
       if (b.length >= n) throw new RangeError(`cstring(${n}) holds at most ${n - 1} bytes, got ${b.length}`);
       const dst = new Uint8Array(view.buffer, view.byteOffset + offset, n);
@@ -177,6 +201,8 @@ export function cstring(n: number): Codec<string> {
 
 /** A fixed-length C array of `n` elements. */
 export function array<T>(codec: Codec<T>, n: number): Codec<T[]> {
+  if (!Number.isInteger(n) || n < 0)
+    throw new RangeError(`array(codec, n) needs a whole number ≥ 0, got ${n}`);
   return {
     name: `${codec.name}[${n}]`,
     size: codec.size * n,
@@ -253,7 +279,7 @@ export function stackAddresses(depth: number): Codec<bigint[]> {
     encode(view, offset, value) {
       if (!Array.isArray(value) || value.length > depth)
         throw new RangeError(`stack(${depth}) takes at most ${depth} addresses`);
-      for (let i = 0; i < depth; i++) view.setBigUint64(offset + i * 8, value[i] ?? 0n, true);
+      for (let i = 0; i < depth; i++) u64.encode(view, offset + i * 8, value[i] ?? 0n);
     },
     decode(view, offset) {
       const out: bigint[] = [];

@@ -90,14 +90,35 @@ const FLAGS: Record<UpdateFlag, number> = {
   noexist: UpdateFlags.NOEXIST,
   exist: UpdateFlags.EXIST,
 };
+/** The kernel's update flags for `opts`; an unknown flag is a TypeError, never a silent 'any'. */
+function updateFlags(opts: SetOptions): number {
+  const f = FLAGS[opts.flag ?? 'any'];
+  if (typeof f !== 'number')
+    throw new TypeError(`flag must be 'any', 'noexist' or 'exist', got ${String(opts.flag)}`);
+  return f | (opts.lock ? UpdateFlags.F_LOCK : 0);
+}
 const BATCH = 1024;
 /** The default options, shared: a default `{}` would allocate on every call of a hot method. */
 const NO_OPTIONS: SetOptions = Object.freeze({});
 /** Map types whose batch commands failed with EINVAL here (kernels before 5.6, arrays before 5.7). */
 const noBatch = new Set<number>();
 
-const asCodec = <T>(c: Codec<T> | number): Codec<T> =>
-  typeof c === 'number' ? (bytes(c) as unknown as Codec<T>) : c;
+/** A codec, or a size in bytes for raw `Uint8Array` keys/values; anything else is a TypeError. */
+function asCodec<T>(c: Codec<T> | number, what: string): Codec<T> {
+  if (typeof c === 'number') return bytes(c) as unknown as Codec<T>;
+  if (
+    c === null ||
+    typeof c !== 'object' ||
+    typeof c.encode !== 'function' ||
+    typeof c.decode !== 'function' ||
+    !Number.isInteger(c.size) ||
+    c.size < 0
+  )
+    throw new TypeError(
+      `${what} must be a codec (u32, struct({...}), …) or a size in bytes, got ${typeof c} ${String(c)}`,
+    );
+  return c;
+}
 
 /** Names of the per-CPU map types: their values are arrays with one element per possible CPU. */
 export type PerCpuTypeName = 'percpu_hash' | 'percpu_array' | 'lru_percpu_hash' | 'percpu_cgroup_storage';
@@ -145,11 +166,11 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.maxEntries = info.maxEntries;
     this.flags = info.mapFlags;
     this.name = info.name;
-    this.keyCodec = asCodec(key ?? info.keySize);
+    this.keyCodec = asCodec(key ?? info.keySize, 'key');
     this.valueCodec =
       value === undefined && this.type === MapType.STACK_TRACE
         ? (stackAddresses(info.valueSize / 8) as unknown as Codec<V>)
-        : asCodec(value ?? info.valueSize);
+        : asCodec(value ?? info.valueSize, 'value');
     this.#allowed = operationsOf(this.type);
     this.#canGet = this.#allowed.has('get');
     this.#canSet = this.#allowed.has('set');
@@ -173,16 +194,18 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     spec: MapSpec<K, V> & { type: T },
   ): BpfMap<K, T extends PerCpuTypeName ? V[] : V> {
     const type = mapTypes.toValue(spec.type);
-    const key = asCodec(spec.key);
+    const key = asCodec(spec.key, 'key');
     const value =
       type === MapType.STACK_TRACE && typeof spec.value === 'number' && spec.value > 0 && spec.value % 8 === 0
         ? (stackAddresses(spec.value / 8) as unknown as Codec<V>)
-        : asCodec(spec.value);
+        : asCodec(spec.value, 'value');
     const flags = mapFlagsValue(spec.flags);
     checkCreateFlags(type, flags, value.size);
     const isFdMap = FD_VALUES.has(type);
-    if (!Number.isInteger(spec.maxEntries) || spec.maxEntries < 0)
-      throw new RangeError(`maxEntries must be a whole number ≥ 0, got ${spec.maxEntries}`);
+    if (!Number.isInteger(spec.maxEntries) || spec.maxEntries < 0 || spec.maxEntries > 0xffffffff)
+      throw new RangeError(
+        `maxEntries must be a whole number in 0..4294967295 (a u32), got ${spec.maxEntries}`,
+      );
     if (isFdMap && value.size !== 4)
       throw new RangeError(
         `${mapTypes.toName(type)} values are 4-byte fds, got a ${value.size}-byte value codec`,
@@ -372,7 +395,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   #update(opts: SetOptions): void {
     const flag = opts.flag ?? 'any';
     try {
-      this.#ops.update(FLAGS[flag] | (opts.lock ? UpdateFlags.F_LOCK : 0));
+      this.#ops.update(updateFlags(opts));
     } catch (e) {
       throw explainUpdate(e, flag, this.name || this.typeName);
     }
@@ -674,7 +697,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
         values: v.ptr,
         count: n,
         mapFd: this.fd.value,
-        elemFlags: FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0),
+        elemFlags: updateFlags(opts),
       }).count;
     } catch (e) {
       if (isMissingCommand(e) && !this.#batchWorks()) throw batchNotSupported(this.type, e);
@@ -711,7 +734,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
           values: values.ptr,
           count: part.length,
           mapFd: this.fd.value,
-          elemFlags: FLAGS[opts.flag ?? 'any'] | (opts.lock ? UpdateFlags.F_LOCK : 0),
+          elemFlags: updateFlags(opts),
         }).count;
       } catch (e) {
         if (written === 0 && isMissingCommand(e) && !this.#batchWorks())

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseElf, SHN_UNDEF, STT } from '@bpfkit/loader';
 import {
   type Fd,
+  intOption,
   NativeBuffer,
   type PerfEventAttrArgs,
   PerfSampleFormat,
@@ -71,7 +72,7 @@ export function openHardware(config: number, opts: SamplingOptions = {}): Fd {
 /** The BPF output event of one CPU: what a PERF_EVENT_ARRAY slot holds. */
 export function openBpfOutput(cpu: number, opts: { watermark?: number; overwritable?: boolean } = {}): Fd {
   const wake: PerfEventAttrArgs = opts.watermark
-    ? { watermark: 1, wakeupWatermark: opts.watermark }
+    ? { watermark: 1, wakeupWatermark: intOption(opts.watermark, 'watermark (bytes)', 1, 0xffffffff) }
     : { wakeupEvents: 1 };
   return perfEventOpen(
     {
@@ -127,7 +128,8 @@ export interface UprobeOptions {
 /** A uprobe (or uretprobe) perf event on `binary` at `symbol` (or at `opts.offset`). */
 export function openUprobe(binary: string, symbol: string | undefined, opts: UprobeOptions = {}): Fd {
   const { type, retprobeBit } = pmuType('uprobe');
-  const offset = (symbol ? symbolOffset(binary, symbol) : 0) + (opts.offset ?? 0);
+  const offset =
+    (symbol ? symbolOffset(binary, symbol) : 0) + intOption(opts.offset ?? 0, 'uprobe offset', 0);
   using path = NativeBuffer.from(binary);
   return perfEventOpen(
     {

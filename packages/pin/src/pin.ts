@@ -13,6 +13,7 @@ import {
   objectKind,
   objGet,
   objPin,
+  oneOf,
   progInfo,
 } from '@bpfkit/sys';
 import { isBpffs } from './bpffs.js';
@@ -56,8 +57,10 @@ export function pin(obj: Pinnable, path: string): void {
 
 export type OpenFlag = 'rdonly' | 'wronly';
 const FILE_FLAGS: Record<OpenFlag, number> = { rdonly: MapFlags.RDONLY, wronly: MapFlags.WRONLY };
+const OPEN_FLAGS = Object.keys(FILE_FLAGS) as OpenFlag[];
 
 function openFd(path: string, flag?: OpenFlag): Fd {
+  if (flag !== undefined) oneOf(flag, OPEN_FLAGS, 'flag');
   onBpffs(path, 'open');
   using p = NativeBuffer.from(path);
   try {

@@ -99,6 +99,11 @@ describe('pin, open, list, unpin', () => {
     wo.set(0, 5);
     expect(() => wo.get(0)).toThrow(expect.objectContaining({ code: 'EPERM' }));
     expect(m.get(0)).toBe(5);
+    // an unknown flag is refused, not opened read-write
+    expect(() => openPinned(join(fs.path, 'm'), { flag: 'bogus' as never })).toThrow(
+      "flag must be one of 'rdonly', 'wronly', got 'bogus'",
+    );
+    expect(() => openPinnedMap(join(fs.path, 'm'), { flag: 'rw' as never })).toThrow(TypeError);
   });
 
   it('bad paths are clear errors naming the path, leaving nothing behind', () => {

@@ -1,4 +1,4 @@
-import { attrLayout, BPF_ATTR_SIZE, type BpfCmd } from './abi.generated.js';
+import { attrKinds, attrLayout, BPF_ATTR_SIZE, type BpfCmd } from './abi.generated.js';
 import { BpfError, commandError } from './errors.js';
 import { errno, SYS_bpf, sysBpf } from './ffi.js';
 import { NativeBuffer } from './native.js';
@@ -31,39 +31,78 @@ function snake(key: string): string {
 
 const encoder = new TextEncoder();
 
-/** Write one value at a field of [offset, size]. */
-export function writeField(view: DataView, field: readonly number[], value: AttrValue, what: string): void {
+/** What a field holds beyond an unsigned integer: 's' a signed integer, 'c' a char array (generated). */
+export type FieldKind = 's' | 'c' | undefined;
+
+/**
+ * The integer `value` as a bigint if it fits `bits` bits (signed or not); otherwise a RangeError
+ * naming the field, so a value never wraps silently into another one (2**32 + 1 into a u32 is 1).
+ */
+function checkedInt(value: number | bigint, bits: number, signed: boolean, what: string): bigint {
+  if (typeof value === 'number' && !Number.isSafeInteger(value))
+    throw new RangeError(`${what} takes an integer, got ${value}`);
+  if (typeof value !== 'number' && typeof value !== 'bigint')
+    throw new TypeError(`${what} takes a number or bigint, got ${typeof value} ${String(value)}`);
+  const v = BigInt(value);
+  const min = signed ? -(1n << BigInt(bits - 1)) : 0n;
+  const max = signed ? (1n << BigInt(bits - 1)) - 1n : (1n << BigInt(bits)) - 1n;
+  if (v < min || v > max)
+    throw new RangeError(
+      `${what} takes ${signed ? 'a signed' : 'an unsigned'} ${bits}-bit integer (${min}..${max}), got ${value}`,
+    );
+  return v;
+}
+
+/**
+ * Write one value at a field of [offset, size] (or a bitfield). The value must fit the field:
+ * an integer in its range (`kind` 's' for signed fields), a string only into a char array
+ * (`kind` 'c'); anything else is a RangeError or TypeError before anything reaches the kernel.
+ */
+export function writeField(
+  view: DataView,
+  field: readonly number[],
+  value: AttrValue,
+  what: string,
+  kind?: FieldKind,
+): void {
   const [off = 0, size = 0, bitOff, bits] = field;
-  if (bits !== undefined && bitOff !== undefined) {
-    // Bitfield: read-modify-write its storage unit (little-endian, as on x86-64/arm64).
-    const unit = size === 8 ? view.getBigUint64(off, true) : BigInt(view.getUint32(off, true));
-    const mask = ((1n << BigInt(bits)) - 1n) << BigInt(bitOff);
-    const next = (unit & ~mask) | ((BigInt(value) << BigInt(bitOff)) & mask);
-    if (size === 8) view.setBigUint64(off, next, true);
-    else view.setUint32(off, Number(next), true);
-    return;
-  }
-  if (typeof value === 'string') {
+  if (kind === 'c' || typeof value === 'string') {
+    if (kind !== 'c' || typeof value !== 'string')
+      throw new TypeError(
+        kind === 'c'
+          ? `${what} takes a string, got ${typeof value} ${String(value)}`
+          : `${what} takes a number or bigint, got the string '${value}'`,
+      );
     const bytes = encoder.encode(value);
     if (bytes.length >= size) throw new RangeError(`${what} takes at most ${size - 1} bytes, got '${value}'`);
     new Uint8Array(view.buffer, view.byteOffset + off, size).fill(0).set(bytes);
     return;
   }
+  if (bits !== undefined && bitOff !== undefined) {
+    // Bitfield: read-modify-write its storage unit (little-endian, as on x86-64/arm64).
+    const v = checkedInt(value, bits, false, what);
+    const unit = size === 8 ? view.getBigUint64(off, true) : BigInt(view.getUint32(off, true));
+    const mask = ((1n << BigInt(bits)) - 1n) << BigInt(bitOff);
+    const next = (unit & ~mask) | ((v << BigInt(bitOff)) & mask);
+    if (size === 8) view.setBigUint64(off, next, true);
+    else view.setUint32(off, Number(next), true);
+    return;
+  }
+  if (size !== 1 && size !== 2 && size !== 4 && size !== 8)
+    throw new RangeError(`${what}: cannot write a number into a ${size}-byte field`);
+  const v = BigInt.asUintN(size * 8, checkedInt(value, size * 8, kind === 's', what));
   switch (size) {
     case 1:
-      view.setUint8(off, Number(value));
+      view.setUint8(off, Number(v));
       break;
     case 2:
-      view.setUint16(off, Number(value), true);
+      view.setUint16(off, Number(v), true);
       break;
     case 4:
-      view.setUint32(off, Number(value) >>> 0, true);
-      break;
-    case 8:
-      view.setBigUint64(off, BigInt.asUintN(64, BigInt(value)), true);
+      view.setUint32(off, Number(v), true);
       break;
     default:
-      throw new RangeError(`${what}: cannot write a number into a ${size}-byte field`);
+      view.setBigUint64(off, v, true);
   }
 }
 
@@ -108,12 +147,14 @@ export function bpfCommand<F extends AttrFamily>(
   tolerate?: number,
 ): { result: number; out: AttrReader<F> } {
   const layout = attrLayout[family] as Record<string, readonly number[]>;
+  const kinds = attrKinds[family];
   scratch.bytes.fill(0);
   for (const [key, value] of Object.entries(args)) {
     if (value === undefined) continue;
-    const field = layout[snake(key)];
+    const name = snake(key);
+    const field = layout[name];
     if (!field) throw new TypeError(`${family} attr has no field '${key}' on this kernel's ABI`);
-    writeField(scratch.view, field, value as AttrValue, `${family}.${key}`);
+    writeField(scratch.view, field, value as AttrValue, `${family}.${key}`, kinds?.[name]);
   }
   let r = sysBpf(SYS_bpf, cmd, scratch.ptr, BPF_ATTR_SIZE);
   if (r < 0) {

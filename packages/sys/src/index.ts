@@ -46,6 +46,7 @@ export {
   progTypes,
 } from './names.js';
 export { NativeBuffer } from './native.js';
+export { intOption, oneOf } from './options.js';
 export * from './os.js';
 export { Readiness } from './poll.js';
 export {

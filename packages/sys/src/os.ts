@@ -1,5 +1,5 @@
 // Wrappers for the non-bpf syscalls the stack needs. Each failure is a BpfError naming the call.
-import { structLayout } from './abi.generated.js';
+import { structKinds, structLayout } from './abi.generated.js';
 import { type AttrValue, type CamelCase, writeField } from './attr.js';
 import { BpfError, ClosedError } from './errors.js';
 import { Fd } from './fd.js';
@@ -27,6 +27,7 @@ import {
   sysPerfEventOpen,
 } from './ffi.js';
 import { NativeBuffer } from './native.js';
+import { intOption } from './options.js';
 
 const check = (what: string, r: number | bigint, detail?: string): number => {
   if (r < 0) throw new BpfError(what, errno(), detail);
@@ -47,13 +48,20 @@ export type PerfEventAttrArgs = {
 export function encodePerfEventAttr(args: PerfEventAttrArgs): NativeBuffer {
   const layout = structLayout.perfEventAttr as Record<string, readonly number[]>;
   const size = structLayout.perfEventAttr.$size[1];
+  const kinds = structKinds.perfEventAttr;
   const buf = new NativeBuffer(size);
-  writeField(buf.view, layout.size!, size, 'size');
-  for (const [k, v] of Object.entries(args)) {
-    if (v === undefined) continue;
-    const field = layout[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)];
-    if (!field) throw new TypeError(`perf_event_attr has no field '${k}'`);
-    writeField(buf.view, field, v, `perf_event_attr.${k}`);
+  try {
+    writeField(buf.view, layout.size!, size, 'size');
+    for (const [k, v] of Object.entries(args)) {
+      if (v === undefined) continue;
+      const name = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      const field = layout[name];
+      if (!field) throw new TypeError(`perf_event_attr has no field '${k}'`);
+      writeField(buf.view, field, v, `perf_event_attr.${k}`, kinds?.[name]);
+    }
+  } catch (e) {
+    buf[Symbol.dispose]();
+    throw e;
   }
   return buf;
 }
@@ -68,6 +76,11 @@ export function perfEventOpen(
   groupFd = -1,
   flags = PERF_FLAG_FD_CLOEXEC,
 ): Fd {
+  const INT_MAX = 0x7fffffff;
+  intOption(pid, 'perf_event_open pid', -1, INT_MAX);
+  intOption(cpu, 'perf_event_open cpu', -1, INT_MAX);
+  intOption(groupFd, 'perf_event_open group fd', -1, INT_MAX);
+  intOption(flags, 'perf_event_open flags', 0, 0xffffffff);
   using buf = encodePerfEventAttr(attr);
   const r = sysPerfEventOpen(SYS_perf_event_open, buf.ptr, pid, cpu, groupFd, flags);
   return new Fd(check('perf_event_open', r, `pid ${pid}, cpu ${cpu}`), 'perf-event');
