@@ -10,6 +10,7 @@ import {
   cString,
   Fd,
   haveProgType,
+  intOption,
   NativeBuffer,
   NotSupportedError,
   type ProgInfo,
@@ -285,9 +286,7 @@ export class Program implements HasFd {
     const fd = this.#live();
     // Checked before the syscall: the kernel reads these as u32, so -1 would mean 2^32-1 runs.
     for (const k of ['repeat', 'dataOutSize', 'ctxOutSize', 'flags', 'cpu'] as const) {
-      const v = opts[k];
-      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff))
-        throw new RangeError(`testRun ${k} must be a whole number from 0 to 2^32-1, got ${String(v)}`);
+      if (opts[k] !== undefined) intOption(opts[k], `testRun ${k}`, 0, 0xffffffff);
     }
     const data = opts.data ?? new Uint8Array();
     using dataIn = NativeBuffer.from(data);

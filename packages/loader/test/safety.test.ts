@@ -14,9 +14,11 @@ describe('Program.testRun options', () => {
     const data = new Uint8Array(20);
     for (const bad of [-1, 1.5, Number.NaN, 2 ** 32, Number.POSITIVE_INFINITY, '3' as unknown as number])
       for (const k of ['repeat', 'dataOutSize', 'ctxOutSize', 'flags', 'cpu'] as const)
-        expect(() => prog.testRun({ data, [k]: bad }), `${k} ${String(bad)}`).toThrow(RangeError);
+        expect(() => prog.testRun({ data, [k]: bad }), `${k} ${String(bad)}`).toThrow(
+          `testRun ${k} must be a`,
+        );
     expect(() => prog.testRun({ data, repeat: -1 })).toThrow(
-      /repeat must be a whole number from 0 to 2\^32-1, got -1/,
+      'testRun repeat must be a whole number in 0..4294967295, got -1',
     );
     expect(prog.testRun({ data, repeat: 0 }).retval).toBe(3);
     expect(prog.testRun({ data, repeat: 2 }).retval).toBe(3);

@@ -4,6 +4,7 @@ import {
   ElemOps,
   Fd,
   haveMapType,
+  intOption,
   MAP_SHARED,
   MapFlags,
   type MapInfo,
@@ -846,8 +847,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
 /** A batch chunk is a whole number of entries ≥ 1 (0, negative or NaN would never advance). */
 function checkChunk(chunk: unknown): void {
-  if (typeof chunk !== 'number' || !Number.isInteger(chunk) || chunk < 1 || chunk > 0xffffffff)
-    throw new RangeError(`chunk must be a whole number of entries from 1 to 2^32-1, got ${String(chunk)}`);
+  intOption(chunk, 'chunk (entries per batch)', 1, 0xffffffff);
 }
 
 const updateHints: Record<string, Partial<Record<UpdateFlag, string>>> = {
