@@ -16,6 +16,7 @@ export {
   type PerfAttachMode,
   PerfEventLink,
 } from './attach.js';
+export { MapInUseError } from './claims.js';
 export {
   type EventTarget,
   openBpfOutput,
@@ -29,5 +30,5 @@ export {
 } from './events.js';
 export { PerfReader, type PerfReaderOptions, type PerfRecord } from './perf-reader.js';
 export { EpollWaiter, type ReadOptions, RingReader, type Waiter } from './reader.js';
-export { RingBufReader, type RingBufRecord } from './ringbuf-reader.js';
+export { RingBufReader, type RingBufReaderOptions, type RingBufRecord } from './ringbuf-reader.js';
 export { tracefsRoot, tracepointId } from './tracefs.js';

@@ -1,29 +1,28 @@
-import type { BpfMap } from '@bpfkit/maps';
-import { onlineCpus } from '@bpfkit/maps';
+import { BpfMap, onlineCpus } from '@bpfkit/maps';
 import {
+  ClosedError,
   Defines,
   Epoll,
   type Fd,
   ioctl,
-  MAP_SHARED,
-  type Mapping,
   MapType,
-  mmap,
   PerfRecordType,
   PROT_READ,
   PROT_WRITE,
   pageSize,
   structLayout,
 } from '@bpfkit/sys';
+import { claim, MapInUseError, taken } from './claims.js';
 import { openBpfOutput } from './events.js';
-import { EpollWaiter, RingReader } from './reader.js';
+import { checkFlag, checkOptions, checkSignal, EpollWaiter, Holdings, RingReader } from './reader.js';
+import { RingRegion } from './ring-memory.js';
 
 export interface PerfReaderOptions {
-  /** Data pages per CPU ring, a power of two (default 64: 256 KiB, a few ms of headroom at millions of records/s). */
+  /** Data pages per CPU ring, a power of two (default 64: 256 KiB, a few ms of headroom at millions of records/s; at most 2 GiB). */
   pagesPerCpu?: number;
-  /** Wake up once this many bytes are waiting (default 0: on every record). */
+  /** Wake up once this many bytes are waiting (default 0: on every record); less than the ring's size. */
   watermark?: number;
-  /** CPUs to read (default: every online CPU). */
+  /** CPUs to read, each once (default: every online CPU). */
   cpus?: number[];
   /** Backward, overwriting rings for flight-recorder use: read them with `snapshot()`. */
   overwritable?: boolean;
@@ -47,7 +46,6 @@ export interface PerfRecord {
 interface Ring {
   cpu: number;
   fd: Fd;
-  mapping: Mapping;
   meta: BigUint64Array;
   data: Uint8Array;
   view: DataView;
@@ -67,89 +65,94 @@ const TAIL = L.data_tail[0] / 8;
  * Reads a BPF_MAP_TYPE_PERF_EVENT_ARRAY: one BPF output perf event per CPU stored in the map,
  * each with its own mmapped ring. Records are handed out as views; a record that wraps the ring's
  * end is copied into a scratch buffer. Lost-sample notices come through as records with `lost`.
+ *
+ * Each CPU's slot in the map holds one ring, so one reader per slot in a process: opening a
+ * reader on CPUs that another open reader of the same map reads throws {@link MapInUseError}
+ * (readers on disjoint `cpus` may coexist). After `close()` a record's `data` reads zeros; copy
+ * what you keep.
  */
 export class PerfReader extends RingReader<PerfRecord> {
-  readonly #rings: Ring[];
-  readonly #array: Fd;
-  readonly #map: BpfMap<unknown, unknown>;
+  #rings: Ring[];
   readonly #copy: boolean;
   readonly #overwritable: boolean;
   readonly #lost = new Map<number, number>();
   #cur = 0;
   #scratch = new Uint8Array(256);
 
-  private constructor(map: BpfMap<unknown, unknown>, rings: Ring[], epoll: Epoll, opts: PerfReaderOptions) {
-    super(epoll, opts.signal, new EpollWaiter(epoll));
-    this.#map = map;
-    this.#array = map.fd.dup();
+  private constructor(rings: Ring[], epoll: Epoll, waiter: EpollWaiter, holdings: Holdings, opts: Options) {
+    super(epoll, opts.signal, waiter, holdings);
     this.#rings = rings;
-    this.#copy = opts.copy ?? false;
-    this.#overwritable = opts.overwritable ?? false;
+    this.#copy = opts.copy;
+    this.#overwritable = opts.overwritable;
     for (const r of rings) r.head = Number(Atomics.load(r.meta, HEAD));
   }
 
   static open(map: BpfMap<unknown, unknown>, opts: PerfReaderOptions = {}): PerfReader {
+    if (typeof map !== 'object' || map === null || typeof map.type !== 'number')
+      throw new TypeError('PerfReader.open needs a BpfMap (a perf_event_array)');
+    if (map.closed) throw new ClosedError(`map '${map.name || 'perf_event_array'}'`);
     if (map.type !== MapType.PERF_EVENT_ARRAY)
       throw new TypeError(`PerfReader reads perf_event_array maps, not ${map.typeName}`);
-    const pages = opts.pagesPerCpu ?? 64;
-    if (!Number.isInteger(pages) || pages < 1 || (pages & (pages - 1)) !== 0)
-      throw new RangeError(`pagesPerCpu must be a power of two, got ${pages}`);
-    const cpus = opts.cpus ?? onlineCpus();
-    for (const c of cpus)
-      if (!Number.isInteger(c) || c < 0 || c >= map.maxEntries)
-        throw new RangeError(`CPU ${c} has no slot in the ${map.maxEntries}-entry perf event array`);
-    const epoll = new Epoll(cpus.length + 2);
+    const o = options(opts, map.maxEntries);
+    const id = map.info.id;
+    const busy = taken(id, o.cpus);
+    if (busy.length > 0)
+      throw new MapInUseError(
+        `perf event array '${map.name}' (map id ${id}) already has a PerfReader in this process on ` +
+          `CPU ${busy.join(', ')}: each CPU slot holds one ring, so a second reader would take the first one's ` +
+          'events; close that reader first (one dropped without close() holds them until it is collected), ' +
+          'or give each reader its own `cpus`',
+        id,
+        busy,
+      );
+    const holdings = new Holdings('PerfReader');
+    holdings.add(claim(id, o.cpus));
     const rings: Ring[] = [];
     try {
-      for (const cpu of cpus) {
-        const fd = openBpfOutput(cpu, {
-          watermark: opts.watermark ?? 0,
-          overwritable: opts.overwritable ?? false,
-        });
-        let mapping: Mapping;
-        try {
-          mapping = mmap(
-            fd,
-            (pages + 1) * pageSize,
-            opts.overwritable ? PROT_READ : PROT_READ | PROT_WRITE,
-            MAP_SHARED,
-          );
-        } catch (e) {
-          fd.close();
-          throw e;
-        }
-        const meta = new BigUint64Array(mapping.buffer, 0, pageSize / 8);
-        const dv = new DataView(mapping.buffer);
+      // The reader's own reference: closing the array's last fd would empty its slots.
+      const array = BpfMap.fromFd(map.fd.dup());
+      holdings.add(() => array.close());
+      const epoll = new Epoll(o.cpus.length + 2);
+      holdings.epoll = epoll;
+      const waiter = new EpollWaiter(epoll);
+      holdings.waiter = waiter;
+      for (const cpu of o.cpus) {
+        const fd = openBpfOutput(cpu, { watermark: o.watermark, overwritable: o.overwritable });
+        holdings.add(() => fd.close());
+        const { buffer, region } = RingRegion.map(
+          fd,
+          (o.pages + 1) * pageSize,
+          o.overwritable ? PROT_READ : PROT_READ | PROT_WRITE,
+        );
+        holdings.add(() => region.release());
+        const meta = new BigUint64Array(buffer, 0, pageSize / 8);
+        const dv = new DataView(buffer);
         const dataOff = Number(dv.getBigUint64(L.data_offset[0], true)) || pageSize;
-        const size = Number(dv.getBigUint64(L.data_size[0], true)) || pages * pageSize;
-        const data = new Uint8Array(mapping.buffer, dataOff, size);
+        const size = Number(dv.getBigUint64(L.data_size[0], true)) || o.pages * pageSize;
+        const data = new Uint8Array(buffer, dataOff, size);
         rings.push({
           cpu,
           fd,
-          mapping,
           meta,
           data,
-          view: new DataView(mapping.buffer, dataOff, size),
+          view: new DataView(buffer, dataOff, size),
           size,
           pos: 0,
           head: 0,
           published: 0,
         });
-        map.setBytes(u32le(cpu), u32le(fd.value));
+        array.setBytes(u32le(cpu), u32le(fd.value));
+        // Empty the slot first on release, so the program stops writing before the ring goes.
+        holdings.add(() => array.deleteBytes(u32le(cpu)));
         epoll.add(fd, rings.length - 1);
       }
       for (const r of rings) {
         r.pos = Number(Atomics.load(r.meta, TAIL));
         r.published = r.pos;
       }
-      return new PerfReader(map, rings, epoll, opts);
+      return new PerfReader(rings, epoll, waiter, holdings, o);
     } catch (e) {
-      for (const r of rings) {
-        map.deleteBytes(u32le(r.cpu));
-        r.mapping.unmap();
-        r.fd.close();
-      }
-      epoll.close();
+      holdings.release();
       throw e;
     }
   }
@@ -167,10 +170,12 @@ export class PerfReader extends RingReader<PerfRecord> {
 
   /** Stop the kernel writing into the rings (records are dropped, and counted as lost, meanwhile). */
   pause(): void {
+    this.live();
     for (const r of this.#rings) ioctl(r.fd, Defines.PERF_EVENT_IOC_PAUSE_OUTPUT, 1);
   }
 
   resume(): void {
+    this.live();
     for (const r of this.#rings) ioctl(r.fd, Defines.PERF_EVENT_IOC_PAUSE_OUTPUT, 0);
   }
 
@@ -256,38 +261,50 @@ export class PerfReader extends RingReader<PerfRecord> {
    * record that wraps) with the sample's offset and length. The fastest way to consume.
    */
   drainInPlace(fn: (buf: Uint8Array, offset: number, length: number, cpu: number) => void): number {
+    this.live();
     if (this.#overwritable) throw new TypeError('overwritable rings are read with snapshot()');
+    this.beginDrain();
     let count = 0;
-    for (const r of this.#rings) {
-      const head = Number(Atomics.load(r.meta, HEAD));
-      const mask = r.size - 1;
-      const view = r.view;
-      let pos = r.pos;
-      while (pos < head) {
-        const off = pos & mask;
-        const type = view.getUint32(off, true);
-        const size = view.getUint16(off + 6, true);
-        if (size < 8) {
-          pos = head;
-          break;
+    try {
+      for (const r of this.#rings) {
+        const head = Number(Atomics.load(r.meta, HEAD));
+        const mask = r.size - 1;
+        const view = r.view;
+        let pos = r.pos;
+        while (pos < head) {
+          const off = pos & mask;
+          const type = view.getUint32(off, true);
+          const size = view.getUint16(off + 6, true);
+          if (size < 8) {
+            pos = head;
+            break;
+          }
+          if (type === PerfRecordType.SAMPLE) {
+            const len = Math.min(view.getUint32((off + 8) & mask, true), size - 12);
+            const at = (off + 12) & mask;
+            if (at + len <= r.size) fn(r.data, at, len, r.cpu);
+            else fn(this.#bytes(r, pos + 12, len), 0, len, r.cpu);
+            count++;
+            if (this.stopped) {
+              // close() in the callback: this record is consumed, no further one is touched.
+              pos += size;
+              break;
+            }
+          } else if (type === PerfRecordType.LOST) {
+            this.#lost.set(
+              r.cpu,
+              (this.#lost.get(r.cpu) ?? 0) + Number(view.getBigUint64((off + 16) & mask, true)),
+            );
+          }
+          pos += size;
         }
-        if (type === PerfRecordType.SAMPLE) {
-          const len = Math.min(view.getUint32((off + 8) & mask, true), size - 12);
-          const at = (off + 12) & mask;
-          if (at + len <= r.size) fn(r.data, at, len, r.cpu);
-          else fn(this.#bytes(r, pos + 12, len), 0, len, r.cpu);
-          count++;
-        } else if (type === PerfRecordType.LOST) {
-          this.#lost.set(
-            r.cpu,
-            (this.#lost.get(r.cpu) ?? 0) + Number(view.getBigUint64((off + 16) & mask, true)),
-          );
-        }
-        pos += size;
+        r.pos = pos;
+        r.head = Math.max(r.head, pos);
+        this.#publish(r);
+        if (this.stopped) break;
       }
-      r.pos = pos;
-      r.head = Math.max(r.head, pos);
-      this.#publish(r);
+    } finally {
+      this.endDrain();
     }
     return count;
   }
@@ -297,6 +314,7 @@ export class PerfReader extends RingReader<PerfRecord> {
    * resume. The flight recorder's "what just happened".
    */
   snapshot(): PerfRecord[] {
+    this.live();
     if (!this.#overwritable)
       throw new TypeError('snapshot() reads overwritable rings; open the reader with overwritable: true');
     const out: PerfRecord[] = [];
@@ -331,15 +349,49 @@ export class PerfReader extends RingReader<PerfRecord> {
   }
 
   protected dispose(): void {
-    for (const r of this.#rings) {
-      try {
-        if (!this.#map.closed) this.#map.deleteBytes(u32le(r.cpu));
-      } catch {
-        // the map may be gone already
-      }
-      r.mapping.unmap();
-      r.fd.close();
-    }
-    this.#array.close();
+    this.#rings = [];
   }
+}
+
+interface Options {
+  pages: number;
+  watermark: number;
+  cpus: number[];
+  overwritable: boolean;
+  copy: boolean;
+  signal: AbortSignal | undefined;
+}
+
+/** Every option checked before anything is opened. */
+function options(opts: PerfReaderOptions, slots: number): Options {
+  checkOptions(opts, 'PerfReader');
+  const pages = opts.pagesPerCpu ?? 64;
+  if (typeof pages !== 'number') throw new TypeError(`pagesPerCpu must be a number, got ${typeof pages}`);
+  if (!Number.isInteger(pages) || pages < 1 || (pages & (pages - 1)) !== 0 || pages * pageSize > 2 ** 31)
+    throw new RangeError(`pagesPerCpu must be a power of two from 1 to ${2 ** 31 / pageSize}, got ${pages}`);
+  const watermark = opts.watermark ?? 0;
+  if (typeof watermark !== 'number')
+    throw new TypeError(`watermark must be a number, got ${typeof watermark}`);
+  if (!Number.isInteger(watermark) || watermark < 0 || watermark >= pages * pageSize)
+    throw new RangeError(
+      `watermark must be a whole number of bytes from 0 to less than the ring's ${pages * pageSize}, got ${watermark}`,
+    );
+  let cpus: number[];
+  if (opts.cpus === undefined) cpus = onlineCpus();
+  else if (!Array.isArray(opts.cpus)) throw new TypeError('cpus must be an array of CPU numbers');
+  else cpus = [...opts.cpus];
+  if (cpus.length === 0) throw new RangeError('cpus is empty: a PerfReader reads at least one CPU');
+  for (const [i, c] of cpus.entries()) {
+    if (!Number.isInteger(c) || c < 0 || c >= slots)
+      throw new RangeError(`CPU ${c} has no slot in the ${slots}-entry perf event array`);
+    if (cpus.indexOf(c) !== i) throw new RangeError(`CPU ${c} is listed twice in cpus`);
+  }
+  return {
+    pages,
+    watermark,
+    cpus,
+    overwritable: checkFlag(opts.overwritable, 'overwritable', false),
+    copy: checkFlag(opts.copy, 'copy', false),
+    signal: checkSignal(opts.signal),
+  };
 }

@@ -1,4 +1,4 @@
-import { type Epoll, EventFd, Readiness } from '@bpfkit/sys';
+import { ClosedError, type Epoll, EventFd, Readiness } from '@bpfkit/sys';
 
 /** How a reader sleeps until its rings may have data. */
 export interface Waiter {
@@ -66,12 +66,118 @@ export class EpollWaiter implements Waiter {
   async idle(): Promise<void> {
     await this.#running?.catch(() => undefined);
   }
+
+  /** Whether a wait is running (on a pool thread). */
+  get busy(): boolean {
+    return this.#running !== undefined;
+  }
 }
 
 export interface ReadOptions {
-  /** Give up after this many ms (resolves undefined). */
+  /** Give up after this many ms (resolves undefined): a finite number ≥ 0; omitted waits without limit. */
   timeout?: number;
   signal?: AbortSignal;
+}
+
+const traceLeaks = process.env.BPFKIT_LEAK_TRACE === '1';
+
+/**
+ * Everything a reader holds outside the JavaScript heap (fds, ring mappings, map slots, its
+ * claim on a map, its listener on a signal), released exactly once: by `close()`, or by the
+ * garbage collector when a reader is dropped without it. Nothing here refers to the reader, so a
+ * forgotten reader can be collected.
+ */
+export class Holdings {
+  readonly #steps: (() => void)[] = [];
+  #released = false;
+  /** Closed last, once no wait runs on it any more. */
+  epoll: Epoll | undefined;
+  waiter: Waiter | undefined;
+  #abort: { signal: AbortSignal; listener: () => void } | undefined;
+  readonly stack = traceLeaks ? new Error().stack?.split('\n').slice(3).join('\n') : undefined;
+
+  constructor(readonly what: string) {}
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /** Run `step` on release (the last added runs first, as cleanup undoes setup; one failing does not stop the rest). */
+  add(step: () => void): void {
+    this.#steps.push(step);
+  }
+
+  /** Cancel the waiter when `signal` aborts, until release. */
+  listen(signal: AbortSignal, waiter: Waiter): void {
+    const listener = () => waiter.cancel();
+    signal.addEventListener('abort', listener, { once: true });
+    this.#abort = { signal, listener };
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    if (this.#abort) this.#abort.signal.removeEventListener('abort', this.#abort.listener);
+    this.#abort = undefined;
+    const waiter = this.waiter;
+    waiter?.close();
+    for (const step of this.#steps.splice(0).reverse()) {
+      try {
+        step();
+      } catch {
+        // cleanup goes on: the rest must still be released
+      }
+    }
+    const epoll = this.epoll;
+    if (!epoll) return;
+    // A wait may still be running on a pool thread inside epoll_wait: free the epoll set (and its
+    // event buffer) only once it has returned. A poll handle leaves nothing in flight.
+    const inFlight =
+      waiter !== undefined &&
+      !(waiter instanceof Readiness) &&
+      (!(waiter instanceof EpollWaiter) || waiter.busy);
+    if (inFlight) void waiter.idle().then(() => epoll.close());
+    else epoll.close();
+  }
+}
+
+const forgotten = new FinalizationRegistry<Holdings>((held) => {
+  if (held.stack)
+    process.emitWarning(
+      `bpfkit: a ${held.what} was never closed; the collector released it; created at\n${held.stack}`,
+    );
+  held.release();
+});
+
+/** A timeout option: undefined (no limit) or a finite number of ms ≥ 0. */
+export function checkTimeout(timeout: unknown): number | undefined {
+  if (timeout === undefined) return undefined;
+  if (typeof timeout !== 'number')
+    throw new TypeError(`timeout must be a number of ms, got ${typeof timeout}`);
+  if (!Number.isFinite(timeout) || timeout < 0)
+    throw new RangeError(
+      `timeout must be a finite number of ms ≥ 0 (omit it to wait without limit), got ${timeout}`,
+    );
+  return timeout;
+}
+
+/** A signal option: undefined or an AbortSignal. */
+export function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined || signal instanceof AbortSignal) return signal;
+  throw new TypeError(`signal must be an AbortSignal, got ${signal === null ? 'null' : typeof signal}`);
+}
+
+/** An options argument: undefined or an object. */
+export function checkOptions(opts: unknown, what: string): void {
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null))
+    throw new TypeError(`${what} options must be an object, got ${opts === null ? 'null' : typeof opts}`);
+}
+
+/** A boolean option: undefined (the default) or a boolean. */
+export function checkFlag(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${typeof value}`);
+  return value;
 }
 
 /**
@@ -79,29 +185,67 @@ export interface ReadOptions {
  * ready the reader waits for its epoll set to become readable through a libuv poll handle
  * (Node's event loop keeps running, no pool thread is parked). `close()` ends a pending read
  * or iteration cleanly; an aborted signal rejects with its reason.
+ *
+ * Memory safety: the rings are views into kernel memory. `close()` (or the collector, for a
+ * reader dropped without it) releases the kernel side at once and swaps the rings for zero pages,
+ * so a view kept past `close()` reads zeros and never faults; the address range itself is given
+ * back when the last view is collected. A `close()` inside a drain callback lets the callback
+ * finish with its view intact, then the drain stops without touching another record.
  */
 export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, AsyncDisposable {
   protected readonly epoll: Epoll;
+  /** True once `close()` was called: a drain checks it after each callback and stops. */
+  protected stopped = false;
   readonly #ready: Waiter;
   readonly #signal: AbortSignal | undefined;
-  #closed = false;
+  readonly #holdings: Holdings;
   #reading = false;
+  #draining = false;
 
-  /** `waiter` defaults to a libuv poll handle on the epoll fd (right for fds whose poll is not destructive). */
-  protected constructor(epoll: Epoll, signal?: AbortSignal, waiter?: Waiter) {
+  /**
+   * `waiter` defaults to a libuv poll handle on the epoll fd (right for fds whose poll is not
+   * destructive). `holdings` is what `close()` releases (created empty when omitted; the epoll
+   * set and the waiter are added to it).
+   */
+  protected constructor(epoll: Epoll, signal?: AbortSignal, waiter?: Waiter, holdings?: Holdings) {
     this.epoll = epoll;
     this.#ready = waiter ?? new Readiness(epoll.fd.value);
     this.#signal = signal;
-    signal?.addEventListener('abort', () => this.#ready.cancel(), { once: true });
+    this.#holdings = holdings ?? new Holdings(new.target.name);
+    this.#holdings.epoll = epoll;
+    this.#holdings.waiter = this.#ready;
+    if (signal) this.#holdings.listen(signal, this.#ready);
+    forgotten.register(this, this.#holdings, this.#holdings);
   }
 
   /** The next ready record, or undefined when none is (never waits). */
   protected abstract poll(): R | undefined;
-  /** Free resources; called once by close(). */
+  /**
+   * Called once by `close()`, right before the holdings are released (after a running drain has
+   * returned): hand back what is consumed and drop the references to the rings.
+   */
   protected abstract dispose(): void;
 
   get closed(): boolean {
-    return this.#closed;
+    return this.stopped;
+  }
+
+  /** Throws {@link ClosedError} once closed. */
+  protected live(): void {
+    if (this.stopped) throw new ClosedError(this.constructor.name);
+  }
+
+  /** Start a drain: refuses after close and inside another drain's callback. */
+  protected beginDrain(): void {
+    this.live();
+    if (this.#draining) throw new Error('drain() was called inside a drain callback: finish the first drain');
+    this.#draining = true;
+  }
+
+  /** End a drain; a `close()` called inside it takes effect now. */
+  protected endDrain(): void {
+    this.#draining = false;
+    if (this.stopped) this.#release();
   }
 
   /**
@@ -109,13 +253,15 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
    * `data` is a view into the ring, valid until the next read (unless the reader copies).
    */
   async read(opts: ReadOptions = {}): Promise<R | undefined> {
+    const timeout = checkTimeout(opts.timeout);
+    const signal = opts.signal === undefined ? this.#signal : checkSignal(opts.signal);
     if (this.#reading) throw new Error('one read at a time: await the previous read first');
+    if (this.#draining) throw new Error('read() was called inside a drain callback');
     this.#reading = true;
     try {
-      const signal = opts.signal ?? this.#signal;
-      const deadline = opts.timeout === undefined ? undefined : Date.now() + opts.timeout;
+      const deadline = timeout === undefined ? undefined : Date.now() + timeout;
       for (;;) {
-        if (this.#closed) return undefined;
+        if (this.stopped) return undefined;
         signal?.throwIfAborted();
         const r = this.poll();
         if (r !== undefined) return r;
@@ -133,8 +279,10 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
    * false on timeout, close or abort.
    */
   async wait(opts: ReadOptions = {}): Promise<boolean> {
-    if (this.#closed) return false;
-    return this.#ready.wait(opts.timeout, opts.signal ?? this.#signal);
+    const timeout = checkTimeout(opts.timeout);
+    const signal = opts.signal === undefined ? this.#signal : checkSignal(opts.signal);
+    if (this.stopped) return false;
+    return this.#ready.wait(timeout, signal);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<R> {
@@ -145,15 +293,25 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
     }
   }
 
-  /** Stop reading: a pending `read()` resolves undefined, a `for await` ends, rings are unmapped. */
+  /**
+   * Stop reading: a pending `read()` resolves undefined, a `for await` ends, the kernel side
+   * (fds, map slots, epoll registration) is released and views into the rings read zeros from
+   * now on. Idempotent; other methods throw {@link ClosedError} afterwards.
+   */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#ready.close();
-    this.dispose();
-    // A wait may still be running on a pool thread inside epoll_wait: free the epoll set (and its
-    // event buffer) only once it has returned.
-    void this.#ready.idle().then(() => this.epoll.close());
+    if (this.stopped) return;
+    this.stopped = true;
+    if (!this.#draining) this.#release();
+  }
+
+  #release(): void {
+    if (this.#holdings.released) return;
+    forgotten.unregister(this.#holdings);
+    try {
+      this.dispose();
+    } finally {
+      this.#holdings.release();
+    }
   }
 
   [Symbol.dispose](): void {

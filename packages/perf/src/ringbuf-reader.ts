@@ -1,17 +1,8 @@
 import type { BpfMap } from '@bpfkit/maps';
-import {
-  Epoll,
-  type Fd,
-  MAP_SHARED,
-  type Mapping,
-  MapType,
-  mmap,
-  PROT_READ,
-  PROT_WRITE,
-  pageSize,
-  RingbufHeader,
-} from '@bpfkit/sys';
-import { RingReader } from './reader.js';
+import { ClosedError, Epoll, MapType, PROT_READ, PROT_WRITE, pageSize, RingbufHeader } from '@bpfkit/sys';
+import { claim, MapInUseError, taken, WHOLE } from './claims.js';
+import { checkFlag, checkOptions, checkSignal, Holdings, RingReader } from './reader.js';
+import { RingRegion } from './ring-memory.js';
 
 export interface RingBufRecord {
   /** Which of the reader's ring buffers (index in the order they were given). */
@@ -21,9 +12,6 @@ export interface RingBufRecord {
 }
 
 interface Ring {
-  fd: Fd;
-  consumer: Mapping;
-  producer: Mapping;
   cons: BigUint64Array;
   prod: BigUint64Array;
   words: Uint32Array;
@@ -32,6 +20,12 @@ interface Ring {
   pos: number;
   /** Snapshot of the producer position for this turn. */
   end: number;
+}
+
+export interface RingBufReaderOptions {
+  /** Hand out copies instead of views into the ring. */
+  copy?: boolean;
+  signal?: AbortSignal;
 }
 
 const BUSY = RingbufHeader.BUSY_BIT >>> 0;
@@ -43,72 +37,87 @@ const LEN_MASK = ~(BUSY | DISCARD) >>> 0;
  * kernel, so every record is contiguous: records are views, never copies (unless asked). Busy
  * records stop the walk, discarded ones are skipped, and the consumer position moves past a
  * record only when the next one is requested — after the record was handed on.
+ *
+ * A ring buffer has a single consumer position, so one reader per ring buffer in a process:
+ * opening a second one while the first is open throws {@link MapInUseError} (fan records out in
+ * JavaScript instead). After `close()` a record's `data` reads zeros; copy what you keep.
  */
 export class RingBufReader extends RingReader<RingBufRecord> {
-  readonly #rings: Ring[];
+  #rings: Ring[];
   readonly #copy: boolean;
   #cur = 0;
   /** The ring whose last record is still in the caller's hands. */
   #held: Ring | undefined;
 
-  private constructor(rings: Ring[], epoll: Epoll, opts: { copy?: boolean; signal?: AbortSignal }) {
-    super(epoll, opts.signal);
+  private constructor(rings: Ring[], epoll: Epoll, holdings: Holdings, copy: boolean, signal?: AbortSignal) {
+    super(epoll, signal, undefined, holdings);
     this.#rings = rings;
-    this.#copy = opts.copy ?? false;
+    this.#copy = copy;
   }
 
   static open(
     maps: BpfMap<unknown, unknown> | BpfMap<unknown, unknown>[],
-    opts: { copy?: boolean; signal?: AbortSignal } = {},
+    opts: RingBufReaderOptions = {},
   ): RingBufReader {
+    checkOptions(opts, 'RingBufReader');
+    const copy = checkFlag(opts.copy, 'copy', false);
+    const signal = checkSignal(opts.signal);
     const list = Array.isArray(maps) ? maps : [maps];
     if (list.length === 0) throw new TypeError('RingBufReader needs at least one ring buffer');
-    const epoll = new Epoll(list.length + 1);
+    for (const m of list) {
+      if (typeof m !== 'object' || m === null || m.type !== MapType.RINGBUF)
+        throw new TypeError(
+          `RingBufReader reads ringbuf maps, not ${(m as { typeName?: string } | null)?.typeName ?? String(m)}`,
+        );
+      if (m.closed) throw new ClosedError(`map '${m.name || 'ringbuf'}'`);
+    }
+    const ids = list.map((m) => m.info.id);
+    for (const [i, id] of ids.entries()) {
+      if (taken(id, [WHOLE]).length > 0 || ids.indexOf(id) !== i)
+        throw new MapInUseError(
+          `ring buffer '${list[i]!.name}' (map id ${id}) already has a RingBufReader in this process: ` +
+            'a ring buffer has one consumer position, so close that reader first (one dropped without close() ' +
+            'holds it until it is collected), or share its records',
+          id,
+          [],
+        );
+    }
+    const holdings = new Holdings('RingBufReader');
+    for (const id of ids) holdings.add(claim(id, [WHOLE]));
     const rings: Ring[] = [];
     try {
+      const epoll = new Epoll(list.length + 1);
+      holdings.epoll = epoll;
       for (const m of list) {
-        if (m.type !== MapType.RINGBUF)
-          throw new TypeError(`RingBufReader reads ringbuf maps, not ${m.typeName}`);
         const fd = m.fd.dup();
+        holdings.add(() => fd.close());
         const size = m.maxEntries;
-        let consumer: Mapping | undefined;
-        try {
-          consumer = mmap(fd, pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
-          const producer = mmap(fd, pageSize + 2 * size, PROT_READ, MAP_SHARED, pageSize);
-          rings.push({
-            fd,
-            consumer,
-            producer,
-            cons: new BigUint64Array(consumer.buffer, 0, 1),
-            prod: new BigUint64Array(producer.buffer, 0, 1),
-            words: new Uint32Array(producer.buffer, pageSize, (2 * size) / 4),
-            data: new Uint8Array(producer.buffer, pageSize, 2 * size),
-            mask: size - 1,
-            pos: 0,
-            end: 0,
-          });
-        } catch (e) {
-          consumer?.unmap();
-          fd.close();
-          throw e;
-        }
+        const consumer = RingRegion.map(fd, pageSize, PROT_READ | PROT_WRITE);
+        holdings.add(() => consumer.region.release());
+        const producer = RingRegion.map(fd, pageSize + 2 * size, PROT_READ, pageSize);
+        holdings.add(() => producer.region.release());
+        rings.push({
+          cons: new BigUint64Array(consumer.buffer, 0, 1),
+          prod: new BigUint64Array(producer.buffer, 0, 1),
+          words: new Uint32Array(producer.buffer, pageSize, (2 * size) / 4),
+          data: new Uint8Array(producer.buffer, pageSize, 2 * size),
+          mask: size - 1,
+          pos: 0,
+          end: 0,
+        });
         epoll.add(fd, rings.length - 1);
       }
       for (const r of rings) r.pos = Number(Atomics.load(r.cons, 0));
-      return new RingBufReader(rings, epoll, opts);
+      return new RingBufReader(rings, epoll, holdings, copy, signal);
     } catch (e) {
-      for (const r of rings) {
-        r.consumer.unmap();
-        r.producer.unmap();
-        r.fd.close();
-      }
-      epoll.close();
+      holdings.release();
       throw e;
     }
   }
 
   /** Bytes waiting across the rings. */
   get available(): number {
+    this.live();
     let n = 0;
     for (const r of this.#rings) n += Number(Atomics.load(r.prod, 0)) - r.pos;
     return n;
@@ -166,38 +175,47 @@ export class RingBufReader extends RingReader<RingBufRecord> {
    * and length. The fastest way to consume.
    */
   drainInPlace(fn: (buf: Uint8Array, offset: number, length: number, ring: number) => void): number {
+    this.beginDrain();
     this.#release();
     let count = 0;
-    for (let index = 0; index < this.#rings.length; index++) {
-      const r = this.#rings[index]!;
-      const end = Number(Atomics.load(r.prod, 0));
-      let pos = r.pos;
-      while (pos < end) {
-        const off = pos & r.mask;
-        const hdr = Atomics.load(r.words, off >>> 2) >>> 0;
-        if (hdr & BUSY) break;
-        const len = hdr & LEN_MASK;
-        if (!(hdr & DISCARD)) {
-          fn(r.data, off + 8, len, index);
-          count++;
+    try {
+      const rings = this.#rings;
+      for (let index = 0; index < rings.length; index++) {
+        const r = rings[index]!;
+        const end = Number(Atomics.load(r.prod, 0));
+        let pos = r.pos;
+        while (pos < end) {
+          const off = pos & r.mask;
+          const hdr = Atomics.load(r.words, off >>> 2) >>> 0;
+          if (hdr & BUSY) break;
+          const len = hdr & LEN_MASK;
+          if (!(hdr & DISCARD)) {
+            fn(r.data, off + 8, len, index);
+            count++;
+            if (this.stopped) {
+              // close() in the callback: this record is consumed, no further one is touched.
+              pos += (len + 15) & ~7;
+              break;
+            }
+          }
+          pos += (len + 15) & ~7;
         }
-        pos += (len + 15) & ~7;
+        if (pos !== r.pos) {
+          r.pos = pos;
+          r.end = Math.max(r.end, pos);
+          Atomics.store(r.cons, 0, BigInt(pos));
+        }
+        if (this.stopped) break;
       }
-      if (pos !== r.pos) {
-        r.pos = pos;
-        r.end = Math.max(r.end, pos);
-        Atomics.store(r.cons, 0, BigInt(pos));
-      }
+    } finally {
+      this.endDrain();
     }
     return count;
   }
 
   protected dispose(): void {
-    this.#release();
-    for (const r of this.#rings) {
-      r.consumer.unmap();
-      r.producer.unmap();
-      r.fd.close();
-    }
+    this.#release(); // the record in the caller's hands is consumed
+    this.#rings = [];
+    this.#held = undefined;
   }
 }
