@@ -12,7 +12,15 @@
  * @packageDocumentation
  */
 export { btfCodec } from './btfcodec.js';
-export { Collection, type CollectionOptions, type ConstantValue, loadCollection } from './collection.js';
+export {
+  Collection,
+  type CollectionOptions,
+  type ConstantValue,
+  loadCollection,
+  type PreparedCollection,
+  type PreparedProgram,
+  prepareCollection,
+} from './collection.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,
