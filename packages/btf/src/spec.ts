@@ -17,7 +17,7 @@ const MAX_SIZE = 0xffffffff;
  * nested aggregate is expanded where it is used, so a DAG of unions (each holding two members
  * of the next) has 2^depth of them; real kernel structs stay far below this.
  */
-export const MAX_FLAT_FIELDS = 1 << 18;
+export const MAX_FLAT_FIELDS = 1 << 16;
 
 /** A memoized layout: the value and how deep the type nests below it. */
 interface Layout {

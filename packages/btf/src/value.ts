@@ -10,7 +10,7 @@ const MAX_DEPTH = 32;
  * Values one decode or encode may visit besides one per byte of data: members of unions overlap
  * and zero-size members take no bytes, so a DAG of them could otherwise expand exponentially.
  */
-const MAX_VALUES = 1 << 20;
+const MAX_VALUES = 1 << 16;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -114,6 +114,13 @@ function need(btf: Btf, id: number, view: DataView, off: number, size: number): 
     );
 }
 
+/** Ints hold at most 128 bits and enums 1, 2, 4 or 8 bytes (as the kernel checks BTF). */
+function scalarSize(btf: Btf, id: number, t: { kind: string; size: number }): number {
+  const ok = t.kind === 'int' ? t.size <= 16 : t.size === 1 || t.size === 2 || t.size === 4 || t.size === 8;
+  if (!ok) throw new BtfLookupError(`${describe(btf, id)} is ${t.size} bytes, which BTF does not allow`);
+  return t.size;
+}
+
 function spend(btf: Btf, id: number, walk: Walk, n: number): void {
   walk.left -= n;
   if (walk.left < 0)
@@ -154,12 +161,12 @@ function decode(btf: Btf, id: number, view: DataView, offset: number, depth: num
   spend(btf, id, walk, 1);
   switch (t.kind) {
     case 'int':
-      need(btf, id, view, offset, t.bool ? 1 : t.size);
+      need(btf, id, view, offset, t.bool ? 1 : scalarSize(btf, id, t));
       if (t.bool) return view.getUint8(offset) !== 0;
       return readInt(view, offset, t.size, t.signed);
     case 'enum':
     case 'enum64':
-      need(btf, id, view, offset, t.size);
+      need(btf, id, view, offset, scalarSize(btf, id, t));
       return readInt(view, offset, t.size, t.signed);
     case 'ptr':
       need(btf, id, view, offset, 8);
@@ -252,7 +259,7 @@ function encode(
     case 'int':
     case 'enum':
     case 'enum64':
-      need(btf, id, view, offset, t.size);
+      need(btf, id, view, offset, scalarSize(btf, id, t));
       writeInt(view, offset, t.size, t.signed, value, what);
       return;
     case 'ptr':

@@ -151,7 +151,7 @@ export function prepareCollection(
     if (obj.btf)
       for (const fi of p.funcInfo) {
         const t = obj.btf.raw.types[fi.typeId];
-        if (!t || t.kind !== 'func')
+        if (t?.kind !== 'func')
           throw new BtfLookupError(
             `program '${name}': func_info at instruction ${fi.insnOff} names BTF type ${fi.typeId}, ${t ? `a ${t.kind}` : 'which does not exist'}, not a func`,
           );
@@ -371,6 +371,10 @@ function writeKconfig(
       `kconfig extern '${ext.name}' is not set in this kernel's config (declare it __weak to default to 0)`,
     );
   }
+  if (!obj.btf) {
+    // No BTF to type the extern: an 8-byte value, as libbpf assumes.
+    if (ext.size !== 8) throw new TypeError(`kconfig extern '${ext.name}' has no BTF type`);
+  }
   const t = obj.btf?.resolve(ext.typeId);
   if (t?.kind === 'array') {
     const s = raw.replace(/^"|"$/g, '');
@@ -388,13 +392,14 @@ function writeKconfig(
             ? BigInt(raw)
             : undefined;
   if (n === undefined) throw new TypeError(`kconfig '${ext.name}=${raw}' is not a number or y/m/n`);
-  writeTyped(obj.btf!, ext.typeId, view, n, ext.name);
+  if (!obj.btf) view.setBigUint64(0, BigInt.asUintN(64, n), true);
+  else writeTyped(obj.btf, ext.typeId, view, n, ext.name);
 }
 
 /** The object's BTF made acceptable to the kernel (datasec sizes and offsets, externs): the blob and its parse. */
 function fixObjectBtf(obj: ObjectFile): { blob: Uint8Array; btf: Btf } {
   const btf = obj.btf!;
-  const types = [...btf.types()].map((t) => structuredClone(t)) as BtfType[];
+  const types = structuredClone([...btf.types()]) as BtfType[];
   let intId = types.find((t) => t.kind === 'int' && t.name === 'int' && t.size === 4)?.id;
   if (intId === undefined) {
     intId = types.length + 1;

@@ -46,6 +46,8 @@ export {
   STT,
 } from './object/elf.js';
 export {
+  MAX_DATA_SECTION,
+  MAX_DATA_TOTAL,
   type ObjectExtern,
   ObjectFile,
   type ObjectMap,
