@@ -10,6 +10,21 @@ import type { BtfMember, BtfType } from './types.js';
 /** The helper id libbpf puts into a poisoned instruction (`call 0xbad2310`); the verifier says "invalid func unknown#195896080". */
 export const CORE_POISON_IMM = 0xbad2310;
 const MAX_SPEC = 64;
+/** Nesting the type comparisons follow (libbpf and the kernel stop at 32 as well). */
+const MAX_COMPAT_DEPTH = 32;
+/** Pairs already compared in one comparison: a DAG is walked once, a loop is assumed to match. */
+type Seen = Map<string, boolean>;
+
+/** Memoize a pairwise comparison per (local, target) id pair for one top-level call. */
+function memo(seen: Seen, lid: number, tid: number, f: () => boolean): boolean {
+  const key = `${lid}:${tid}`;
+  const have = seen.get(key);
+  if (have !== undefined) return have;
+  seen.set(key, true); // a loop back to this pair: assume it matches (co-inductively)
+  const r = f();
+  seen.set(key, r);
+  return r;
+}
 
 export class CoreError extends Error {
   override name = 'CoreError';
@@ -56,7 +71,8 @@ function isFlexArray(btf: Btf, parent: Accessor | undefined, nelems: number): bo
 /** Parse an access string against the local type (libbpf bpf_core_parse_spec). */
 function parseSpec(btf: Btf, rootId: number, access: string, kind: number): Spec {
   const raw = access.split(':').map((s) => {
-    if (!/^\d+$/.test(s)) throw new CoreError(`malformed CO-RE access string '${access}'`);
+    if (!/^\d{1,10}$/.test(s) || Number(s) > 0xffffffff)
+      throw new CoreError(`malformed CO-RE access string '${access}'`);
     return Number(s);
   });
   if (raw.length === 0 || raw.length > MAX_SPEC)
@@ -103,7 +119,7 @@ function parseSpec(btf: Btf, rootId: number, access: string, kind: number): Spec
 
 /** Local and target field types compatible? (libbpf bpf_core_fields_are_compat) */
 function fieldsCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
-  if (depth > MAX_SPEC) return false;
+  if (depth > MAX_COMPAT_DEPTH) return false;
   const l = lb.resolve(lid);
   const t = tb.resolve(tid);
   if (isComposite(l) && isComposite(t)) return true;
@@ -126,8 +142,12 @@ function fieldsCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): bo
 }
 
 /** (libbpf bpf_core_types_are_compat) */
-function typesCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
-  if (depth > MAX_SPEC) return false;
+function typesCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0, seen: Seen = new Map()): boolean {
+  if (depth > MAX_COMPAT_DEPTH) return false;
+  return memo(seen, lid, tid, () => typesCompatOnce(lb, lid, tb, tid, depth, seen));
+}
+
+function typesCompatOnce(lb: Btf, lid: number, tb: Btf, tid: number, depth: number, seen: Seen): boolean {
   const l = lb.resolve(lid);
   const t = tb.resolve(tid);
   if (l.kind !== t.kind && !(isEnum(l) && isEnum(t))) return false;
@@ -142,15 +162,15 @@ function typesCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boo
     case 'int':
       return l.offset === 0 && (t as typeof l).offset === 0;
     case 'ptr':
-      return typesCompat(lb, l.type, tb, (t as typeof l).type, depth + 1);
+      return typesCompat(lb, l.type, tb, (t as typeof l).type, depth + 1, seen);
     case 'array':
-      return typesCompat(lb, l.type, tb, (t as typeof l).type, depth + 1);
+      return typesCompat(lb, l.type, tb, (t as typeof l).type, depth + 1, seen);
     case 'func_proto': {
       const tp = t as typeof l;
       if (l.params.length !== tp.params.length) return false;
       for (let i = 0; i < l.params.length; i++)
-        if (!typesCompat(lb, l.params[i]!.type, tb, tp.params[i]!.type, depth + 1)) return false;
-      return typesCompat(lb, l.returnType, tb, tp.returnType, depth + 1);
+        if (!typesCompat(lb, l.params[i]!.type, tb, tp.params[i]!.type, depth + 1, seen)) return false;
+      return typesCompat(lb, l.returnType, tb, tp.returnType, depth + 1, seen);
     }
     default:
       return false;
@@ -158,8 +178,12 @@ function typesCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boo
 }
 
 /** Stricter shape match for `bpf_core_type_matches` (libbpf bpf_core_types_match). */
-function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): boolean {
-  if (depth > MAX_SPEC) return false;
+function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0, seen: Seen = new Map()): boolean {
+  if (depth > MAX_COMPAT_DEPTH) return false;
+  return memo(seen, lid, tid, () => typesMatchOnce(lb, lid, tb, tid, depth, seen));
+}
+
+function typesMatchOnce(lb: Btf, lid: number, tb: Btf, tid: number, depth: number, seen: Seen): boolean {
   const l = lb.resolve(lid);
   const t = tb.resolve(tid);
   if (l.name && t.name && essential(l.name) !== essential(t.name)) return false;
@@ -179,14 +203,15 @@ function typesMatch(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): bool
       const tm = new Map((t as typeof l).members.map((m) => [m.name, m]));
       return l.members.every((m) => {
         const x = tm.get(m.name);
-        return x !== undefined && typesMatch(lb, m.type, tb, x.type, depth + 1);
+        return x !== undefined && typesMatch(lb, m.type, tb, x.type, depth + 1, seen);
       });
     }
     case 'ptr':
-      return typesMatch(lb, l.type, tb, (t as typeof l).type, depth + 1);
+      return typesMatch(lb, l.type, tb, (t as typeof l).type, depth + 1, seen);
     case 'array':
       return (
-        l.nelems === (t as typeof l).nelems && typesMatch(lb, l.type, tb, (t as typeof l).type, depth + 1)
+        l.nelems === (t as typeof l).nelems &&
+        typesMatch(lb, l.type, tb, (t as typeof l).type, depth + 1, seen)
       );
     case 'func_proto':
       return typesCompat(lb, l.id, tb, t.id, depth + 1);
@@ -202,19 +227,23 @@ function matchMember(
   tid: number,
   spec: Spec,
   depth = 0,
+  failed: Set<number> = new Set(),
 ): { next: number } | undefined {
-  if (depth > MAX_SPEC) throw new CoreError('struct nesting is too deep');
+  if (depth > MAX_COMPAT_DEPTH) throw new CoreError('struct nesting is too deep');
   const lt = local.btf.typeById(lacc.typeId) as { members: BtfMember[] };
   const lm = lt.members[lacc.idx]!;
   const t = tb.resolve(tid);
   if (!isComposite(t)) return undefined;
+  // An anonymous aggregate searched before (a DAG) or being searched (a loop) has no match.
+  if (failed.has(t.id)) return undefined;
+  failed.add(t.id);
   const members = (t as { members: BtfMember[] }).members;
   for (let i = 0; i < members.length; i++) {
     const m = members[i]!;
     spec.bitOffset += m.bitOffset;
     spec.raw.push(i);
     if (!m.name) {
-      const found = matchMember(local, lacc, tb, m.type, spec, depth + 1);
+      const found = matchMember(local, lacc, tb, m.type, spec, depth + 1, failed);
       if (found) return found;
     } else if (m.name === lacc.name) {
       spec.acc.push({ typeId: t.id, idx: i, name: m.name });
@@ -320,10 +349,12 @@ function calc(spec: Spec, kind: number, localRootId: number): Value {
   let byteSz: number;
   if (bitSize === 0) {
     byteSz = btf.sizeof(fieldType);
+    if (bitOff % 8 !== 0) throw new CoreError(`field at bit ${bitOff} does not start on a byte`);
     byteOff = bitOff / 8;
     bitSize = byteSz * 8;
   } else {
     byteSz = btf.sizeof(fieldType);
+    if (byteSz < 1 || byteSz > 8) throw new CoreError(`bitfield of a ${byteSz}-byte type`);
     byteOff = Math.floor(bitOff / 8 / byteSz) * byteSz;
     while (bitOff + bitSize - byteOff * 8 > byteSz * 8) {
       if (byteSz >= 8) throw new CoreError('bitfield does not fit in 8 bytes');
@@ -478,7 +509,7 @@ export function patchCoreRelo(code: Uint8Array, at: number, relo: CoreRelo, res:
       const insnSz = CODE_SIZE[opcode & 0x18];
       if (insnSz !== oldSz)
         throw new CoreError(`instruction at byte ${at} accesses ${insnSz} bytes, field was ${oldSz}`);
-      if (newSz > 8) throw new CoreError(`field grew to ${newSz} bytes`);
+      if (SIZE_CODE[newSz] === undefined) throw new CoreError(`field became ${newSz} bytes`);
       dv.setUint8(at, (opcode & ~0x18) | SIZE_CODE[newSz]!);
     }
     return;

@@ -2,6 +2,7 @@ import { BtfKind } from './kinds.js';
 import type { BtfType } from './types.js';
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const REF_KINDS = {
   typedef: BtfKind.TYPEDEF,
   volatile: BtfKind.VOLATILE,
@@ -23,7 +24,7 @@ class StringTable {
     let start = 0;
     for (let i = 0; i < b.length; i++) {
       if (b[i] !== 0) continue;
-      const s = new TextDecoder().decode(b.subarray(start, i));
+      const s = decoder.decode(b.subarray(start, i));
       if (!this.#index.has(s)) this.#index.set(s, start);
       start = i + 1;
     }

@@ -5,6 +5,26 @@ import { parseBtf, type RawBtf } from './parse.js';
 import type { BtfMember, BtfType, BtfTypeOfKind } from './types.js';
 
 const MAX_CHAIN = 64;
+/**
+ * How deep aggregates, arrays and variables may nest: the kernel's own limit
+ * (`MAX_RESOLVE_DEPTH` in kernel/bpf/btf.c), so BTF deeper than this is BTF the kernel refuses.
+ */
+export const MAX_BTF_DEPTH = 32;
+/** Largest type size: BTF sizes are u32, and the kernel refuses an array that overflows one. */
+const MAX_SIZE = 0xffffffff;
+/**
+ * Most members {@link Btf.flatten} walks (leaves and nested aggregates). Every member of a
+ * nested aggregate is expanded where it is used, so a DAG of unions (each holding two members
+ * of the next) has 2^depth of them; real kernel structs stay far below this.
+ */
+export const MAX_FLAT_FIELDS = 1 << 16;
+
+/** A memoized layout: the value and how deep the type nests below it. */
+interface Layout {
+  value: number;
+  height: number;
+}
+const IN_PROGRESS: Layout = { value: -1, height: -1 };
 
 /** A flattened struct/union member: nested anonymous aggregates are expanded, with dotted names for named ones. */
 export interface FieldLayout {
@@ -28,6 +48,8 @@ export class Btf {
   readonly raw: RawBtf;
   readonly base: Btf | undefined;
   #byName: Map<string, BtfType[]> | undefined;
+  readonly #sizes = new Map<number, Layout>();
+  readonly #aligns = new Map<number, Layout>();
 
   constructor(raw: RawBtf, base?: Btf) {
     this.raw = raw;
@@ -110,91 +132,185 @@ export class Btf {
     throw new BtfLookupError(`BTF type ${id}: reference chain is longer than ${MAX_CHAIN} (a loop?)`);
   }
 
-  /** Size in bytes of a type, as the C compiler lays it out. */
-  sizeof(id: number, depth = 0): number {
-    if (depth > MAX_CHAIN) throw new BtfLookupError(`BTF type ${id}: nesting deeper than ${MAX_CHAIN}`);
-    const t = this.resolve(id);
-    switch (t.kind) {
-      case 'int':
-      case 'struct':
-      case 'union':
-      case 'enum':
-      case 'enum64':
-      case 'float':
-      case 'datasec':
-        return t.size;
-      case 'ptr':
-        return 8;
-      case 'array':
-        return t.nelems * this.sizeof(t.type, depth + 1);
-      case 'var':
-        return this.sizeof(t.type, depth + 1);
-      default:
-        throw new BtfLookupError(`BTF type ${id} (${t.kind} '${t.name}') has no size`);
-    }
+  /**
+   * Size in bytes of a type, as the C compiler lays it out. Memoized per type id; throws
+   * {@link BtfLookupError} for a type that has no size, nests deeper than {@link MAX_BTF_DEPTH}
+   * or contains itself.
+   */
+  sizeof(id: number): number {
+    return this.#size(id, 0).value;
   }
 
-  /** Alignment in bytes (natural alignment as on x86-64/BPF). */
-  alignof(id: number, depth = 0): number {
-    if (depth > MAX_CHAIN) throw new BtfLookupError(`BTF type ${id}: nesting deeper than ${MAX_CHAIN}`);
+  #size(id: number, depth: number): Layout {
     const t = this.resolve(id);
-    switch (t.kind) {
-      case 'int':
-      case 'enum':
-      case 'enum64':
-      case 'float':
-        return Math.min(t.size, 8) || 1;
-      case 'ptr':
-        return 8;
-      case 'array':
-        return this.alignof(t.type, depth + 1);
-      case 'struct':
-      case 'union': {
-        let a = 1;
-        for (const m of t.members) a = Math.max(a, this.alignof(m.type, depth + 1));
-        return a;
+    const have = this.#sizes.get(t.id);
+    if (have === IN_PROGRESS) throw new BtfLookupError(`BTF type ${id} contains itself (a loop)`);
+    if (have) return this.#deep(id, have, depth);
+    if (depth > MAX_BTF_DEPTH) throw tooDeep(id);
+    this.#sizes.set(t.id, IN_PROGRESS);
+    let out: Layout;
+    try {
+      switch (t.kind) {
+        case 'int':
+        case 'struct':
+        case 'union':
+        case 'enum':
+        case 'enum64':
+        case 'float':
+        case 'datasec':
+          out = { value: t.size, height: 0 };
+          break;
+        case 'ptr':
+          out = { value: 8, height: 0 };
+          break;
+        case 'array': {
+          const el = this.#size(t.type, depth + 1);
+          out = { value: t.nelems * el.value, height: el.height + 1 };
+          if (out.value > MAX_SIZE)
+            throw new BtfLookupError(`BTF array ${id} of ${t.nelems} elements is larger than 4 GiB`);
+          break;
+        }
+        case 'var': {
+          const v = this.#size(t.type, depth + 1);
+          out = { value: v.value, height: v.height + 1 };
+          break;
+        }
+        default:
+          throw new BtfLookupError(`BTF type ${id} (${t.kind} '${t.name}') has no size`);
       }
-      default:
-        return 1;
+    } catch (e) {
+      this.#sizes.delete(t.id);
+      throw e;
     }
+    this.#sizes.set(t.id, out);
+    return this.#deep(id, out, depth);
   }
 
-  /** Find a member of a struct or union by name, searching anonymous members too. */
+  /** A memoized layout reached at `depth`: refused when the whole nesting is deeper than the kernel allows. */
+  #deep(id: number, l: Layout, depth: number): Layout {
+    if (depth + l.height > MAX_BTF_DEPTH) throw tooDeep(id);
+    return l;
+  }
+
+  /** Alignment in bytes (natural alignment as on x86-64/BPF). Memoized per type id, like {@link sizeof}. */
+  alignof(id: number): number {
+    return this.#align(id, 0).value;
+  }
+
+  #align(id: number, depth: number): Layout {
+    const t = this.resolve(id);
+    const have = this.#aligns.get(t.id);
+    if (have === IN_PROGRESS) throw new BtfLookupError(`BTF type ${id} contains itself (a loop)`);
+    if (have) return this.#deep(id, have, depth);
+    if (depth > MAX_BTF_DEPTH) throw tooDeep(id);
+    this.#aligns.set(t.id, IN_PROGRESS);
+    let out: Layout;
+    try {
+      switch (t.kind) {
+        case 'int':
+        case 'enum':
+        case 'enum64':
+        case 'float':
+          out = { value: Math.min(t.size, 8) || 1, height: 0 };
+          break;
+        case 'ptr':
+          out = { value: 8, height: 0 };
+          break;
+        case 'array': {
+          const el = this.#align(t.type, depth + 1);
+          out = { value: el.value, height: el.height + 1 };
+          break;
+        }
+        case 'struct':
+        case 'union': {
+          out = { value: 1, height: 0 };
+          for (const m of t.members) {
+            const a = this.#align(m.type, depth + 1);
+            out = { value: Math.max(out.value, a.value), height: Math.max(out.height, a.height + 1) };
+          }
+          break;
+        }
+        default:
+          out = { value: 1, height: 0 };
+      }
+    } catch (e) {
+      this.#aligns.delete(t.id);
+      throw e;
+    }
+    this.#aligns.set(t.id, out);
+    return this.#deep(id, out, depth);
+  }
+
+  /**
+   * Find a member of a struct or union by name, searching anonymous members too (depth first,
+   * in member order, as C does). Each anonymous aggregate is searched once, so a DAG of them
+   * costs linear time; nesting deeper than {@link MAX_BTF_DEPTH} or a loop is a {@link BtfLookupError}.
+   */
   member(structId: number, name: string): { member: BtfMember; bitOffset: number } {
     const t = this.resolve(structId);
     if (t.kind !== 'struct' && t.kind !== 'union')
       throw new BtfLookupError(`BTF type ${structId} is not a struct or union`);
+    const found = this.#member(t, name, new Set(), 0);
+    if (!found) throw new BtfLookupError(`'${t.name || '(anon)'}' has no member '${name}'`);
+    return found;
+  }
+
+  #member(
+    t: BtfType & { kind: 'struct' | 'union' },
+    name: string,
+    searched: Set<number>,
+    depth: number,
+  ): { member: BtfMember; bitOffset: number } | undefined {
+    if (depth > MAX_BTF_DEPTH) throw tooDeep(t.id);
+    searched.add(t.id);
     for (const m of t.members) {
       if (m.name === name) return { member: m, bitOffset: m.bitOffset };
-      if (!m.name) {
-        const inner = this.resolve(m.type);
-        if (inner.kind === 'struct' || inner.kind === 'union') {
-          try {
-            const found = this.member(inner.id, name);
-            return { member: found.member, bitOffset: m.bitOffset + found.bitOffset };
-          } catch {}
-        }
-      }
+      if (m.name) continue;
+      const inner = this.resolve(m.type);
+      if (inner.kind !== 'struct' && inner.kind !== 'union') continue;
+      // Searched before (a DAG) or being searched (a loop): the name is not in there.
+      if (searched.has(inner.id)) continue;
+      const found = this.#member(inner, name, searched, depth + 1);
+      if (found) return { member: found.member, bitOffset: m.bitOffset + found.bitOffset };
     }
-    throw new BtfLookupError(`'${t.name || '(anon)'}' has no member '${name}'`);
+    return undefined;
   }
 
   /**
    * Flatten a struct or union into leaf fields with absolute offsets. Anonymous members are
    * expanded in place; named struct/union members are expanded with a dotted prefix.
-   * Arrays and scalars are leaves.
+   * Arrays and scalars are leaves. Throws {@link BtfLookupError} past {@link MAX_BTF_DEPTH}
+   * levels, on a loop, or past {@link MAX_FLAT_FIELDS} fields.
    */
-  flatten(id: number, prefix = '', baseBits = 0, depth = 0): FieldLayout[] {
-    if (depth > MAX_CHAIN) throw new BtfLookupError(`BTF type ${id}: nesting deeper than ${MAX_CHAIN}`);
+  flatten(id: number, prefix = '', baseBits = 0): FieldLayout[] {
+    const out: FieldLayout[] = [];
+    this.#flatten(id, prefix, baseBits, 0, out, new Set(), { left: MAX_FLAT_FIELDS });
+    return out;
+  }
+
+  #flatten(
+    id: number,
+    prefix: string,
+    baseBits: number,
+    depth: number,
+    out: FieldLayout[],
+    open: Set<number>,
+    budget: { left: number },
+  ): void {
+    if (depth > MAX_BTF_DEPTH) throw tooDeep(id);
     const t = this.resolve(id);
     if (t.kind !== 'struct' && t.kind !== 'union')
       throw new BtfLookupError(`BTF type ${id} is not a struct or union`);
-    const out: FieldLayout[] = [];
+    if (open.has(t.id)) throw new BtfLookupError(`BTF type ${id} contains itself (a loop)`);
+    open.add(t.id);
     for (const m of t.members) {
+      if (--budget.left < 0)
+        throw new BtfLookupError(`BTF type ${id} expands to more than ${MAX_FLAT_FIELDS} members`);
       const bits = baseBits + m.bitOffset;
       const mt = this.resolve(m.type);
       if ((mt.kind === 'struct' || mt.kind === 'union') && m.bitSize === 0) {
-        out.push(...this.flatten(mt.id, m.name ? `${prefix}${m.name}.` : prefix, bits, depth + 1));
+        const inner = m.name ? `${prefix}${m.name}.` : prefix;
+        this.#flatten(mt.id, inner, bits, depth + 1, out, open, budget);
         continue;
       }
       if (!m.name) continue;
@@ -203,6 +319,8 @@ export class Btf {
         out.push({ path: prefix + m.name, offset: bits / 8, size, bitOffset: 0, bitSize: 0, type: m.type });
       } else {
         const unitBits = size * 8;
+        if (unitBits === 0)
+          throw new BtfLookupError(`bitfield '${prefix}${m.name}' of BTF type ${id} has a zero-size type`);
         const unitStart = Math.floor(bits / unitBits) * unitBits;
         out.push({
           path: prefix + m.name,
@@ -214,7 +332,7 @@ export class Btf {
         });
       }
     }
-    return out;
+    open.delete(t.id);
   }
 
   /** The enumerators of a named enum (enum or enum64). */
@@ -226,3 +344,6 @@ export class Btf {
 }
 
 let kernelBtf: Btf | undefined;
+
+const tooDeep = (id: number) =>
+  new BtfLookupError(`BTF type ${id}: nesting deeper than ${MAX_BTF_DEPTH} (the kernel's limit)`);

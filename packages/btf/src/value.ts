@@ -3,8 +3,14 @@
 // as bigint addresses), encode them back, and format them as bpftool-like text.
 import { BtfLookupError } from './errors.js';
 import type { Btf } from './spec.js';
+import type { BtfMember } from './types.js';
 
 const MAX_DEPTH = 32;
+/**
+ * Values one decode or encode may visit besides one per byte of data: members of unions overlap
+ * and zero-size members take no bytes, so a DAG of them could otherwise expand exponentially.
+ */
+const MAX_VALUES = 1 << 16;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -90,20 +96,83 @@ const isCharArray = (btf: Btf, id: number): boolean => {
   return el.kind === 'int' && el.size === 1 && (el.char || el.name === 'char');
 };
 
-/** Decode the value of BTF type `id` at `offset` of `view`. */
+interface Walk {
+  /** Values still allowed (see MAX_VALUES). */
+  left: number;
+}
+
+const describe = (btf: Btf, id: number): string => {
+  const t = btf.typeById(id);
+  return `type ${id} (${t.kind}${t.name ? ` '${t.name}'` : ''})`;
+};
+
+/** Bytes [off, off+size) must lie inside the view: a RangeError naming the type otherwise. */
+function need(btf: Btf, id: number, view: DataView, off: number, size: number): void {
+  if (off < 0 || off + size > view.byteLength)
+    throw new RangeError(
+      `${describe(btf, id)} at byte ${off} needs ${size} bytes, beyond the ${view.byteLength}-byte value`,
+    );
+}
+
+/** Ints hold at most 128 bits and enums 1, 2, 4 or 8 bytes (as the kernel checks BTF). */
+function scalarSize(btf: Btf, id: number, t: { kind: string; size: number }): number {
+  const ok = t.kind === 'int' ? t.size <= 16 : t.size === 1 || t.size === 2 || t.size === 4 || t.size === 8;
+  if (!ok) throw new BtfLookupError(`${describe(btf, id)} is ${t.size} bytes, which BTF does not allow`);
+  return t.size;
+}
+
+function spend(btf: Btf, id: number, walk: Walk, n: number): void {
+  walk.left -= n;
+  if (walk.left < 0)
+    throw new BtfLookupError(`${describe(btf, id)} expands to more values than its bytes can hold`);
+}
+
+/** A non-bitfield member's byte offset: members that do not start on a byte are malformed BTF. */
+function memberByte(btf: Btf, id: number, m: BtfMember): number {
+  if (m.bitOffset % 8 !== 0)
+    throw new BtfLookupError(
+      `member '${m.name || '(anon)'}' of ${describe(btf, id)} starts at bit ${m.bitOffset}, not on a byte`,
+    );
+  return m.bitOffset / 8;
+}
+
+/** A bitfield's storage: at most 64 bits after the first byte, inside the view. */
+function bitfield(btf: Btf, id: number, view: DataView, offset: number, m: BtfMember) {
+  if (m.bitSize > 64)
+    throw new BtfLookupError(`bitfield '${m.name}' of ${describe(btf, id)} is ${m.bitSize} bits wide`);
+  const at = offset + Math.floor(m.bitOffset / 8);
+  const bitOff = m.bitOffset % 8;
+  need(btf, id, view, at, Math.ceil((bitOff + m.bitSize) / 8));
+  return { at, bitOff };
+}
+
+/**
+ * Decode the value of BTF type `id` at `offset` of `view`. Reads only inside `view`: a member or
+ * element beyond it is a RangeError naming the type and offset; malformed BTF (too deep, a loop,
+ * a member off a byte boundary, an exponential DAG) is a {@link BtfLookupError}.
+ */
 export function decodeValue(btf: Btf, id: number, view: DataView, offset = 0, depth = 0): unknown {
+  return decode(btf, id, view, offset, depth, { left: MAX_VALUES + 8 * view.byteLength });
+}
+
+function decode(btf: Btf, id: number, view: DataView, offset: number, depth: number, walk: Walk): unknown {
   if (depth > MAX_DEPTH) throw new BtfLookupError(`type ${id} nests deeper than ${MAX_DEPTH}`);
   const t = btf.resolve(id);
+  spend(btf, id, walk, 1);
   switch (t.kind) {
     case 'int':
+      need(btf, id, view, offset, t.bool ? 1 : scalarSize(btf, id, t));
       if (t.bool) return view.getUint8(offset) !== 0;
       return readInt(view, offset, t.size, t.signed);
     case 'enum':
     case 'enum64':
+      need(btf, id, view, offset, scalarSize(btf, id, t));
       return readInt(view, offset, t.size, t.signed);
     case 'ptr':
+      need(btf, id, view, offset, 8);
       return view.getBigUint64(offset, true);
     case 'float':
+      need(btf, id, view, offset, t.size);
       return t.size === 4
         ? view.getFloat32(offset, true)
         : t.size === 8
@@ -111,14 +180,18 @@ export function decodeValue(btf: Btf, id: number, view: DataView, offset = 0, de
           : undefined;
     case 'array': {
       if (isCharArray(btf, t.id)) {
+        need(btf, id, view, offset, t.nelems);
         const b = new Uint8Array(view.buffer, view.byteOffset + offset, t.nelems);
         const end = b.indexOf(0);
         return decoder.decode(end < 0 ? b : b.subarray(0, end));
       }
       const size = btf.sizeof(t.type);
-      return Array.from({ length: t.nelems }, (_, i) =>
-        decodeValue(btf, t.type, view, offset + i * size, depth + 1),
-      );
+      need(btf, id, view, offset, t.nelems * size);
+      spend(btf, id, walk, t.nelems);
+      const out = new Array<unknown>(t.nelems);
+      for (let i = 0; i < t.nelems; i++)
+        out[i] = decode(btf, t.type, view, offset + i * size, depth + 1, walk);
+      return out;
     }
     case 'struct':
     case 'union': {
@@ -127,16 +200,11 @@ export function decodeValue(btf: Btf, id: number, view: DataView, offset = 0, de
         if (m.bitSize) {
           const mt = btf.resolve(m.type);
           const signed = (mt.kind === 'int' || mt.kind === 'enum') && mt.signed;
-          out[m.name] = readBits(
-            view,
-            offset + Math.floor(m.bitOffset / 8),
-            m.bitOffset % 8,
-            m.bitSize,
-            signed,
-          );
+          const { at, bitOff } = bitfield(btf, t.id, view, offset, m);
+          out[m.name] = readBits(view, at, bitOff, m.bitSize, signed);
           continue;
         }
-        const v = decodeValue(btf, m.type, view, offset + m.bitOffset / 8, depth + 1);
+        const v = decode(btf, m.type, view, offset + memberByte(btf, t.id, m), depth + 1, walk);
         if (m.name) out[m.name] = v;
         else if (v && typeof v === 'object') Object.assign(out, v); // anonymous member: its fields inline
       }
@@ -145,19 +213,23 @@ export function decodeValue(btf: Btf, id: number, view: DataView, offset = 0, de
     case 'datasec': {
       const out: Record<string, unknown> = {};
       for (const v of t.vars)
-        out[btf.typeById(v.type).name] = decodeValue(btf, v.type, view, offset + v.offset, depth + 1);
+        out[btf.typeById(v.type).name] = decode(btf, v.type, view, offset + v.offset, depth + 1, walk);
       return out;
     }
     case 'var':
-      return decodeValue(btf, t.type, view, offset, depth + 1);
+      return decode(btf, t.type, view, offset, depth + 1, walk);
     default: {
       const size = btf.sizeof(id);
+      need(btf, id, view, offset, size);
       return new Uint8Array(view.buffer.slice(view.byteOffset + offset, view.byteOffset + offset + size));
     }
   }
 }
 
-/** Encode `value` as BTF type `id` at `offset` of `view`. Absent struct fields keep their bytes. */
+/**
+ * Encode `value` as BTF type `id` at `offset` of `view`. Absent struct fields keep their bytes.
+ * Writes only inside `view` (a RangeError names what would not fit).
+ */
 export function encodeValue(
   btf: Btf,
   id: number,
@@ -167,19 +239,38 @@ export function encodeValue(
   what = 'value',
   depth = 0,
 ): void {
+  encode(btf, id, view, offset, value, what, depth, { left: MAX_VALUES + 8 * view.byteLength });
+}
+
+function encode(
+  btf: Btf,
+  id: number,
+  view: DataView,
+  offset: number,
+  value: unknown,
+  what: string,
+  depth: number,
+  walk: Walk,
+): void {
   if (depth > MAX_DEPTH) throw new BtfLookupError(`type ${id} nests deeper than ${MAX_DEPTH}`);
   const t = btf.resolve(id);
+  spend(btf, id, walk, 1);
   switch (t.kind) {
     case 'int':
     case 'enum':
     case 'enum64':
+      need(btf, id, view, offset, scalarSize(btf, id, t));
       writeInt(view, offset, t.size, t.signed, value, what);
       return;
     case 'ptr':
+      need(btf, id, view, offset, 8);
       writeInt(view, offset, 8, false, value, what);
       return;
     case 'float':
       if (typeof value !== 'number') throw new TypeError(`${what} expects a number`);
+      if (t.size !== 4 && t.size !== 8)
+        throw new TypeError(`${what}: a ${t.size}-byte float is not supported`);
+      need(btf, id, view, offset, t.size);
       if (t.size === 4) view.setFloat32(offset, value, true);
       else view.setFloat64(offset, value, true);
       return;
@@ -189,14 +280,16 @@ export function encodeValue(
         const b = encoder.encode(value);
         if (b.length >= t.nelems)
           throw new RangeError(`${what} (char[${t.nelems}]) holds at most ${t.nelems - 1} bytes`);
+        need(btf, id, view, offset, t.nelems);
         new Uint8Array(view.buffer, view.byteOffset + offset, t.nelems).fill(0).set(b);
         return;
       }
       if (!Array.isArray(value) || value.length !== t.nelems)
         throw new RangeError(`${what} expects an array of ${t.nelems} elements`);
       const size = btf.sizeof(t.type);
+      need(btf, id, view, offset, t.nelems * size);
       value.forEach((v, i) => {
-        encodeValue(btf, t.type, view, offset + i * size, v, `${what}[${i}]`, depth + 1);
+        encode(btf, t.type, view, offset + i * size, v, `${what}[${i}]`, depth + 1, walk);
       });
       return;
     }
@@ -206,21 +299,25 @@ export function encodeValue(
       const obj = value as Record<string, unknown>;
       for (const m of t.members) {
         if (!m.name) {
-          encodeValue(btf, m.type, view, offset + m.bitOffset / 8, value, what, depth + 1);
+          encode(btf, m.type, view, offset + memberByte(btf, t.id, m), value, what, depth + 1, walk);
           continue;
         }
         const v = obj[m.name];
         if (v === undefined) continue;
-        if (m.bitSize)
-          writeBits(
+        if (m.bitSize) {
+          const { at, bitOff } = bitfield(btf, t.id, view, offset, m);
+          writeBits(view, at, bitOff, m.bitSize, v, `${what}.${m.name}`);
+        } else
+          encode(
+            btf,
+            m.type,
             view,
-            offset + Math.floor(m.bitOffset / 8),
-            m.bitOffset % 8,
-            m.bitSize,
+            offset + memberByte(btf, t.id, m),
             v,
             `${what}.${m.name}`,
+            depth + 1,
+            walk,
           );
-        else encodeValue(btf, m.type, view, offset + m.bitOffset / 8, v, `${what}.${m.name}`, depth + 1);
       }
       return;
     }
@@ -229,17 +326,18 @@ export function encodeValue(
       for (const v of t.vars) {
         const name = btf.typeById(v.type).name;
         const x = (value as Record<string, unknown>)[name];
-        if (x !== undefined) encodeValue(btf, v.type, view, offset + v.offset, x, name, depth + 1);
+        if (x !== undefined) encode(btf, v.type, view, offset + v.offset, x, name, depth + 1, walk);
       }
       return;
     }
     case 'var':
-      encodeValue(btf, t.type, view, offset, value, what, depth + 1);
+      encode(btf, t.type, view, offset, value, what, depth + 1, walk);
       return;
     default: {
       const size = btf.sizeof(id);
       if (!(value instanceof Uint8Array) || value.length !== size)
         throw new TypeError(`${what} expects ${size} raw bytes`);
+      need(btf, id, view, offset, size);
       new Uint8Array(view.buffer, view.byteOffset + offset, size).set(value);
     }
   }

@@ -6,8 +6,11 @@
 import { encode, type Insn, Pseudo } from '@bpfkit/asm';
 import {
   Btf,
+  BtfLookupError,
   type BtfType,
   CORE_POISON_IMM,
+  type CoreRelo,
+  type CoreResolution,
   encodeBtf,
   encodeFuncInfo,
   encodeLineInfo,
@@ -15,7 +18,7 @@ import {
   patchCoreRelo,
   resolveCoreRelo,
 } from '@bpfkit/btf';
-import { BpfMap, type MapSpec, u32 } from '@bpfkit/maps';
+import { BpfMap, type Codec, type MapSpec, u32 } from '@bpfkit/maps';
 import { type Fd, NotSupportedError } from '@bpfkit/sys';
 import { btfCodec } from './btfcodec.js';
 import { kernelConfig, linuxKernelVersion } from './kconfig.js';
@@ -89,27 +92,98 @@ export class Collection {
   }
 }
 
+/** A program of a {@link PreparedCollection}: instructions with externs resolved and CO-RE applied. */
+export interface PreparedProgram {
+  readonly object: ObjectProgram;
+  /** Map references still symbolic (they need the maps' fds); everything else resolved. */
+  readonly insns: readonly Insn[];
+  /** CO-RE resolutions to patch into the encoded instructions, checked against them already. */
+  readonly core: readonly { slot: number; relo: CoreRelo; res: CoreResolution }[];
+  /** Why some instructions were poisoned (unsatisfiable CO-RE relocations). */
+  readonly poisoned: readonly string[];
+}
+
+/**
+ * Every pure stage of {@link loadCollection}, done and validated: global data with `constants`
+ * applied, the object's BTF fixed up for the kernel, map codecs, externs and CO-RE relocations
+ * resolved against the kernel's BTF. No syscall is made and nothing needs closing: malformed or
+ * unsatisfiable input fails here with a typed error.
+ */
+export interface PreparedCollection {
+  readonly object: ObjectFile;
+  readonly kernel: Btf;
+  /** Initial contents of global data maps; `.bss` sections appear only when `constants` set one of their variables. */
+  readonly data: ReadonlyMap<string, Uint8Array>;
+  /** The BTF blob to load and its parse (undefined when the object has no BTF). */
+  readonly btf: { blob: Uint8Array; btf: Btf } | undefined;
+  readonly codecs: ReadonlyMap<string, { key?: Codec<unknown>; value?: Codec<unknown> }>;
+  readonly programs: ReadonlyMap<string, PreparedProgram>;
+}
+
+/** Run the pure stages of loading an object (see {@link PreparedCollection}); no syscalls. */
+export function prepareCollection(
+  objectOrPath: ObjectFile | Uint8Array | string,
+  opts: CollectionOptions = {},
+): PreparedCollection {
+  const obj = objectOrPath instanceof ObjectFile ? objectOrPath : ObjectFile.read(objectOrPath);
+  const kernel = opts.kernelBtf ?? Btf.kernel();
+  const data = dataContents(obj, opts.constants ?? {});
+  const btf = obj.btf ? fixObjectBtf(obj) : undefined;
+  const codecs = new Map<string, { key?: Codec<unknown>; value?: Codec<unknown> }>();
+  for (const [name, def] of obj.maps) {
+    if (opts.maps?.[name]) continue;
+    for (const d of def.inner ? [def.inner, def] : [def]) {
+      const key = d.kind === 'map' ? d.btfKeyTypeId : 0;
+      codecs.set(d === def ? name : `${name}.inner`, {
+        ...(btf && key ? { key: typedCodec(btf.btf, key, name, 'key') } : {}),
+        ...(btf && d.btfValueTypeId ? { value: typedCodec(btf.btf, d.btfValueTypeId, name, 'value') } : {}),
+      });
+    }
+    for (const init of def.initial)
+      if (!(init.kind === 'prog' ? obj.programs.has(init.name) : obj.maps.has(init.name)))
+        throw new TypeError(
+          `map '${name}' slot ${init.slot} refers to ${init.kind} '${init.name}', which the object does not define`,
+        );
+  }
+  const known = (name: string) => obj.maps.has(name) || opts.maps?.[name] !== undefined;
+  const programs = new Map<string, PreparedProgram>();
+  for (const [name, p] of obj.programs) {
+    if (obj.btf)
+      for (const fi of p.funcInfo) {
+        const t = obj.btf.raw.types[fi.typeId];
+        if (t?.kind !== 'func')
+          throw new BtfLookupError(
+            `program '${name}': func_info at instruction ${fi.insnOff} names BTF type ${fi.typeId}, ${t ? `a ${t.kind}` : 'which does not exist'}, not a func`,
+          );
+      }
+    const insns = resolveExterns(p.insns, kernel, obj, known);
+    const placeholder = encode(withMapFds(insns, () => 0));
+    const { core, poisoned } = relocate(obj, p, placeholder, kernel);
+    programs.set(name, { object: p, insns, core, poisoned });
+  }
+  return { object: obj, kernel, data, btf, codecs, programs };
+}
+
 /** Load every map and program of a clang-built object. */
 export function loadCollection(
   objectOrPath: ObjectFile | Uint8Array | string,
   opts: CollectionOptions = {},
 ): Collection {
-  const obj = objectOrPath instanceof ObjectFile ? objectOrPath : ObjectFile.read(objectOrPath);
+  const prepared = prepareCollection(objectOrPath, opts);
   const owned: { close(): void }[] = [];
   try {
-    return build(obj, opts, owned);
+    return build(prepared, opts, owned);
   } catch (e) {
     for (const o of owned.reverse()) o.close();
     throw e;
   }
 }
 
-function build(obj: ObjectFile, opts: CollectionOptions, owned: { close(): void }[]): Collection {
-  const kernel = opts.kernelBtf ?? Btf.kernel();
-  const data = dataContents(obj, opts.constants ?? {});
-  const loaded = obj.btf ? loadObjectBtf(obj) : undefined;
-  const btfFd = loaded?.fd;
+function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close(): void }[]): Collection {
+  const obj = prep.object;
+  const btfFd = prep.btf ? loadBtf(prep.btf.blob, { name: obj.name }) : undefined;
   if (btfFd) owned.push(btfFd);
+  const loaded = btfFd && prep.btf ? { fd: btfFd, btf: prep.btf.btf } : undefined;
 
   // Maps: inner templates first, then every map; fill global data; freeze .rodata.
   const maps: Record<string, BpfMap<unknown, unknown>> = {};
@@ -119,10 +193,10 @@ function build(obj: ObjectFile, opts: CollectionOptions, owned: { close(): void 
       maps[name] = given;
       continue;
     }
-    const spec = mapSpec(def, loaded);
+    const spec = mapSpec(def, loaded, prep.codecs.get(name));
     let inner: BpfMap<unknown, unknown> | undefined;
     if (def.inner) {
-      inner = BpfMap.create(mapSpec(def.inner, loaded));
+      inner = BpfMap.create(mapSpec(def.inner, loaded, prep.codecs.get(`${name}.inner`)));
       spec.innerMap = inner;
     }
     try {
@@ -133,18 +207,23 @@ function build(obj: ObjectFile, opts: CollectionOptions, owned: { close(): void 
     } finally {
       inner?.close();
     }
-    const contents = data.get(name);
-    if (contents) {
-      const m = maps[name]!;
-      m.setBytes(new Uint8Array(4), contents);
-      if (def.readonly) m.freeze();
-    }
+    const contents = prep.data.get(name);
+    if (contents) maps[name]!.setBytes(new Uint8Array(4), contents);
+    if (def.readonly && def.kind !== 'map') maps[name]!.freeze();
   }
 
   // Programs.
   const programs: Record<string, Program> = {};
-  for (const [name, p] of obj.programs) {
-    const { bytes, poisoned } = relocate(obj, p, encode(resolveRefs(p.insns, maps, kernel, obj)), kernel);
+  for (const [name, pp] of prep.programs) {
+    const p = pp.object;
+    const bytes = encode(
+      withMapFds(pp.insns, (ref, i) => {
+        const m = maps[ref];
+        if (!m) throw new TypeError(`instruction ${i}: map '${ref}' was not created`);
+        return m.fd.value;
+      }),
+    );
+    for (const { slot, relo, res } of pp.core) patchCoreRelo(bytes, slot * 8, relo, res);
     const btf =
       btfFd && obj.btfExt
         ? {
@@ -170,13 +249,13 @@ function build(obj: ObjectFile, opts: CollectionOptions, owned: { close(): void 
       programs[name] = prog;
       owned.push(prog);
     } catch (e) {
-      if (e instanceof VerifierError && poisoned.length && e.log.includes(String(CORE_POISON_IMM)))
-        e.message += `\nCO-RE relocations that could not be satisfied on this kernel:\n  ${poisoned.join('\n  ')}`;
+      if (e instanceof VerifierError && pp.poisoned.length && e.log.includes(String(CORE_POISON_IMM)))
+        e.message += `\nCO-RE relocations that could not be satisfied on this kernel:\n  ${pp.poisoned.join('\n  ')}`;
       throw e;
     }
   }
 
-  // Initial slots of program arrays and map-in-maps.
+  // Initial slots of program arrays and map-in-maps (checked by prepareCollection).
   for (const [name, def] of obj.maps) {
     for (const init of def.initial) {
       const target = init.kind === 'prog' ? programs[init.name] : maps[init.name];
@@ -188,15 +267,28 @@ function build(obj: ObjectFile, opts: CollectionOptions, owned: { close(): void 
   return new Collection(obj, maps, programs, btfFd, owned);
 }
 
-function mapSpec(def: ObjectMap, loaded: { fd: Fd; btf: Btf } | undefined): MapSpec<unknown, unknown> {
-  const btf = loaded?.btf;
+/** A codec for a map's key or value type, or a typed error naming the map. */
+function typedCodec(btf: Btf, id: number, map: string, what: string): Codec<unknown> {
+  try {
+    return btfCodec(btf, id);
+  } catch (e) {
+    if (e instanceof BtfLookupError)
+      throw new BtfLookupError(`map '${map}' ${what} (BTF type ${id}): ${e.message}`);
+    throw e;
+  }
+}
+
+function mapSpec(
+  def: ObjectMap,
+  loaded: { fd: Fd; btf: Btf } | undefined,
+  codecs: { key?: Codec<unknown>; value?: Codec<unknown> } | undefined,
+): MapSpec<unknown, unknown> {
   const btfFd = loaded?.fd;
-  const typed = btfFd && btf;
-  const withBtf = typed && def.btfValueTypeId && (def.kind !== 'map' || def.btfKeyTypeId);
+  const withBtf = btfFd && def.btfValueTypeId && (def.kind !== 'map' || def.btfKeyTypeId);
   return {
     type: def.type,
-    key: typed && def.btfKeyTypeId ? btfCodec(btf, def.btfKeyTypeId) : def.kind !== 'map' ? u32 : def.keySize,
-    value: typed && def.btfValueTypeId ? btfCodec(btf, def.btfValueTypeId) : def.valueSize,
+    key: (btfFd && codecs?.key) || (def.kind !== 'map' ? u32 : def.keySize),
+    value: (btfFd && codecs?.value) || def.valueSize,
     maxEntries: def.maxEntries,
     flags: def.flags,
     name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
@@ -216,7 +308,12 @@ function dataContents(obj: ObjectFile, constants: Record<string, ConstantValue>)
       throw new TypeError(
         `no global variable '${name}' to set (variables: ${[...obj.variables.keys()].join(', ') || 'none'})`,
       );
-    const buf = out.get(v.section)!;
+    let buf = out.get(v.section);
+    if (!buf) {
+      // .bss: the kernel zero-fills the map; bytes are needed only once a variable is set.
+      buf = new Uint8Array(obj.maps.get(v.section)!.valueSize);
+      out.set(v.section, buf);
+    }
     writeTyped(obj.btf!, v.typeId, new DataView(buf.buffer, buf.byteOffset + v.offset, v.size), value, name);
   }
   const kc = obj.maps.get('.kconfig');
@@ -274,6 +371,10 @@ function writeKconfig(
       `kconfig extern '${ext.name}' is not set in this kernel's config (declare it __weak to default to 0)`,
     );
   }
+  if (!obj.btf) {
+    // No BTF to type the extern: an 8-byte value, as libbpf assumes.
+    if (ext.size !== 8) throw new TypeError(`kconfig extern '${ext.name}' has no BTF type`);
+  }
   const t = obj.btf?.resolve(ext.typeId);
   if (t?.kind === 'array') {
     const s = raw.replace(/^"|"$/g, '');
@@ -291,13 +392,14 @@ function writeKconfig(
             ? BigInt(raw)
             : undefined;
   if (n === undefined) throw new TypeError(`kconfig '${ext.name}=${raw}' is not a number or y/m/n`);
-  writeTyped(obj.btf!, ext.typeId, view, n, ext.name);
+  if (!obj.btf) view.setBigUint64(0, BigInt.asUintN(64, n), true);
+  else writeTyped(obj.btf, ext.typeId, view, n, ext.name);
 }
 
-/** The object's BTF made acceptable to the kernel (datasec sizes and offsets, externs), and loaded. */
-function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
+/** The object's BTF made acceptable to the kernel (datasec sizes and offsets, externs): the blob and its parse. */
+function fixObjectBtf(obj: ObjectFile): { blob: Uint8Array; btf: Btf } {
   const btf = obj.btf!;
-  const types = [...btf.types()].map((t) => structuredClone(t)) as BtfType[];
+  const types = structuredClone([...btf.types()]) as BtfType[];
   let intId = types.find((t) => t.kind === 'int' && t.name === 'int' && t.size === 4)?.id;
   if (intId === undefined) {
     intId = types.length + 1;
@@ -313,7 +415,11 @@ function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
       offset: 0,
     });
   }
-  const byId = (id: number) => types[id - 1]!;
+  const byId = (id: number, what: () => string): BtfType => {
+    const t = types[id - 1];
+    if (!t || id === 0) throw new BtfLookupError(`${what()} refers to BTF type ${id}, which does not exist`);
+    return t;
+  };
   // Kernel-function externs become global functions with named parameters; their .ksyms slots
   // point at a dummy variable (as libbpf does).
   const dummyId = types.length + 1;
@@ -321,7 +427,7 @@ function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
   for (const t of types) {
     if (t.kind !== 'func' || t.linkage !== 2) continue;
     t.linkage = 1;
-    const proto = byId(t.type);
+    const proto = byId(t.type, () => `extern function '${t.name}' (BTF type ${t.id})`);
     if (proto.kind === 'func_proto')
       for (const p of proto.params) if (p.type && !p.name) p.name = '__bpfkit_arg';
   }
@@ -329,7 +435,7 @@ function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
     if (t.kind !== 'datasec') continue;
     if (t.name === '.ksyms') {
       t.vars.forEach((v, i) => {
-        const vt = byId(v.type);
+        const vt = byId(v.type, () => `.ksyms variable #${i}`);
         if (vt.kind === 'func') v.type = dummyId;
         else if (vt.kind === 'var') {
           vt.linkage = 1;
@@ -343,7 +449,7 @@ function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
     }
     if (t.name === '.kconfig') {
       for (const v of t.vars) {
-        const vt = byId(v.type);
+        const vt = byId(v.type, () => 'a .kconfig variable');
         if (vt.kind !== 'var') continue;
         vt.linkage = 1;
         v.offset = obj.externs.get(vt.name)?.offset ?? v.offset;
@@ -356,7 +462,7 @@ function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
     if (!sec) continue;
     t.size = sec.size;
     for (const v of t.vars) {
-      const vt = byId(v.type);
+      const vt = byId(v.type, () => `a variable of datasec '${t.name}'`);
       if (vt.kind !== 'var') continue;
       const sym = obj.elf.symbols.find((s) => s.name === vt.name && s.shndx === sec.index);
       if (sym) v.offset = sym.value;
@@ -365,29 +471,24 @@ function loadObjectBtf(obj: ObjectFile): { fd: Fd; btf: Btf } {
     t.vars.sort((a, b) => a.offset - b.offset);
   }
   const blob = encodeBtf(types, btf.raw.strings);
-  return { fd: loadBtf(blob, { name: obj.name }), btf: Btf.parse(blob) };
+  return { blob, btf: Btf.parse(blob) };
 }
 
-/** Resolve map, data, ksym and kfunc references to what the kernel takes. */
-function resolveRefs(
+/** Resolve ksym and kfunc references against the kernel's BTF; map references stay symbolic (checked by `known`). */
+function resolveExterns(
   insns: readonly Insn[],
-  maps: Record<string, BpfMap<unknown, unknown>>,
   kernel: Btf,
   obj: ObjectFile,
+  known: (map: string) => boolean,
 ): Insn[] {
   return insns.map((insn, i) => {
     const ref = insn.ref;
     if (!ref) return insn;
-    const fdOf = (name: string) => {
-      const m = maps[name];
-      if (!m) throw new TypeError(`instruction ${i}: map '${name}' was not created`);
-      return m.fd.value;
-    };
     switch (ref.kind) {
       case 'map':
-        return { ...insn, src: Pseudo.MAP_FD, imm: fdOf(ref.name), ref: undefined };
       case 'mapValue':
-        return { ...insn, src: Pseudo.MAP_VALUE, imm: fdOf(ref.name), imm64Hi: ref.offset, ref: undefined };
+        if (!known(ref.name)) throw new TypeError(`instruction ${i}: map '${ref.name}' is not in the object`);
+        return insn;
       case 'ksym': {
         const v = kernel.findAll(ref.name, 'var')[0];
         if (!v) {
@@ -407,19 +508,41 @@ function resolveRefs(
   });
 }
 
-/** Apply CO-RE relocations; returns encoded instructions and the reasons for any poisoned ones. */
+/** Map and map-value references with the maps' fds. */
+function withMapFds(insns: readonly Insn[], fdOf: (name: string, i: number) => number): Insn[] {
+  return insns.map((insn, i) => {
+    const ref = insn.ref;
+    if (ref?.kind === 'map') return { ...insn, src: Pseudo.MAP_FD, imm: fdOf(ref.name, i), ref: undefined };
+    if (ref?.kind === 'mapValue')
+      return {
+        ...insn,
+        src: Pseudo.MAP_VALUE,
+        imm: fdOf(ref.name, i),
+        imm64Hi: ref.offset,
+        ref: undefined,
+      };
+    return insn;
+  });
+}
+
+/**
+ * Resolve CO-RE relocations and patch them into `bytes` (which checks each against its
+ * instruction); returns the resolutions and the reasons for any poisoned ones.
+ */
 function relocate(
   obj: ObjectFile,
   p: ObjectProgram,
   bytes: Uint8Array,
   kernel: Btf,
-): { bytes: Uint8Array; poisoned: string[] } {
+): { core: { slot: number; relo: CoreRelo; res: CoreResolution }[]; poisoned: string[] } {
   const poisoned: string[] = [];
-  if (!obj.btf) return { bytes, poisoned };
+  const core: { slot: number; relo: CoreRelo; res: CoreResolution }[] = [];
+  if (!obj.btf) return { core, poisoned };
   for (const { slot, relo } of p.coreRelos) {
     const res = resolveCoreRelo(obj.btf, kernel, relo);
     patchCoreRelo(bytes, slot * 8, relo, res);
+    core.push({ slot, relo, res });
     if (res.poison) poisoned.push(`instruction ${slot}: ${res.reason}`);
   }
-  return { bytes, poisoned };
+  return { core, poisoned };
 }

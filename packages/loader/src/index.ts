@@ -12,7 +12,15 @@
  * @packageDocumentation
  */
 export { btfCodec } from './btfcodec.js';
-export { Collection, type CollectionOptions, type ConstantValue, loadCollection } from './collection.js';
+export {
+  Collection,
+  type CollectionOptions,
+  type ConstantValue,
+  loadCollection,
+  type PreparedCollection,
+  type PreparedProgram,
+  prepareCollection,
+} from './collection.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,
@@ -38,6 +46,8 @@ export {
   STT,
 } from './object/elf.js';
 export {
+  MAX_DATA_SECTION,
+  MAX_DATA_TOTAL,
   type ObjectExtern,
   ObjectFile,
   type ObjectMap,

@@ -136,6 +136,8 @@ export function parseElf(bytes: Uint8Array, opts: { anyMachine?: boolean } = {})
     return s;
   });
   const shstr = raw[shstrndx]!;
+  if (shstr.type === SHT.NOBITS)
+    throw new ElfError(`section name table ${shstrndx} has no data (NOBITS)`, undefined, shstr.at + 4);
   const names = bytes.subarray(shstr.offset, shstr.offset + shstr.size);
   const sections: ElfSection[] = raw.map((s, index) => ({
     index,

@@ -68,7 +68,10 @@ export interface ObjectMap {
   inner: ObjectMap | undefined;
   /** Initial slots of program arrays and map-in-maps: slot → program or map name. */
   initial: { slot: number; kind: 'prog' | 'map'; name: string }[];
-  /** Initial contents of global data. */
+  /**
+   * Initial contents of global data; undefined for `.bss` (NOBITS), which the kernel zero-fills,
+   * so reading an object never allocates its `.bss`.
+   */
   data: Uint8Array | undefined;
   /** `.rodata`: frozen after its contents are written, read-only to programs. */
   readonly: boolean;
@@ -96,8 +99,14 @@ export interface ObjectExtern {
 
 const BPF_F_RDONLY_PROG = 0x80;
 const DATA_SECTION = /^\.(data|rodata|bss)(\.|$)/;
-/** Largest global data section (the kernel caps an array value well below this). */
-const MAX_DATA = 1 << 28;
+/**
+ * Largest global data section (`.data*`, `.rodata*`, `.bss*`, and `.kconfig`): a data section
+ * is the one value of an array map, and the kernel refuses an array value larger than
+ * KMALLOC_MAX_SIZE (E2BIG), which is 4 MiB with 4 KiB pages.
+ */
+export const MAX_DATA_SECTION = 4 << 20;
+/** Largest sum of an object's global data sections: what loading it may allocate for them. */
+export const MAX_DATA_TOTAL = 64 << 20;
 
 interface Func {
   section: ElfSection;
@@ -130,7 +139,9 @@ export class ObjectFile {
     this.license = lic ? new TextDecoder().decode(lic.data).replace(/\0.*$/s, '') : '';
     const ver = elf.section('version');
     this.kernVersion =
-      ver && ver.size >= 4 ? new DataView(ver.data.buffer, ver.data.byteOffset).getUint32(0, true) : 0;
+      ver && ver.data.length >= 4
+        ? new DataView(ver.data.buffer, ver.data.byteOffset, 4).getUint32(0, true)
+        : 0;
     this.#collectExterns();
     this.#collectMaps();
     this.#collectData();
@@ -177,6 +188,12 @@ export class ObjectFile {
         const size = btfVar ? this.btf!.sizeof(btfVar.type) : 8;
         const align = btfVar ? Math.min(this.btf!.alignof(btfVar.type), 8) : 8;
         offset = Math.ceil(offset / align) * align;
+        if (offset + size > MAX_DATA_SECTION)
+          throw new ElfError(
+            `kconfig extern '${s.name}' of ${size} bytes takes .kconfig past ${MAX_DATA_SECTION} bytes`,
+            '.kconfig',
+            0,
+          );
         this.externs.set(s.name, {
           name: s.name,
           kind: 'kconfig',
@@ -240,13 +257,13 @@ export class ObjectFile {
         (x) => x.shndx === legacy.index && x.type !== STT.SECTION && x.name,
       )) {
         const size = s.size || 20;
-        if (s.value + Math.min(size, 20) > legacy.size || size < 16)
+        if (s.value + Math.min(size, 20) > legacy.data.length || size < 16)
           throw new ElfError(
             `legacy map '${s.name}' [${s.value}, +${size}) does not fit`,
             'maps',
             legacy.offset + s.value,
           );
-        const dv = new DataView(legacy.data.buffer, legacy.data.byteOffset + s.value, Math.min(size, 28));
+        const dv = new DataView(legacy.data.buffer, legacy.data.byteOffset + s.value, Math.min(size, 20));
         this.maps.set(s.name, {
           ...this.#mapDefaults(s.name, 'maps'),
           kind: 'map',
@@ -294,7 +311,7 @@ export class ObjectFile {
   }
 
   /** A BTF-defined map: a struct of `__uint`/`__type`/`__array` members. */
-  #btfMapDef(name: string, typeId: number, section: string): ObjectMap {
+  #btfMapDef(name: string, typeId: number, section: string, inner = false): ObjectMap {
     const btf = this.btf!;
     const t = btf.resolve(typeId);
     if (t.kind !== 'struct') throw new ElfError(`map '${name}' is a ${t.kind}, not a struct`, section, 0);
@@ -365,7 +382,10 @@ export class ObjectFile {
           const elem = btf.resolve(arr.type);
           const target = elem.kind === 'ptr' ? btf.resolve(elem.type) : undefined;
           m.valueSize = 4;
-          if (target?.kind === 'struct') m.inner = this.#btfMapDef(`${name}.inner`, target.id, section);
+          if (target?.kind === 'struct') {
+            if (inner) throw new ElfError(`map '${name}': an inner map cannot hold maps itself`, section, 0);
+            m.inner = this.#btfMapDef(`${name}.inner`, target.id, section, true);
+          }
           break;
         }
         default:
@@ -381,12 +401,21 @@ export class ObjectFile {
   }
 
   #collectData(): void {
+    let total = this.maps.get('.kconfig')?.valueSize ?? 0;
     for (const s of this.elf.sections) {
       if (!DATA_SECTION.test(s.name) || !(s.flags & SHF.ALLOC) || s.flags & SHF.EXECINSTR) continue;
       if (s.size === 0) continue;
-      if (s.size > MAX_DATA)
+      // Sizes are checked before anything is allocated; .bss is never allocated here.
+      if (s.size > MAX_DATA_SECTION)
         throw new ElfError(
-          `global data of ${s.size} bytes is larger than a map value can be`,
+          `global data of ${s.size} bytes is larger than a map value can be (${MAX_DATA_SECTION} bytes)`,
+          s.name,
+          s.offset,
+        );
+      total += s.size;
+      if (total > MAX_DATA_TOTAL)
+        throw new ElfError(
+          `global data sections add up to more than ${MAX_DATA_TOTAL} bytes`,
           s.name,
           s.offset,
         );
@@ -397,7 +426,7 @@ export class ObjectFile {
       this.maps.set(s.name, {
         ...this.#mapDefaults(mapName, s.name),
         valueSize: s.size,
-        data: s.type === SHT.NOBITS ? new Uint8Array(s.size) : s.data.slice(),
+        data: s.type === SHT.NOBITS ? undefined : s.data.slice(),
         readonly,
         flags: readonly ? BPF_F_RDONLY_PROG : 0,
         btfValueTypeId: ds?.id ?? 0,
@@ -406,13 +435,15 @@ export class ObjectFile {
         const vt = this.btf!.typeById(v.type);
         if (vt.kind !== 'var') continue;
         const sym = this.#sym(vt.name, s);
-        this.variables.set(vt.name, {
-          name: vt.name,
-          section: s.name,
-          offset: sym?.value ?? v.offset,
-          size: this.btf!.sizeof(vt.type),
-          typeId: vt.type,
-        });
+        const offset = sym?.value ?? v.offset;
+        const size = this.btf!.sizeof(vt.type);
+        if (offset + size > s.size)
+          throw new ElfError(
+            `variable '${vt.name}' [${offset}, +${size}) lies outside the section (${s.size} bytes)`,
+            s.name,
+            s.offset + Math.min(offset, s.size),
+          );
+        this.variables.set(vt.name, { name: vt.name, section: s.name, offset, size, typeId: vt.type });
       }
     }
   }
@@ -427,6 +458,8 @@ export class ObjectFile {
         throw new ElfError(`size ${s.size} is not a whole number of instructions`, s.name, s.offset);
       const syms = this.elf.symbols.filter((x) => x.shndx === s.index && x.type === STT.FUNC);
       for (const f of syms) {
+        if (f.value >= s.size)
+          throw new ElfError(`function '${f.name}' starts past the section end`, s.name, s.offset);
         if (f.value % 8 !== 0)
           throw new ElfError(`function '${f.name}' starts mid-instruction`, s.name, s.offset + f.value);
         const size = f.size || s.size - f.value;
