@@ -105,9 +105,16 @@ describe('bad input', () => {
     expect(() =>
       Program.load({ type: 'nope' as never, license: 'GPL', instructions: new Builder().exit() }),
     ).toThrow(/unknown program type 'nope'/);
-    expect(() => Program.load({ type: 'xdp', license: '', instructions: new Builder().exit() })).toThrow(
-      /license/,
-    );
+    expect(() =>
+      Program.load({ type: 'xdp', license: undefined as never, instructions: new Builder().exit() }),
+    ).toThrow(/license is required/);
+    // '' is no license (libbpf's reading of an object without one): it loads, not GPL-compatible
+    using unlicensed = Program.load({
+      type: 'xdp',
+      license: '',
+      instructions: new Builder().mov64(R0, 2).exit(),
+    });
+    expect(unlicensed.info.gplCompatible).toBe(0);
     expect(() => Program.load({ type: 'xdp', license: 'GPL', instructions: [] })).toThrow(RangeError);
     expect(() =>
       Program.load({
