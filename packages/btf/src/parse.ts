@@ -14,15 +14,31 @@ export interface BtfHeader {
 
 export interface RawBtf {
   header: BtfHeader;
-  /** Types in id order; index 0 is `void` (or, for split BTF, the first id is `firstId`). */
-  types: BtfType[];
+  /** Types in this blob: index 0 is `void` for base BTF; for split BTF index 0 is id `firstId`. */
+  count: number;
   firstId: number;
   strings: Uint8Array;
+  /**
+   * The type at `index`, decoded from the blob on first use and kept: a lazily indexed blob
+   * (the kernel's) materialises only the types a caller reaches.
+   */
+  type(index: number): BtfType;
+  /** Each type's kind number (`BtfKind`) and name offset, read without decoding the type. */
+  kinds: Uint8Array;
+  nameOffs: Uint32Array;
+  /** The name at a string offset (this blob's or the base's strings). */
+  name(off: number): string;
 }
 
 export interface ParseOptions {
   /** For split BTF (kernel modules): the base blob's type count and strings. */
   base?: { typeCount: number; strings: Uint8Array };
+  /**
+   * Index the blob and decode each type on first use (default false: decode every type now, so
+   * every malformed type is reported here). The index pass still checks every type's kind and
+   * bounds; a bad name is reported when its type is first reached.
+   */
+  lazy?: boolean;
 }
 
 const decoder = new TextDecoder();
@@ -94,35 +110,57 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
     throw new BtfParseError('string section does not start with an empty string', strStart);
 
   const firstId = opts.base ? opts.base.typeCount : 1;
-  const types: BtfType[] = [];
-  if (!opts.base) types.push({ kind: 'unkn', id: 0, name: '' });
-  let off = typeStart;
-  let id = firstId;
-  const need = (n: number, what: string) => {
-    if (off + n > typeEnd) throw new BtfParseError(`type ${id} (${what}) is truncated`, off);
-  };
-  while (off < typeEnd) {
-    need(12, 'header');
+  const own = opts.base ? 0 : 1; // index 0 of base BTF is void, which has no record
+  // Index pass: every type's offset, kind and name offset, bounds and kinds checked; no objects.
+  let cap = 1024;
+  let offsets = new Uint32Array(cap);
+  let kinds = new Uint8Array(cap);
+  let nameOffs = new Uint32Array(cap);
+  let count = own;
+  for (let off = typeStart; off < typeEnd; count++) {
+    const id = firstId + count - own;
+    if (off + 12 > typeEnd) throw new BtfParseError(`type ${id} (header) is truncated`, off);
+    const info = u32(off + 4);
+    const vlen = info & 0xffff;
+    const kindNum = (info >>> 24) & 0x1f;
+    const extra = recordTail(kindNum, vlen);
+    if (extra < 0) throw new BtfParseError(`type ${id} has unknown kind ${kindNum}`, off);
+    if (off + 12 + extra > typeEnd)
+      throw new BtfParseError(`type ${id} (${kindNames[kindNum]}) is truncated`, off + 12);
+    if (count === cap) {
+      cap *= 2;
+      const grow = <T extends Uint32Array | Uint8Array>(a: T, n: T): T => (n.set(a), n);
+      offsets = grow(offsets, new Uint32Array(cap));
+      kinds = grow(kinds, new Uint8Array(cap));
+      nameOffs = grow(nameOffs, new Uint32Array(cap));
+    }
+    offsets[count] = off;
+    kinds[count] = kindNum;
+    nameOffs[count] = u32(off);
+    off += 12 + extra;
+  }
+  kinds = kinds.subarray(0, count);
+  nameOffs = nameOffs.subarray(0, count);
+  const cache: (BtfType | undefined)[] = new Array(count);
+  if (own) cache[0] = { kind: 'unkn', id: 0, name: '' };
+
+  const decodeAt = (index: number): BtfType => {
+    const id = firstId + index - own;
+    let off = offsets[index]!;
     const at = off;
-    const nameOff = u32(off);
     const info = u32(off + 4);
     const sizeOrType = u32(off + 8);
     off += 12;
     const vlen = info & 0xffff;
     const kindNum = (info >>> 24) & 0x1f;
     const kindFlag = info >>> 31 === 1;
-    const kind = kindNames[kindNum];
-    if (kind === undefined || kindNum === BtfKind.UNKN)
-      throw new BtfParseError(`type ${id} has unknown kind ${kindNum}`, at);
-    const name = readString(strings, nameOff, baseStrings, at);
-    let t: BtfType;
+    const kind = kindNames[kindNum]!;
+    const name = readString(strings, u32(at), baseStrings, at);
     switch (kindNum) {
       case BtfKind.INT: {
-        need(4, 'int');
         const v = u32(off);
-        off += 4;
         const enc = (v >>> 24) & 0xf;
-        t = {
+        return {
           kind: 'int',
           id,
           name,
@@ -133,19 +171,13 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
           offset: (v >>> 16) & 0xff,
           bits: v & 0xff,
         };
-        break;
       }
       case BtfKind.PTR:
-        t = { kind: 'ptr', id, name, type: sizeOrType };
-        break;
+        return { kind: 'ptr', id, name, type: sizeOrType };
       case BtfKind.ARRAY:
-        need(12, 'array');
-        t = { kind: 'array', id, name, type: u32(off), indexType: u32(off + 4), nelems: u32(off + 8) };
-        off += 12;
-        break;
+        return { kind: 'array', id, name, type: u32(off), indexType: u32(off + 4), nelems: u32(off + 8) };
       case BtfKind.STRUCT:
       case BtfKind.UNION: {
-        need(12 * vlen, kind);
         const members: BtfMember[] = [];
         for (let i = 0; i < vlen; i++, off += 12) {
           const m = u32(off + 8);
@@ -156,14 +188,12 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
             bitSize: kindFlag ? m >>> 24 : 0,
           });
         }
-        t = { kind: kindNum === BtfKind.STRUCT ? 'struct' : 'union', id, name, size: sizeOrType, members };
-        break;
+        return { kind: kindNum === BtfKind.STRUCT ? 'struct' : 'union', id, name, size: sizeOrType, members };
       }
       case BtfKind.ENUM:
       case BtfKind.ENUM64: {
         const is64 = kindNum === BtfKind.ENUM64;
         const step = is64 ? 12 : 8;
-        need(step * vlen, kind);
         const values: BtfEnumValue[] = [];
         for (let i = 0; i < vlen; i++, off += step) {
           let value: bigint;
@@ -175,56 +205,88 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
           }
           values.push({ name: readString(strings, u32(off), baseStrings, off), value });
         }
-        t = { kind: is64 ? 'enum64' : 'enum', id, name, size: sizeOrType, signed: kindFlag, values };
-        break;
+        return { kind: is64 ? 'enum64' : 'enum', id, name, size: sizeOrType, signed: kindFlag, values };
       }
       case BtfKind.FWD:
-        t = { kind: 'fwd', id, name, union: kindFlag };
-        break;
+        return { kind: 'fwd', id, name, union: kindFlag };
       case BtfKind.TYPEDEF:
       case BtfKind.VOLATILE:
       case BtfKind.CONST:
       case BtfKind.RESTRICT:
       case BtfKind.TYPE_TAG:
-        t = { kind: kind as 'typedef', id, name, type: sizeOrType };
-        break;
+        return { kind: kind as 'typedef', id, name, type: sizeOrType };
       case BtfKind.FUNC:
-        t = { kind: 'func', id, name, type: sizeOrType, linkage: vlen };
-        break;
+        return { kind: 'func', id, name, type: sizeOrType, linkage: vlen };
       case BtfKind.FUNC_PROTO: {
-        need(8 * vlen, kind);
         const params: BtfParam[] = [];
         for (let i = 0; i < vlen; i++, off += 8)
           params.push({ name: readString(strings, u32(off), baseStrings, off), type: u32(off + 4) });
-        t = { kind: 'func_proto', id, name, returnType: sizeOrType, params };
-        break;
+        return { kind: 'func_proto', id, name, returnType: sizeOrType, params };
       }
       case BtfKind.VAR:
-        need(4, 'var');
-        t = { kind: 'var', id, name, type: sizeOrType, linkage: u32(off) };
-        off += 4;
-        break;
+        return { kind: 'var', id, name, type: sizeOrType, linkage: u32(off) };
       case BtfKind.DATASEC: {
-        need(12 * vlen, kind);
         const vars: BtfVarSecinfo[] = [];
         for (let i = 0; i < vlen; i++, off += 12)
           vars.push({ type: u32(off), offset: u32(off + 4), size: u32(off + 8) });
-        t = { kind: 'datasec', id, name, size: sizeOrType, vars };
-        break;
+        return { kind: 'datasec', id, name, size: sizeOrType, vars };
       }
       case BtfKind.FLOAT:
-        t = { kind: 'float', id, name, size: sizeOrType };
-        break;
-      case BtfKind.DECL_TAG:
-        need(4, 'decl_tag');
-        t = { kind: 'decl_tag', id, name, type: sizeOrType, componentIdx: dv.getInt32(off, le) };
-        off += 4;
-        break;
-      default:
-        throw new BtfParseError(`type ${id} has unknown kind ${kindNum}`, at);
+        return { kind: 'float', id, name, size: sizeOrType };
+      default: // DECL_TAG: the index pass admitted no other kind
+        return { kind: 'decl_tag', id, name, type: sizeOrType, componentIdx: dv.getInt32(off, le) };
     }
-    types.push(t);
-    id++;
+  };
+  const raw: RawBtf = {
+    header,
+    count,
+    firstId,
+    strings,
+    kinds,
+    nameOffs,
+    type(index) {
+      let t = cache[index];
+      if (t === undefined) {
+        if (!(index >= 0 && index < count)) throw new RangeError(`BTF type index ${index} is out of range`);
+        t = decodeAt(index);
+        cache[index] = t;
+      }
+      return t;
+    },
+    name: (off) => readString(strings, off, baseStrings, 0),
+  };
+  if (!opts.lazy) for (let i = own; i < count; i++) raw.type(i);
+  return raw;
+}
+
+/** Bytes that follow a type's 12-byte header, by kind and vlen; -1 for an unknown kind. */
+function recordTail(kind: number, vlen: number): number {
+  switch (kind) {
+    case BtfKind.INT:
+    case BtfKind.VAR:
+    case BtfKind.DECL_TAG:
+      return 4;
+    case BtfKind.ARRAY:
+      return 12;
+    case BtfKind.STRUCT:
+    case BtfKind.UNION:
+    case BtfKind.DATASEC:
+    case BtfKind.ENUM64:
+      return 12 * vlen;
+    case BtfKind.ENUM:
+    case BtfKind.FUNC_PROTO:
+      return 8 * vlen;
+    case BtfKind.PTR:
+    case BtfKind.FWD:
+    case BtfKind.TYPEDEF:
+    case BtfKind.VOLATILE:
+    case BtfKind.CONST:
+    case BtfKind.RESTRICT:
+    case BtfKind.FUNC:
+    case BtfKind.FLOAT:
+    case BtfKind.TYPE_TAG:
+      return 0;
+    default:
+      return -1;
   }
-  return { header, types, firstId, strings };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { BtfLookupError } from './errors.js';
-import type { BtfKindName } from './kinds.js';
+import { BtfKind, type BtfKindName } from './kinds.js';
 import { parseBtf, type RawBtf } from './parse.js';
 import type { BtfMember, BtfType, BtfTypeOfKind } from './types.js';
 
@@ -25,6 +25,9 @@ interface Layout {
   height: number;
 }
 const IN_PROGRESS: Layout = { value: -1, height: -1 };
+const kindNumbers = Object.fromEntries(
+  Object.entries(BtfKind).map(([k, v]) => [k.toLowerCase(), v]),
+) as Record<BtfKindName, number>;
 
 /** A flattened struct/union member: nested anonymous aggregates are expanded, with dotted names for named ones. */
 export interface FieldLayout {
@@ -47,7 +50,8 @@ export interface FieldLayout {
 export class Btf {
   readonly raw: RawBtf;
   readonly base: Btf | undefined;
-  #byName: Map<string, BtfType[]> | undefined;
+  /** Type indices by name, built on the first lookup from the name offsets (no type decoded). */
+  #byName: Map<string, number[]> | undefined;
   readonly #sizes = new Map<number, Layout>();
   readonly #aligns = new Map<number, Layout>();
 
@@ -56,54 +60,75 @@ export class Btf {
     this.base = base;
   }
 
-  static parse(bytes: Uint8Array, base?: Btf): Btf {
-    const raw = parseBtf(
-      bytes,
-      base ? { base: { typeCount: base.typeCount, strings: base.raw.strings } } : {},
-    );
+  /**
+   * Parse a BTF blob. `lazy` indexes it and decodes each type when first reached (as the
+   * kernel's BTF is read: CO-RE and attach resolution touch a few hundred of its ~100 000 types).
+   */
+  static parse(bytes: Uint8Array, base?: Btf, opts: { lazy?: boolean } = {}): Btf {
+    const raw = parseBtf(bytes, {
+      ...(base ? { base: { typeCount: base.typeCount, strings: base.raw.strings } } : {}),
+      lazy: opts.lazy ?? false,
+    });
     return new Btf(raw, base);
   }
 
-  static fromFile(path: string, base?: Btf): Btf {
-    return Btf.parse(readFileSync(path), base);
+  static fromFile(path: string, base?: Btf, opts: { lazy?: boolean } = {}): Btf {
+    return Btf.parse(readFileSync(path), base, opts);
   }
 
-  /** The running kernel's BTF (`/sys/kernel/btf/vmlinux`). Parsed once per process. */
+  /**
+   * The running kernel's BTF (`/sys/kernel/btf/vmlinux`): read once per process and indexed
+   * lazily, so a lookup decodes only the types it reaches.
+   */
   static kernel(): Btf {
-    kernelBtf ??= Btf.fromFile('/sys/kernel/btf/vmlinux');
+    kernelBtf ??= Btf.fromFile('/sys/kernel/btf/vmlinux', undefined, { lazy: true });
     return kernelBtf;
   }
 
   /** Number of type ids covered, including the base's (ids are `0 .. typeCount-1`). */
   get typeCount(): number {
-    return this.raw.firstId + this.raw.types.length - (this.base ? 0 : 1);
+    return this.raw.firstId + this.raw.count - (this.base ? 0 : 1);
   }
 
   /** All types of this blob (not the base's), in id order. */
   *types(): IterableIterator<BtfType> {
-    for (const t of this.raw.types) if (t.id !== 0 || this.base) yield t;
+    for (let i = this.base ? 0 : 1; i < this.raw.count; i++) yield this.raw.type(i);
   }
 
   typeById(id: number): BtfType {
     if (this.base && id < this.raw.firstId) return this.base.typeById(id);
     const idx = this.base ? id - this.raw.firstId : id;
-    const t = this.raw.types[idx];
-    if (!t) throw new BtfLookupError(`BTF type id ${id} does not exist (have ${this.typeCount})`);
-    return t;
+    if (!(idx >= 0 && idx < this.raw.count))
+      throw new BtfLookupError(`BTF type id ${id} does not exist (have ${this.typeCount})`);
+    return this.raw.type(idx);
   }
 
   /** Every type with this name (in this blob and its base), optionally of one kind. */
   findAll<K extends BtfKindName>(name: string, kind?: K): BtfTypeOfKind<K>[] {
     if (!this.#byName) {
-      this.#byName = new Map();
-      for (const t of this.raw.types) {
-        if (!t.name) continue;
-        const list = this.#byName.get(t.name);
-        if (list) list.push(t);
-        else this.#byName.set(t.name, [t]);
+      const byName = new Map<string, number[]>();
+      const { nameOffs, count } = this.raw;
+      // one name per distinct offset: BTF strings are deduplicated, so most repeat
+      const names = new Map<number, string>();
+      for (let i = this.base ? 0 : 1; i < count; i++) {
+        const off = nameOffs[i]!;
+        if (off === 0) continue;
+        let n = names.get(off);
+        if (n === undefined) {
+          n = this.raw.name(off);
+          names.set(off, n);
+        }
+        if (!n) continue;
+        const list = byName.get(n);
+        if (list) list.push(i);
+        else byName.set(n, [i]);
       }
+      this.#byName = byName;
     }
-    const own = (this.#byName.get(name) ?? []).filter((t) => !kind || t.kind === kind) as BtfTypeOfKind<K>[];
+    const want = kind === undefined ? -1 : kindNumbers[kind];
+    const own: BtfTypeOfKind<K>[] = [];
+    for (const i of this.#byName.get(name) ?? [])
+      if (want < 0 || this.raw.kinds[i] === want) own.push(this.raw.type(i) as BtfTypeOfKind<K>);
     return this.base ? [...this.base.findAll(name, kind), ...own] : own;
   }
 
