@@ -28,6 +28,8 @@ export interface RawBtf {
   nameOffs: Uint32Array;
   /** The name at a string offset (this blob's or the base's strings). */
   name(off: number): string;
+  /** How many types have been decoded so far (all of them unless the blob was parsed lazily). */
+  readonly decoded: number;
 }
 
 export interface ParseOptions {
@@ -237,6 +239,7 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
         return { kind: 'decl_tag', id, name, type: sizeOrType, componentIdx: dv.getInt32(off, le) };
     }
   };
+  let decoded = own;
   const raw: RawBtf = {
     header,
     count,
@@ -250,8 +253,12 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
         if (!(index >= 0 && index < count)) throw new RangeError(`BTF type index ${index} is out of range`);
         t = decodeAt(index);
         cache[index] = t;
+        decoded++;
       }
       return t;
+    },
+    get decoded() {
+      return decoded;
     },
     name: (off) => readString(strings, off, baseStrings, 0),
   };

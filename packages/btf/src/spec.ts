@@ -25,6 +25,10 @@ interface Layout {
   height: number;
 }
 const IN_PROGRESS: Layout = { value: -1, height: -1 };
+/** Type indices below 2^20 (the kernel's BTF has ~10^5 types) pack with a name offset in a double. */
+const INDEX_SPAN = 2 ** 20;
+/** Lookups answered by searching the string table before every name is indexed at once. */
+const NAME_SEARCHES = 64;
 const kindNumbers = Object.fromEntries(
   Object.entries(BtfKind).map(([k, v]) => [k.toLowerCase(), v]),
 ) as Record<BtfKindName, number>;
@@ -50,8 +54,12 @@ export interface FieldLayout {
 export class Btf {
   readonly raw: RawBtf;
   readonly base: Btf | undefined;
-  /** Type indices by name, built on the first lookup from the name offsets (no type decoded). */
-  #byName: Map<string, number[]> | undefined;
+  /** Type indices by name, filled as names are looked up (no type is decoded to find them). */
+  readonly #byName = new Map<string, number[]>();
+  /** (name offset, type index) keys in order: the name index, built on the first lookup. */
+  #nameKeys: Float64Array | undefined;
+  #searches = 0;
+  #allNamed = false;
   readonly #sizes = new Map<number, Layout>();
   readonly #aligns = new Map<number, Layout>();
 
@@ -105,31 +113,91 @@ export class Btf {
 
   /** Every type with this name (in this blob and its base), optionally of one kind. */
   findAll<K extends BtfKindName>(name: string, kind?: K): BtfTypeOfKind<K>[] {
-    if (!this.#byName) {
-      const byName = new Map<string, number[]>();
-      const { nameOffs, count } = this.raw;
-      // one name per distinct offset: BTF strings are deduplicated, so most repeat
-      const names = new Map<number, string>();
-      for (let i = this.base ? 0 : 1; i < count; i++) {
-        const off = nameOffs[i]!;
-        if (off === 0) continue;
-        let n = names.get(off);
-        if (n === undefined) {
-          n = this.raw.name(off);
-          names.set(off, n);
-        }
-        if (!n) continue;
-        const list = byName.get(n);
-        if (list) list.push(i);
-        else byName.set(n, [i]);
+    let ids = this.#byName.get(name);
+    if (ids === undefined) {
+      // a few lookups search the string table; many (a dump, code generation) index every name
+      if (!this.#allNamed && ++this.#searches > NAME_SEARCHES) this.#indexAllNames();
+      if (this.#allNamed) ids = this.#byName.get(name) ?? [];
+      else {
+        ids = this.#indicesNamed(name);
+        this.#byName.set(name, ids);
       }
-      this.#byName = byName;
     }
     const want = kind === undefined ? -1 : kindNumbers[kind];
     const own: BtfTypeOfKind<K>[] = [];
-    for (const i of this.#byName.get(name) ?? [])
+    for (const i of ids)
       if (want < 0 || this.raw.kinds[i] === want) own.push(this.raw.type(i) as BtfTypeOfKind<K>);
     return this.base ? [...this.base.findAll(name, kind), ...own] : own;
+  }
+
+  /**
+   * Indices of this blob's types named `name`, found without decoding any name: every place the
+   * string table holds `name\0` is a name offset that reads as `name` (tables may share
+   * suffixes), and the types with those offsets come from a sorted (offset, index) key list.
+   */
+  #indicesNamed(name: string): number[] {
+    if (!name) return [];
+    const keys = this.#keysByNameOff();
+    const needle = Buffer.from(`${name}\0`);
+    const out: number[] = [];
+    const tables: [Uint8Array, number][] = this.base
+      ? [
+          [this.base.raw.strings, 0],
+          [this.raw.strings, this.base.raw.strings.length],
+        ]
+      : [[this.raw.strings, 0]];
+    for (const [table, shift] of tables) {
+      const hay = Buffer.from(table.buffer, table.byteOffset, table.byteLength);
+      for (let at = hay.indexOf(needle); at >= 0; at = hay.indexOf(needle, at + 1)) {
+        // keys are nameOff * 2^20 + index, sorted: find the first key of this offset
+        const lo = (at + shift) * INDEX_SPAN;
+        let l = 0;
+        let h = keys.length;
+        while (l < h) {
+          const m = (l + h) >>> 1;
+          if (keys[m]! < lo) l = m + 1;
+          else h = m;
+        }
+        for (let k = l; k < keys.length && keys[k]! < lo + INDEX_SPAN; k++) out.push(keys[k]! - lo);
+      }
+    }
+    return out.sort((x, y) => x - y);
+  }
+
+  /** Index every name at once: each distinct name offset decoded once. */
+  #indexAllNames(): void {
+    const keys = this.#keysByNameOff();
+    this.#byName.clear();
+    let lastOff = -1;
+    let list: number[] = [];
+    for (const key of keys) {
+      const off = Math.floor(key / INDEX_SPAN);
+      if (off !== lastOff) {
+        lastOff = off;
+        const name = this.raw.name(off);
+        list = this.#byName.get(name) ?? [];
+        if (list.length === 0 && name) this.#byName.set(name, list);
+      }
+      list.push(key - off * INDEX_SPAN);
+    }
+    for (const l of this.#byName.values()) l.sort((x, y) => x - y);
+    this.#allNamed = true;
+  }
+
+  #keysByNameOff(): Float64Array {
+    if (!this.#nameKeys) {
+      const { nameOffs, count } = this.raw;
+      if (count > INDEX_SPAN)
+        throw new BtfLookupError(`BTF with ${count} types is more than this index holds`);
+      const keys = new Float64Array(count);
+      let n = 0;
+      for (let i = this.base ? 0 : 1; i < count; i++) {
+        const off = nameOffs[i]!;
+        if (off !== 0) keys[n++] = off * INDEX_SPAN + i;
+      }
+      this.#nameKeys = keys.subarray(0, n).sort();
+    }
+    return this.#nameKeys;
   }
 
   /** The single type with this name and kind; throws {@link BtfLookupError} when absent. */

@@ -150,7 +150,7 @@ export function prepareCollection(
   for (const [name, p] of obj.programs) {
     if (obj.btf)
       for (const fi of p.funcInfo) {
-        const t = obj.btf.raw.types[fi.typeId];
+        const t = fi.typeId > 0 && fi.typeId < obj.btf.typeCount ? obj.btf.typeById(fi.typeId) : undefined;
         if (t?.kind !== 'func')
           throw new BtfLookupError(
             `program '${name}': func_info at instruction ${fi.insnOff} names BTF type ${fi.typeId}, ${t ? `a ${t.kind}` : 'which does not exist'}, not a func`,

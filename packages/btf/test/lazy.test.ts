@@ -1,0 +1,78 @@
+// The kernel's BTF is indexed lazily: a lookup decodes only the types it reaches, and what it
+// finds is exactly what the eager parse of the same bytes finds.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Btf } from '@bpfkit/btf';
+import { describe, expect, it } from 'vitest';
+
+const vmlinux = readFileSync('/sys/kernel/btf/vmlinux');
+
+describe('lazy BTF', () => {
+  it('agrees with the eager parse type by type, and by name', () => {
+    const eager = Btf.parse(vmlinux);
+    const lazy = Btf.parse(vmlinux, undefined, { lazy: true });
+    expect(lazy.raw.decoded).toBe(1); // void only: nothing decoded by indexing
+    expect(lazy.typeCount).toBe(eager.typeCount);
+    // names first (they must not need decoded types), then every type
+    const names = new Map<string, number[]>();
+    for (const t of eager.types()) if (t.name) names.set(t.name, [...(names.get(t.name) ?? []), t.id]);
+    expect(lazy.findAll('task_struct', 'struct').map((t) => t.id)).toEqual(
+      eager.findAll('task_struct', 'struct').map((t) => t.id),
+    );
+    expect(lazy.raw.decoded).toBeLessThan(10);
+    for (const [name, ids] of names)
+      expect(
+        lazy.findAll(name).map((t) => t.id),
+        name,
+      ).toEqual(ids);
+    expect(lazy.findAll('no_such_type_bpfkit')).toEqual([]);
+    expect(lazy.findAll('')).toEqual([]);
+    for (const t of eager.types()) expect(lazy.typeById(t.id)).toEqual(t);
+    expect(lazy.raw.decoded).toBe(lazy.typeCount);
+  });
+
+  it('finds a name stored as the tail of a longer string', () => {
+    // a hand-made blob: one string 'xtask' whose tail is the name of the second type
+    const strings = Buffer.from('\0xtask\0');
+    const types = new DataView(new ArrayBuffer(28));
+    const info = (kind: number, vlen: number) => (kind << 24) | vlen;
+    types.setUint32(0, 1, true); // int 'xtask'
+    types.setUint32(4, info(1, 0), true);
+    types.setUint32(8, 4, true);
+    types.setUint32(12, 32, true);
+    types.setUint32(16, 2, true); // fwd 'task': name offset inside 'xtask'
+    types.setUint32(20, info(7, 0), true);
+    types.setUint32(24, 0, true);
+    const header = new DataView(new ArrayBuffer(24));
+    header.setUint16(0, 0xeb9f, true);
+    header.setUint8(2, 1);
+    header.setUint32(4, 24, true);
+    header.setUint32(8, 0, true);
+    header.setUint32(12, 28, true); // int: 12 + 4 bytes; fwd: 12 bytes (name, info, size)
+    header.setUint32(16, 28, true);
+    header.setUint32(20, strings.length, true);
+    const blob = Buffer.concat([Buffer.from(header.buffer), Buffer.from(types.buffer), strings]);
+    const lazy = Btf.parse(blob, undefined, { lazy: true });
+    expect(lazy.findAll('task').map((t) => t.kind)).toEqual(['fwd']);
+    expect(lazy.findAll('xtask').map((t) => t.kind)).toEqual(['int']);
+  });
+
+  it('a CO-RE load decodes a small part of the kernel’s BTF', () => {
+    const script = `
+      import { Btf } from '@bpfkit/btf';
+      import { loadCollection } from '@bpfkit/loader';
+      const c = loadCollection(${JSON.stringify(new URL('../../loader/test/fixtures/core.bpf.o', import.meta.url).pathname)}, { constants: { target_tgid: 1 } });
+      c.close();
+      const k = Btf.kernel();
+      console.log(JSON.stringify({ decoded: k.raw.decoded, count: k.typeCount }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: new URL('../../loader/', import.meta.url),
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    const { decoded, count } = JSON.parse(r.stdout);
+    expect(count).toBeGreaterThan(10_000);
+    expect(decoded).toBeGreaterThan(1);
+    expect(decoded).toBeLessThan(count / 20); // well under 5% of the kernel's types
+  });
+});
