@@ -186,7 +186,8 @@ export function checkFlag(value: unknown, name: string, fallback: boolean): bool
  * (Node's event loop keeps running, no pool thread is parked). `close()` ends a pending read
  * or iteration cleanly; an aborted signal rejects with its reason.
  *
- * Memory safety: the rings are views into kernel memory. `close()` (or the collector, for a
+ * Memory safety: the rings are views into kernel memory, and a view user code gets is always of
+ * writable memory (a read-only ring is copied out of, never handed out). `close()` (or the collector, for a
  * reader dropped without it) releases the kernel side at once and swaps the rings for zero pages,
  * so a view kept past `close()` reads zeros and never faults; the address range itself is given
  * back when the last view is collected. A `close()` inside a drain callback lets the callback
@@ -250,7 +251,8 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
 
   /**
    * The next record, waiting for one. Undefined after `close()` or on timeout. A record's
-   * `data` is a view into the ring, valid until the next read (unless the reader copies).
+   * `data` is valid until the next read, unless the reader copies: a view into the ring for a
+   * `PerfReader`, a view of the reader's writable scratch copy for a `RingBufReader`.
    */
   async read(opts: ReadOptions = {}): Promise<R | undefined> {
     const timeout = checkTimeout(opts.timeout);

@@ -7,7 +7,11 @@ import { RingRegion } from './ring-memory.js';
 export interface RingBufRecord {
   /** Which of the reader's ring buffers (index in the order they were given). */
   ring: number;
-  /** The record; a view valid until the next read, unless the reader copies. */
+  /**
+   * The record: a view of the reader's scratch copy of it, valid until the reader takes its next
+   * record (the next `read()`, `for await` step or drain), or a fresh copy of your own with
+   * `copy: true`. Writable; writing into it changes only the copy.
+   */
   data: Uint8Array;
 }
 
@@ -15,7 +19,15 @@ interface Ring {
   cons: BigUint64Array;
   prod: BigUint64Array;
   words: Uint32Array;
+  /** The ring's data area, mapped twice in a row (read-only: never handed out). */
   data: Uint8Array;
+  /** The producer pages and the scratch, one range: the source and target of a record's copy. */
+  bytes: Uint8Array;
+  ints: Int32Array;
+  /** Where the scratch starts in `bytes`. */
+  dst: number;
+  /** The scratch alone (writable, its own ArrayBuffer): what user code sees. */
+  scratch: Uint8Array;
   mask: number;
   pos: number;
   /** Snapshot of the producer position for this turn. */
@@ -31,12 +43,35 @@ export interface RingBufReaderOptions {
 const BUSY = RingbufHeader.BUSY_BIT >>> 0;
 const DISCARD = RingbufHeader.DISCARD_BIT;
 const LEN_MASK = ~(BUSY | DISCARD) >>> 0;
+/** Records up to this size are copied by a word loop, larger ones by `copyWithin` (a native memmove with a fixed cost of ~30–40 ns). */
+const WORD_COPY = 128;
 
 /**
- * Reads one or more BPF_MAP_TYPE_RINGBUF maps. The producer area is mapped twice in a row by the
- * kernel, so every record is contiguous: records are views, never copies (unless asked). Busy
- * records stop the walk, discarded ones are skipped, and the consumer position moves past a
- * record only when the next one is requested — after the record was handed on.
+ * Copy the `len` bytes at offset `off` of the ring's data area into its scratch, creating no
+ * object. Records are 8-byte aligned and padded, so the word loop may read up to 3 bytes past
+ * `len`; the double mapping makes a record that wraps the ring's end contiguous.
+ */
+function toScratch(r: Ring, off: number, len: number): void {
+  const from = r.data.byteOffset + off;
+  if (len <= WORD_COPY) {
+    const ints = r.ints;
+    const s = from >>> 2;
+    const d = r.dst >>> 2;
+    for (let i = 0, n = (len + 3) >>> 2; i < n; i++) ints[d + i] = ints[s + i]!;
+  } else r.bytes.copyWithin(r.dst, from, from + len);
+}
+
+/**
+ * Reads one or more BPF_MAP_TYPE_RINGBUF maps. Busy records stop the walk, discarded ones are
+ * skipped, and the consumer position moves past a record only when the next one is requested —
+ * after the record was handed on.
+ *
+ * The kernel maps a ring's producer pages read-only (it refuses a writable mapping), and V8 has
+ * no read-only ArrayBuffer: a write through a view of them would kill the process. So no view of
+ * the ring is ever handed out. Each record is copied, without allocating, into a writable scratch
+ * area mapped right after the ring (as large as the ring, backed only as far as records reach),
+ * and the caller gets a view of the scratch, valid until the next record. The producer area is
+ * mapped twice in a row by the kernel, so a record that wraps the ring's end is copied whole.
  *
  * A ring buffer has a single consumer position, so one reader per ring buffer in a process:
  * opening a second one while the first is open throws {@link MapInUseError} (fan records out in
@@ -94,13 +129,18 @@ export class RingBufReader extends RingReader<RingBufRecord> {
         const size = m.maxEntries;
         const consumer = RingRegion.map(fd, pageSize, PROT_READ | PROT_WRITE);
         holdings.add(() => consumer.region.release());
-        const producer = RingRegion.map(fd, pageSize + 2 * size, PROT_READ, pageSize);
+        // Read-only (the kernel allows no more), with the scratch after it: a record is at most the ring's size.
+        const producer = RingRegion.mapWithScratch(fd, pageSize + 2 * size, PROT_READ, pageSize, size);
         holdings.add(() => producer.region.release());
         rings.push({
           cons: new BigUint64Array(consumer.buffer, 0, 1),
           prod: new BigUint64Array(producer.buffer, 0, 1),
           words: new Uint32Array(producer.buffer, pageSize, (2 * size) / 4),
           data: new Uint8Array(producer.buffer, pageSize, 2 * size),
+          bytes: new Uint8Array(producer.buffer),
+          ints: new Int32Array(producer.buffer),
+          dst: pageSize + 2 * size,
+          scratch: new Uint8Array(producer.scratch),
           mask: size - 1,
           pos: 0,
           end: 0,
@@ -151,8 +191,9 @@ export class RingBufReader extends RingReader<RingBufRecord> {
           continue;
         }
         this.#held = r;
-        const data = r.data.subarray(off + 8, off + 8 + len);
-        return { ring: this.#cur, data: this.#copy ? data.slice() : data };
+        if (this.#copy) return { ring: this.#cur, data: r.data.slice(off + 8, off + 8 + len) };
+        toScratch(r, off + 8, len);
+        return { ring: this.#cur, data: r.scratch.subarray(0, len) };
       }
       // This ring's turn is over: move on and take the next one's producer position once.
       if (switches++ >= n) return undefined;
@@ -163,16 +204,20 @@ export class RingBufReader extends RingReader<RingBufRecord> {
   }
 
   /**
-   * Every record ready now, to a callback (a view valid during the call), with one consumer
-   * position update per ring. Returns how many records were delivered.
+   * Every record ready now, to a callback (a writable view of the record's scratch copy, valid
+   * during the call), with one consumer position update per ring. Returns how many records were
+   * delivered.
    */
   drain(fn: (data: Uint8Array, ring: number) => void): number {
     return this.drainInPlace((buf, off, len, ring) => fn(buf.subarray(off, off + len), ring));
   }
 
   /**
-   * Like {@link drain} but allocation-free: `fn` gets the ring's bytes with the record's offset
-   * and length. The fastest way to consume.
+   * Like {@link drain} but allocation-free: `fn` gets a buffer with the record's offset and length
+   * in it (today the scratch copy, at offset 0 — read the record as `buf.subarray(offset, offset +
+   * length)` or through `offset`). "In place" means no object per record, not no copy: the bytes
+   * are copied out of the read-only ring, so `buf` is writable and valid during the call only.
+   * The fastest way to consume.
    */
   drainInPlace(fn: (buf: Uint8Array, offset: number, length: number, ring: number) => void): number {
     this.beginDrain();
@@ -190,7 +235,8 @@ export class RingBufReader extends RingReader<RingBufRecord> {
           if (hdr & BUSY) break;
           const len = hdr & LEN_MASK;
           if (!(hdr & DISCARD)) {
-            fn(r.data, off + 8, len, index);
+            toScratch(r, off + 8, len);
+            fn(r.scratch, 0, len, index);
             count++;
             if (this.stopped) {
               // close() in the callback: this record is consumed, no further one is touched.

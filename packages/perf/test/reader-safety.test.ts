@@ -396,3 +396,139 @@ describe('bad arguments are typed errors, before anything is opened', () => {
     }
   });
 });
+
+describe('writing into what a reader hands out never crashes, nor reaches the kernel (run in a child)', () => {
+  // A ring buffer's producer pages are mapped read-only (the kernel refuses a writable mapping),
+  // and an ArrayBuffer cannot be read-only: a write through a view of them would be a SIGSEGV.
+  // Records of 40 bytes (48 in the ring) through a 4 KiB ring: many of them wrap its end.
+  const rounds = `
+const k = emitterKit(kind, process.pid, 40, 4096);
+const l = attachTracepoint(k.prog, 'syscalls', 'sys_enter_getppid');
+let next = 0;
+const bad = [];
+const check = (d) => {
+  const v = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  const seq = v.getUint32(4, true);
+  let ok = d.byteLength === (kind === 'perf' ? 44 : 40) && // perf pads the raw sample
+     v.getUint32(0, true) === process.pid && seq === next;
+  for (let i = 8; i < 40; i++) ok &&= d[i] === (seq & 0xff);
+  if (!ok && bad.length < 5) bad.push(next + ':' + Array.from(d).join(','));
+  next = seq + 1;
+};
+// every way in: the view, its whole buffer, a DataView over the buffer
+const scribble = (d) => {
+  d[0] = 1;
+  d.fill(0xee);
+  const dv = new DataView(d.buffer);
+  dv.setUint8(0, 0xab);
+  dv.setUint32(d.buffer.byteLength - 4, 0xdeadbeef);
+  new Uint8Array(d.buffer).fill(0x55);
+};
+const finish = (what) => {
+  console.log(what, next, bad.length === 0 ? 'intact' : bad.join(' | '));
+  l.detach();
+  k[Symbol.dispose]();
+};
+`;
+  const ways: Record<string, string> = {
+    read: `
+const r = RingBufReader.open(k.events);
+for (let round = 0; round < 20; round++) {
+  getppid(30);
+  for (let i = 0; i < 30; i++) { const rec = await r.read({ timeout: 1000 }); check(rec.data); scribble(rec.data); }
+}
+r.close();
+finish('read');
+`,
+    'for await': `
+const r = RingBufReader.open(k.events);
+getppid(30);
+for await (const rec of r) {
+  check(rec.data);
+  scribble(rec.data);
+  if (next % 30 === 0) { if (next === 600) break; getppid(30); }
+}
+r.close();
+finish('for await');
+`,
+    drain: `
+const r = RingBufReader.open(k.events);
+for (let round = 0; round < 20; round++) {
+  getppid(30);
+  const n = r.drain((data) => { check(data); scribble(data); });
+  if (n !== 30) bad.push('drained ' + n);
+}
+r.close();
+finish('drain');
+`,
+    drainInPlace: `
+const r = RingBufReader.open(k.events);
+for (let round = 0; round < 20; round++) {
+  getppid(30);
+  const n = r.drainInPlace((buf, off, len) => {
+    check(buf.subarray(off, off + len));
+    buf[off] = 1;
+    buf.fill(0x77);
+    new DataView(buf.buffer).setUint32(0, 0xdeadbeef);
+    new Uint8Array(buf.buffer).fill(0x66);
+  });
+  if (n !== 30) bad.push('drained ' + n);
+}
+r.close();
+finish('drainInPlace');
+`,
+  };
+
+  it.each(Object.keys(ways))('ring buffer records from %s: writable, and the next records intact', (way) => {
+    const out = child('ringbuf', rounds + ways[way]);
+    expect(out).toEqual([`${way} 600 intact`]);
+  });
+
+  it('records kept past their lifetime (and past close()) and written over do not disturb later ones', () => {
+    const out = child(
+      'ringbuf',
+      `${rounds}
+const r = RingBufReader.open(k.events);
+const kept = [];
+for (let round = 0; round < 20; round++) {
+  getppid(30);
+  for (let i = 0; i < 30; i++) {
+    const rec = await r.read({ timeout: 1000 });
+    check(rec.data);
+    kept.push(rec.data);
+    // views of earlier records, past their lifetime (they may share the current one's memory)
+    for (const d of kept.slice(-30)) scribble(d);
+  }
+}
+r.close();
+for (const d of kept) scribble(d); // and after close()
+finish('kept');
+`,
+    );
+    expect(out).toEqual(['kept 600 intact']);
+  });
+
+  it("an overwritable perf reader's snapshot() records are the caller's own", () => {
+    const out = child(
+      'perf',
+      `${rounds}
+const r = PerfReader.open(k.events, { overwritable: true, pagesPerCpu: 1 });
+getppid(20);
+const first = r.snapshot();
+for (const rec of first) scribble(rec.data);
+getppid(5);
+const seqs = r.snapshot().map((rec) => {
+  next = new DataView(rec.data.buffer, rec.data.byteOffset).getUint32(4, true);
+  check(rec.data);
+  return next - 1;
+});
+r.close();
+next = Math.max(...seqs) + 1;
+console.log(first.length, seqs.sort((a, b) => a - b).join());
+finish('snapshot');
+`,
+    );
+    const seqs = Array.from({ length: 25 }, (_, i) => i);
+    expect(out).toEqual([`20 ${seqs.join()}`, 'snapshot 25 intact']);
+  });
+});
