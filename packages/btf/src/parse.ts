@@ -131,7 +131,10 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
       throw new BtfParseError(`type ${id} (${kindNames[kindNum]}) is truncated`, off + 12);
     if (count === cap) {
       cap *= 2;
-      const grow = <T extends Uint32Array | Uint8Array>(a: T, n: T): T => (n.set(a), n);
+      const grow = <T extends Uint32Array | Uint8Array>(a: T, n: T): T => {
+        n.set(a);
+        return n;
+      };
       offsets = grow(offsets, new Uint32Array(cap));
       kinds = grow(kinds, new Uint8Array(cap));
       nameOffs = grow(nameOffs, new Uint32Array(cap));
