@@ -68,7 +68,7 @@ describe('closing the Fd closes the map', () => {
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: new URL('..', import.meta.url),
       encoding: 'utf8',
-      timeout: 120_000,
+      timeout: 280_000,
     });
     expect(run.signal).toBeNull();
     expect(run.status).toBe(0);

@@ -11,7 +11,7 @@ const script = new URL('./fixtures/pending-read.mjs', import.meta.url);
 describe('pending reads and the end of a thread', () => {
   it('process.exit() with a PerfReader.read() and a RingBufReader.read() pending exits (child process)', () => {
     // The timeout only catches the hang this test is about.
-    const run = spawnSync(process.execPath, [script.pathname], { encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync(process.execPath, [script.pathname], { encoding: 'utf8', timeout: 280_000 });
     expect(run.signal).toBeNull();
     expect(run.stdout.trim()).toBe('exiting');
     expect(run.status).toBe(3);

@@ -26,7 +26,7 @@ function child(script: string, env: Record<string, string> = {}) {
     cwd: pkg,
     env: { ...process.env, ...env },
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: 280_000,
   });
   const last = run.stdout.trim().split('\n').pop() ?? '';
   return { ...run, result: last.startsWith('{') ? JSON.parse(last) : undefined };
