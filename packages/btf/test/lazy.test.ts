@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Btf } from '@bpfkit/btf';
 import { describe, expect, it } from 'vitest';
+import { BlobWriter } from '../../../tools/testing/btf.js';
 
 const vmlinux = readFileSync('/sys/kernel/btf/vmlinux');
 
@@ -32,26 +33,10 @@ describe('lazy BTF', () => {
   });
 
   it('finds a name stored as the tail of a longer string', () => {
-    // a hand-made blob: one string 'xtask' whose tail is the name of the second type
-    const strings = Buffer.from('\0xtask\0');
-    const types = new DataView(new ArrayBuffer(28));
-    const info = (kind: number, vlen: number) => (kind << 24) | vlen;
-    types.setUint32(0, 1, true); // int 'xtask'
-    types.setUint32(4, info(1, 0), true);
-    types.setUint32(8, 4, true);
-    types.setUint32(12, 32, true);
-    types.setUint32(16, 2, true); // fwd 'task': name offset inside 'xtask'
-    types.setUint32(20, info(7, 0), true);
-    types.setUint32(24, 0, true);
-    const header = new DataView(new ArrayBuffer(24));
-    header.setUint16(0, 0xeb9f, true);
-    header.setUint8(2, 1);
-    header.setUint32(4, 24, true);
-    header.setUint32(8, 0, true);
-    header.setUint32(12, 28, true); // int: 12 + 4 bytes; fwd: 12 bytes (name, info, size)
-    header.setUint32(16, 28, true);
-    header.setUint32(20, strings.length, true);
-    const blob = Buffer.concat([Buffer.from(header.buffer), Buffer.from(types.buffer), strings]);
+    // one string 'xtask' (an int's name) whose tail, 'task', is the name of a fwd
+    const w = new BlobWriter().type('xtask', 1, 0, 4, [32]);
+    w.types.push(w.str('xtask') + 1, 7 << 24, 0);
+    const blob = w.build();
     const lazy = Btf.parse(blob, undefined, { lazy: true });
     expect(lazy.findAll('task').map((t) => t.kind)).toEqual(['fwd']);
     expect(lazy.findAll('xtask').map((t) => t.kind)).toEqual(['int']);

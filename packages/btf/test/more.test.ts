@@ -14,7 +14,7 @@ import {
   resolveCoreRelo,
 } from '@bpfkit/btf';
 import { describe, expect, it } from 'vitest';
-import { BlobWriter } from './blob.js';
+import { BlobWriter } from '../../../tools/testing/btf.js';
 
 // The loader's ELF reader is a layer above; read the .BTF sections by hand here.
 function elfSection(path: string, name: string): Uint8Array {

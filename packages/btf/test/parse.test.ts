@@ -1,7 +1,7 @@
 import { Btf, BtfLookupError, BtfParseError, BtfKind as K, parseBtf } from '@bpfkit/btf';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BlobWriter } from './blob.js';
+import { BlobWriter } from '../../../tools/testing/btf.js';
 
 /** One type of every kind. */
 function everyKind(): Uint8Array {

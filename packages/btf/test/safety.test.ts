@@ -10,7 +10,7 @@ import {
   resolveCoreRelo,
 } from '@bpfkit/btf';
 import { describe, expect, it } from 'vitest';
-import { BlobWriter } from './blob.js';
+import { BlobWriter } from '../../../tools/testing/btf.js';
 
 const INT = (w: BlobWriter, name = 'int') => w.type(name, K.INT, 0, 4, [(1 << 24) | 32]);
 

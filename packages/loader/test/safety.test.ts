@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Btf, BtfLookupError } from '@bpfkit/btf';
 import { ElfError, ObjectFile, parseElf, prepareCollection } from '@bpfkit/loader';
 import { describe, expect, it } from 'vitest';
+import { BlobWriter } from '../../../tools/testing/btf.js';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url).pathname);
 
@@ -61,27 +62,12 @@ function elf(sections: Sec[]): Uint8Array {
 
 /** BTF: `depth` unions each holding two members of the next, over an int, and `var CONFIG_X` of the root in .kconfig. */
 function dagBtf(depth: number): Uint8Array {
-  const strs = ['', 'a', 'b', 'int', 'CONFIG_X', '.kconfig'];
-  const at = (s: string) => strs.slice(0, strs.indexOf(s)).reduce((n, x) => n + x.length + 1, 0);
-  const words: number[] = [];
-  for (let k = 0; k < depth; k++) words.push(0, (5 << 24) | 2, 4, at('a'), k + 2, 0, at('b'), k + 2, 0);
-  words.push(at('int'), 1 << 24, 4, (1 << 24) | 32); // depth + 1
-  words.push(at('CONFIG_X'), 14 << 24, 1, 2); // var, extern linkage: depth + 2
-  words.push(at('.kconfig'), (15 << 24) | 1, 0, depth + 2, 0, 4); // datasec
-  const strings = new TextEncoder().encode(`${strs.join('\0')}\0`);
-  const out = new Uint8Array(24 + words.length * 4 + strings.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint16(0, 0xeb9f, true);
-  dv.setUint8(2, 1);
-  dv.setUint32(4, 24, true);
-  dv.setUint32(12, words.length * 4, true);
-  dv.setUint32(16, words.length * 4, true);
-  dv.setUint32(20, strings.length, true);
-  words.forEach((v, i) => {
-    dv.setUint32(24 + i * 4, v >>> 0, true);
-  });
-  out.set(strings, 24 + words.length * 4);
-  return out;
+  const w = new BlobWriter();
+  const [a, b] = [w.str('a'), w.str('b')];
+  for (let k = 0; k < depth; k++) w.type('', 5, 2, 4, [a, k + 2, 0, b, k + 2, 0]); // union of the next
+  w.type('int', 1, 0, 4, [(1 << 24) | 32]); // depth + 1
+  w.type('CONFIG_X', 14, 0, 1, [2]); // var of the root union (id 1), extern linkage: depth + 2
+  return w.type('.kconfig', 15, 1, 0, [depth + 2, 0, 4]).build(); // datasec
 }
 
 /** .strtab and .symtab with one undefined global symbol `name` (sections 1 and 2). */

@@ -1,10 +1,11 @@
-// A small BTF writer for tests: builds blobs type by type.
+// A small BTF writer for tests: builds raw BTF blobs type by type (strings deduplicated).
 export class BlobWriter {
-  strings: number[] = [0];
-  types: number[] = [];
-  #strOff = new Map<string, number>([['', 0]]);
+  strings = [0];
+  types = [];
+  #strOff = new Map([['', 0]]);
 
-  str(s: string): number {
+  /** The offset of `s` in the string section, adding it once. */
+  str(s) {
     let off = this.#strOff.get(s);
     if (off === undefined) {
       off = this.strings.length;
@@ -13,18 +14,14 @@ export class BlobWriter {
     }
     return off;
   }
-  type(
-    name: string,
-    kind: number,
-    vlen: number,
-    sizeOrType: number,
-    extra: number[] = [],
-    kindFlag = false,
-  ): this {
+
+  /** Append a type: its name, kind number, vlen, size or type, and the words that follow its header. */
+  type(name, kind, vlen, sizeOrType, extra = [], kindFlag = false) {
     this.types.push(this.str(name), ((kindFlag ? 1 : 0) << 31) | (kind << 24) | vlen, sizeOrType, ...extra);
     return this;
   }
-  build(): Uint8Array {
+
+  build() {
     const typeLen = this.types.length * 4;
     const out = new Uint8Array(24 + typeLen + this.strings.length);
     const dv = new DataView(out.buffer);
