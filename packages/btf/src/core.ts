@@ -3,6 +3,7 @@
 // (relo_core.c): candidates by essential name, accessor-by-accessor field matching through
 // anonymous members, all candidates must agree, and an unsatisfiable relocation poisons the
 // instruction so the verifier reports it.
+import { Class, cls, type Insn, isAlu, isWide, JmpOp, Size, Source, size, slotIndex, src } from '@bpfkit/asm';
 import { type CoreRelo, CoreReloKind } from './ext.js';
 import type { Btf } from './spec.js';
 import type { BtfMember, BtfType } from './types.js';
@@ -449,55 +450,43 @@ export function resolveCoreRelo(local: Btf, target: Btf, relo: CoreRelo): CoreRe
   };
 }
 
-const SIZE_CODE: Record<number, number> = { 1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18 };
-const CODE_SIZE: Record<number, number> = { 16: 1, 8: 2, 0: 4, 24: 8 };
+/** The helper call a poisoned instruction becomes. */
+const poisonCall = (): Insn => ({
+  code: Class.JMP | JmpOp.call,
+  dst: 0,
+  src: 0,
+  off: 0,
+  imm: CORE_POISON_IMM,
+});
+const SIZE_BY_BYTES: Record<number, number> = { 1: Size.b, 2: Size.h, 4: Size.w, 8: Size.dw };
 
 /**
- * Patch the instruction at byte offset `at` of `code` (8 bytes per slot) with a resolution:
- * ALU immediates, load/store offsets (and access size when the field's size changed), and
- * ld_imm64 immediates; or poison it. Throws {@link CoreError} when the instruction does not
- * carry the value clang recorded.
+ * Apply one resolution to the instruction it was recorded on: ALU immediates, load/store
+ * offsets (and the access size when the field's size changed), ld_imm64 immediates; or poison
+ * it. Returns the replacement — two calls for a poisoned ld_imm64, so the slot count stays.
+ * Throws {@link CoreError} when the instruction does not carry the value clang recorded.
  */
-export function patchCoreRelo(code: Uint8Array, at: number, relo: CoreRelo, res: CoreResolution): void {
-  if (at + 8 > code.length || at % 8 !== 0)
-    throw new CoreError(`CO-RE relocation at byte ${at} is outside the program`);
-  const dv = new DataView(code.buffer, code.byteOffset, code.byteLength);
-  const opcode = dv.getUint8(at);
-  const cls = opcode & 7;
-  const isLdImm64 = opcode === 0x18;
-  if (res.poison) {
-    const poison = (o: number) => {
-      dv.setUint8(o, 0x85); // BPF_JMP | BPF_CALL
-      dv.setUint8(o + 1, 0);
-      dv.setInt16(o + 2, 0, true);
-      dv.setInt32(o + 4, CORE_POISON_IMM, true);
-    };
-    poison(at);
-    if (isLdImm64 && at + 16 <= code.length) poison(at + 8);
-    return;
-  }
+export function patchCoreRelo(insn: Insn, relo: CoreRelo, res: CoreResolution, slot = 0): Insn[] {
+  if (res.poison) return isWide(insn) ? [poisonCall(), poisonCall()] : [poisonCall()];
   const v = res.target.value;
-  if (cls === 4 || cls === 7) {
-    // ALU/ALU64 with an immediate operand
-    if ((opcode & 0x08) !== 0)
-      throw new CoreError(`CO-RE relocation on a register ALU instruction at byte ${at}`);
-    const orig = BigInt(dv.getInt32(at + 4, true));
+  const c = insn.code;
+  const at = `instruction ${slot}`;
+  if (isAlu(c)) {
+    if (src(c) !== Source.K) throw new CoreError(`CO-RE relocation on a register ALU ${at}`);
+    const orig = BigInt(insn.imm);
     if (res.local.validate !== false && BigInt.asUintN(32, orig) !== BigInt.asUintN(32, res.local.value))
       throw new CoreError(
-        `instruction at byte ${at} holds ${orig}, expected ${res.local.value} for ${coreReloKindName(relo.kind)}`,
+        `${at} holds ${orig}, expected ${res.local.value} for ${coreReloKindName(relo.kind)}`,
       );
     if (v > 0xffffffffn || v < -(2n ** 31n))
       throw new CoreError(`relocated value ${v} does not fit a 32-bit immediate`);
-    dv.setInt32(at + 4, Number(BigInt.asIntN(32, v)), true);
-    return;
+    return [{ ...insn, imm: Number(BigInt.asIntN(32, v)) }];
   }
-  if (cls === 1 || cls === 2 || cls === 3) {
-    // LDX, ST, STX: the field offset lives in `off`
-    const orig = dv.getInt16(at + 2, true);
-    if (res.local.validate !== false && BigInt(orig) !== res.local.value)
-      throw new CoreError(`instruction at byte ${at} has offset ${orig}, expected ${res.local.value}`);
+  if (cls(c) === Class.LDX || cls(c) === Class.ST || cls(c) === Class.STX) {
+    if (res.local.validate !== false && BigInt(insn.off) !== res.local.value)
+      throw new CoreError(`${at} has offset ${insn.off}, expected ${res.local.value}`);
     if (v > 32767n) throw new CoreError(`relocated offset ${v} does not fit a 16-bit offset`);
-    dv.setInt16(at + 2, Number(v), true);
+    const out: Insn = { ...insn, off: Number(v) };
     const oldSz = res.local.size;
     const newSz = res.target.size;
     if (
@@ -506,20 +495,76 @@ export function patchCoreRelo(code: Uint8Array, at: number, relo: CoreRelo, res:
       newSz !== undefined &&
       oldSz !== newSz
     ) {
-      const insnSz = CODE_SIZE[opcode & 0x18];
-      if (insnSz !== oldSz)
-        throw new CoreError(`instruction at byte ${at} accesses ${insnSz} bytes, field was ${oldSz}`);
-      if (SIZE_CODE[newSz] === undefined) throw new CoreError(`field became ${newSz} bytes`);
-      dv.setUint8(at, (opcode & ~0x18) | SIZE_CODE[newSz]!);
+      if (SIZE_BY_BYTES[oldSz] !== size(c))
+        throw new CoreError(`${at} accesses ${accessBytes(c)} bytes, field was ${oldSz}`);
+      const code = SIZE_BY_BYTES[newSz];
+      if (code === undefined) throw new CoreError(`field became ${newSz} bytes`);
+      out.code = c - size(c) + code;
     }
-    return;
+    return [out];
   }
-  if (isLdImm64) {
-    if (at + 16 > code.length) throw new CoreError(`ld_imm64 at byte ${at} is truncated`);
+  if (isWide(insn)) {
     const u = BigInt.asUintN(64, v);
-    dv.setInt32(at + 4, Number(BigInt.asIntN(32, u & 0xffffffffn)), true);
-    dv.setInt32(at + 12, Number(BigInt.asIntN(32, u >> 32n)), true);
-    return;
+    return [
+      {
+        ...insn,
+        imm: Number(BigInt.asIntN(32, u & 0xffffffffn)),
+        imm64Hi: Number(BigInt.asIntN(32, u >> 32n)),
+      },
+    ];
   }
-  throw new CoreError(`CO-RE relocation on unsupported instruction 0x${opcode.toString(16)} at byte ${at}`);
+  throw new CoreError(`CO-RE relocation on unsupported instruction 0x${c.toString(16)} at ${at}`);
+}
+
+const accessBytes = (code: number): number =>
+  Number(Object.entries(SIZE_BY_BYTES).find(([, s]) => s === size(code))?.[0]);
+
+/** A CO-RE relocation recorded at an instruction slot of a program. */
+export interface SlotRelo {
+  slot: number;
+  relo: CoreRelo;
+}
+
+/** What {@link applyCoreRelos} did to a program. */
+export interface AppliedCore {
+  /** The relocated instructions (same slot layout as the input). */
+  insns: Insn[];
+  /** Every resolution, by slot. */
+  resolutions: { slot: number; relo: CoreRelo; res: CoreResolution }[];
+  /** Why some instructions were poisoned (unsatisfiable relocations), one line each. */
+  poisoned: string[];
+}
+
+/**
+ * Resolve every CO-RE relocation of a program (recorded against `local` BTF) against `target`
+ * BTF and apply it to the program's instructions. Pure: returns new instructions.
+ */
+export function applyCoreRelos(
+  insns: readonly Insn[],
+  relos: readonly SlotRelo[],
+  local: Btf,
+  target: Btf,
+): AppliedCore {
+  const out: Insn[] = [...insns];
+  const resolutions: AppliedCore['resolutions'] = [];
+  const poisoned: string[] = [];
+  if (relos.length === 0) return { insns: out, resolutions, poisoned };
+  const { at, total } = slotIndex(insns);
+  const bySlot = new Map(at.map((s, i) => [s, i]));
+  const replaced = new Map<number, Insn[]>();
+  for (const { slot, relo } of relos) {
+    const i = bySlot.get(slot);
+    if (i === undefined)
+      throw new CoreError(
+        `CO-RE relocation at instruction ${slot} is ${slot < total ? 'inside an ld_imm64' : 'outside the program'}`,
+      );
+    const res = resolveCoreRelo(local, target, relo);
+    const patched = patchCoreRelo(out[i]!, relo, res, slot);
+    if (patched.length === 1) out[i] = patched[0]!;
+    else replaced.set(i, patched);
+    resolutions.push({ slot, relo, res });
+    if (res.poison) poisoned.push(`instruction ${slot}: ${res.reason}`);
+  }
+  if (replaced.size === 0) return { insns: out, resolutions, poisoned };
+  return { insns: out.flatMap((insn, i) => replaced.get(i) ?? [insn]), resolutions, poisoned };
 }

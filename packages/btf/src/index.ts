@@ -5,12 +5,15 @@
  * @packageDocumentation
  */
 export {
+  type AppliedCore,
+  applyCoreRelos,
   CORE_POISON_IMM,
   CoreError,
   type CoreResolution,
   coreReloKindName,
   patchCoreRelo,
   resolveCoreRelo,
+  type SlotRelo,
 } from './core.js';
 export { encodeBtf } from './encode.js';
 export { BtfLookupError, BtfParseError } from './errors.js';

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { encode } from '@bpfkit/asm';
 import {
   Btf,
   BtfLoadError,
@@ -142,11 +143,9 @@ describe('CO-RE', () => {
     const res = resolveCoreRelo(btf, kernel, missing);
     expect(res.poison).toBe(true);
     expect(res.reason).toMatch(/'no_such_field_in_any_kernel' of struct 'task_struct' not found/);
-    const code = new Uint8Array(16);
-    code[0] = 0x61; // ldx w
-    new DataView(code.buffer).setInt16(2, 4, true);
-    patchCoreRelo(code, 0, missing, res);
-    expect([...code.subarray(0, 8)]).toEqual([0x85, 0, 0, 0, 0x10, 0x23, 0xad, 0x0b]); // call 0xbad2310
+    const ldxw = { code: 0x61, dst: 0, src: 1, off: 4, imm: 0 }; // r0 = *(u32 *)(r1 + 4)
+    const code = encode(patchCoreRelo(ldxw, missing, res));
+    expect([...code]).toEqual([0x85, 0, 0, 0, 0x10, 0x23, 0xad, 0x0b]); // call 0xbad2310
   });
 });
 

@@ -11,16 +11,7 @@
  * ```
  * @packageDocumentation
  */
-export { btfCodec } from './btfcodec.js';
-export {
-  Collection,
-  type CollectionOptions,
-  type ConstantValue,
-  loadCollection,
-  type PreparedCollection,
-  type PreparedProgram,
-  prepareCollection,
-} from './collection.js';
+export { Collection, type CollectionOptions, loadCollection } from './collection.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,
@@ -31,6 +22,13 @@ export {
   linkOrLegacy,
   linkUnsupported,
 } from './link.js';
+export type { ConstantValue } from './linker/data.js';
+export {
+  type PreparedCollection,
+  type PreparedProgram,
+  type PrepareOptions,
+  prepareCollection,
+} from './linker/prepare.js';
 export {
   type Elf,
   ElfError,

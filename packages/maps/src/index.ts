@@ -8,6 +8,7 @@
  * ```
  * @packageDocumentation
  */
+export { btfCodec } from './btf.js';
 export * from './codec.js';
 export { onlineCpus, parseCpuList, possibleCpus } from './cpus.js';
 export {

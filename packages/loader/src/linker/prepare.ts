@@ -1,0 +1,102 @@
+// The linking stage: everything between reading an object and making syscalls, done and
+// validated up front — global data with constants applied, the object's BTF fixed up for the
+// kernel, map codecs from BTF, externs resolved and CO-RE relocations applied to each program's
+// instructions. Pure: no syscall is made and nothing needs closing.
+import type { Insn } from '@bpfkit/asm';
+import { applyCoreRelos, Btf, BtfLookupError, type CoreRelo, type CoreResolution } from '@bpfkit/btf';
+import { btfCodec, type Codec } from '@bpfkit/maps';
+import { ObjectFile, type ObjectProgram } from '../object/object.js';
+import { fixObjectBtf } from './btf.js';
+import { type ConstantValue, dataContents } from './data.js';
+import { resolveExterns } from './refs.js';
+
+export interface PrepareOptions {
+  /** Values for `const volatile` globals (and other .rodata/.data/.bss variables), by name, set before load. */
+  constants?: Record<string, ConstantValue>;
+  /** Maps the caller provides by name: they are not created, so they need no codecs or checks here. */
+  maps?: Record<string, unknown>;
+  /** The BTF to relocate against (default: the running kernel's). */
+  kernelBtf?: Btf;
+}
+
+/** A program of a {@link PreparedCollection}: load-ready but for the maps' fds. */
+export interface PreparedProgram {
+  readonly object: ObjectProgram;
+  /** Externs resolved and CO-RE relocations applied; map references still symbolic (they need the maps' fds). */
+  readonly insns: readonly Insn[];
+  /** The CO-RE resolution of every relocation, by instruction slot. */
+  readonly core: readonly { slot: number; relo: CoreRelo; res: CoreResolution }[];
+  /** Why some instructions were poisoned (unsatisfiable CO-RE relocations). */
+  readonly poisoned: readonly string[];
+}
+
+/**
+ * Every pure stage of loading an object (see `loadCollection`), done and validated: malformed or
+ * unsatisfiable input fails here with a typed error.
+ */
+export interface PreparedCollection {
+  readonly object: ObjectFile;
+  readonly kernel: Btf;
+  /** Initial contents of global data maps; `.bss` sections appear only when `constants` set one of their variables. */
+  readonly data: ReadonlyMap<string, Uint8Array>;
+  /** The object's BTF fixed up for the kernel: the blob to load and its (lazy) parse; undefined without BTF. */
+  readonly btf: { blob: Uint8Array; btf: Btf } | undefined;
+  readonly codecs: ReadonlyMap<string, { key?: Codec<unknown>; value?: Codec<unknown> }>;
+  readonly programs: ReadonlyMap<string, PreparedProgram>;
+}
+
+/** Run the linking stage of loading an object (see {@link PreparedCollection}); no syscalls. */
+export function prepareCollection(
+  objectOrPath: ObjectFile | Uint8Array | string,
+  opts: PrepareOptions = {},
+): PreparedCollection {
+  const obj = objectOrPath instanceof ObjectFile ? objectOrPath : ObjectFile.read(objectOrPath);
+  const kernel = opts.kernelBtf ?? Btf.kernel();
+  const data = dataContents(obj, opts.constants ?? {});
+  const btf = obj.btf ? fixObjectBtf(obj) : undefined;
+  const codecs = new Map<string, { key?: Codec<unknown>; value?: Codec<unknown> }>();
+  for (const [name, def] of obj.maps) {
+    if (opts.maps?.[name]) continue;
+    for (const d of def.inner ? [def.inner, def] : [def]) {
+      const key = d.kind === 'map' ? d.btfKeyTypeId : 0;
+      codecs.set(d === def ? name : `${name}.inner`, {
+        ...(btf && key ? { key: typedCodec(btf.btf, key, name, 'key') } : {}),
+        ...(btf && d.btfValueTypeId ? { value: typedCodec(btf.btf, d.btfValueTypeId, name, 'value') } : {}),
+      });
+    }
+    for (const init of def.initial)
+      if (!(init.kind === 'prog' ? obj.programs.has(init.name) : obj.maps.has(init.name)))
+        throw new TypeError(
+          `map '${name}' slot ${init.slot} refers to ${init.kind} '${init.name}', which the object does not define`,
+        );
+  }
+  const known = (name: string) => obj.maps.has(name) || opts.maps?.[name] !== undefined;
+  const programs = new Map<string, PreparedProgram>();
+  for (const [name, p] of obj.programs) {
+    if (obj.btf)
+      for (const fi of p.funcInfo) {
+        const t = fi.typeId > 0 && fi.typeId < obj.btf.typeCount ? obj.btf.typeById(fi.typeId) : undefined;
+        if (t?.kind !== 'func')
+          throw new BtfLookupError(
+            `program '${name}': func_info at instruction ${fi.insnOff} names BTF type ${fi.typeId}, ${t ? `a ${t.kind}` : 'which does not exist'}, not a func`,
+          );
+      }
+    const linked = resolveExterns(p.insns, kernel, obj, known);
+    const core = obj.btf
+      ? applyCoreRelos(linked, p.coreRelos, obj.btf, kernel)
+      : { insns: linked, resolutions: [], poisoned: [] };
+    programs.set(name, { object: p, insns: core.insns, core: core.resolutions, poisoned: core.poisoned });
+  }
+  return { object: obj, kernel, data, btf, codecs, programs };
+}
+
+/** A codec for a map's key or value type, or a typed error naming the map. */
+function typedCodec(btf: Btf, id: number, map: string, what: string): Codec<unknown> {
+  try {
+    return btfCodec(btf, id);
+  } catch (e) {
+    if (e instanceof BtfLookupError)
+      throw new BtfLookupError(`map '${map}' ${what} (BTF type ${id}): ${e.message}`);
+    throw e;
+  }
+}
