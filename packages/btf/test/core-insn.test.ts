@@ -2,7 +2,15 @@
 // a changed field size rewrites the access size, unsatisfiable relocations poison without
 // moving any instruction, and instructions that do not carry the recorded value are refused.
 import { encode, type Insn, LD_IMM64 } from '@bpfkit/asm';
-import { applyCoreRelos, Btf, CoreError, CoreReloKind, patchCoreRelo, resolveCoreRelo } from '@bpfkit/btf';
+import {
+  applyCoreRelos,
+  Btf,
+  CoreError,
+  type CoreRelo,
+  CoreReloKind,
+  patchCoreRelo,
+  resolveCoreRelo,
+} from '@bpfkit/btf';
 import { describe, expect, it } from 'vitest';
 import { BlobWriter } from '../../../tools/testing/btf.js';
 
@@ -27,7 +35,12 @@ const target = (() => {
   return Btf.parse(w.build());
 })();
 
-const relo = (kind: number, access: string, typeId = 2) => ({ insnOff: 0, typeId, access, kind });
+const relo = (kind: CoreReloKind, access: string, typeId = 2): CoreRelo => ({
+  insnOff: 0,
+  typeId,
+  access,
+  kind,
+});
 const ldxw = (off: number): Insn => ({ code: 0x61, dst: 0, src: 1, off, imm: 0 }); // r0 = *(u32 *)(r1 + off)
 const movImm = (imm: number): Insn => ({ code: 0xb7, dst: 0, src: 0, off: 0, imm }); // r0 = imm
 const ldImm64 = (v: number): Insn => ({ code: LD_IMM64, dst: 2, src: 0, off: 0, imm: v, imm64Hi: 0 });

@@ -54,6 +54,7 @@ export {
   type PinningKind,
 } from './object/object.js';
 export { programForSection, type SectionProgram } from './object/sections.js';
+export { haveHelper, haveProgType, requireHelper, requireProgType } from './probes.js';
 export {
   Program,
   type ProgramBtf,

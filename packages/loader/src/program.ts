@@ -9,7 +9,6 @@ import {
   ClosedError,
   cString,
   Fd,
-  haveProgType,
   intOption,
   NativeBuffer,
   NotSupportedError,
@@ -22,8 +21,8 @@ import {
   progTestRun,
   progTypes,
   readLastAttr,
-  requireProgType,
 } from '@bpfkit/sys';
+import { haveProgType, requireProgType } from './probes.js';
 import { VerifierError } from './verifier.js';
 
 /** Kernel limit for the verifier log (UINT_MAX >> 2 since 5.2). */

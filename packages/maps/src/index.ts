@@ -28,3 +28,4 @@ export {
   type UpdateFlag,
 } from './map.js';
 export { MapMemory } from './memory.js';
+export { haveMapType, requireMapType } from './probes.js';

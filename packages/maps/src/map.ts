@@ -3,7 +3,6 @@ import {
   ClosedError,
   ElemOps,
   Fd,
-  haveMapType,
   intOption,
   MAP_SHARED,
   MapFlags,
@@ -25,7 +24,6 @@ import {
   PROT_READ,
   PROT_WRITE,
   pageSize,
-  requireMapType,
   UpdateFlags,
 } from '@bpfkit/sys';
 import { bytes, type Codec, stackAddresses } from './codec.js';
@@ -39,6 +37,7 @@ import {
   operationsOf,
 } from './kinds.js';
 import { MapMemory } from './memory.js';
+import { haveMapType, requireMapType } from './probes.js';
 
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 export interface SetOptions {

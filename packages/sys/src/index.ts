@@ -49,13 +49,4 @@ export { NativeBuffer } from './native.js';
 export { intOption, oneOf } from './options.js';
 export * from './os.js';
 export { Readiness } from './poll.js';
-export {
-  encodeRawInsns,
-  haveHelper,
-  haveMapType,
-  haveProgType,
-  type RawInsn,
-  requireHelper,
-  requireMapType,
-  requireProgType,
-} from './probes.js';
+export { cachedProbe, NOT_SUPPORTED_CODES } from './probes.js';

@@ -1,4 +1,6 @@
-import { AttachType, Helper, haveHelper, haveMapType, haveProgType, MapType, ProgType } from '@bpfkit/sys';
+import { haveHelper, haveProgType } from '@bpfkit/loader';
+import { haveMapType } from '@bpfkit/maps';
+import { AttachType, Helper, MapType, ProgType } from '@bpfkit/sys';
 import { type OutputOptions, printRows } from '../output.js';
 
 const lower = (o: Record<string, number>) =>

@@ -1,36 +1,9 @@
-import {
-  BpfError,
-  Helper,
-  haveHelper,
-  haveMapType,
-  haveProgType,
-  MapType,
-  NotSupportedError,
-  requireHelper,
-  requireMapType,
-  requireProgType,
-} from '@bpfkit/sys';
+// Program-type and helper probes against the running kernel.
+import { haveHelper, haveProgType, requireHelper, requireProgType } from '@bpfkit/loader';
+import { BpfError, Helper, NotSupportedError } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 
-describe('feature probes', () => {
-  it('answers for map types this kernel has, and by name', () => {
-    for (const t of [
-      'hash',
-      'array',
-      'ringbuf',
-      'lpm_trie',
-      'queue',
-      'bloom_filter',
-      'sk_storage',
-      'hash_of_maps',
-      'stack_trace',
-    ] as const)
-      expect(haveMapType(t), t).toBe(true);
-    expect(haveMapType(MapType.PERCPU_ARRAY)).toBe(true);
-    expect(() => requireMapType('ringbuf')).not.toThrow();
-    expect(() => haveMapType('nonsense' as never)).toThrow(TypeError);
-  });
-
+describe('program type and helper probes', () => {
   it('answers for program types and helpers', () => {
     for (const t of [
       'socket_filter',
