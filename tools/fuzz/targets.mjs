@@ -11,12 +11,13 @@ import { classifier } from './classify.mjs';
 /** Load the packages (from this workspace, or from FUZZ_PACKAGES=<dir of packages> to fuzz another build). */
 export async function loadModules(base = process.env.FUZZ_PACKAGES) {
   const at = (pkg, name) => (base ? `${base}/${pkg}/dist/index.js` : name);
-  const [btf, loader, sys] = await Promise.all([
+  const [btf, loader, sys, cli] = await Promise.all([
     import(at('btf', '@bpfkit/btf')),
     import(at('loader', '@bpfkit/loader')),
     import(at('sys', '@bpfkit/sys')),
+    import(at('cli', 'bpfkit')),
   ]);
-  return { btf, loader, sys };
+  return { btf, loader, sys, cli };
 }
 
 export class Untyped extends Error {
@@ -35,7 +36,7 @@ const EMPTY_BTF = new Uint8Array([
 const MAX_DECODE = 1 << 16;
 
 export function makeTargets(mods, { kernel } = {}) {
-  const { btf: B, loader: L } = mods;
+  const { btf: B, loader: L, cli: C } = mods;
   const typed = classifier(mods);
   /** Run a step: typed errors end the step, untyped ones end the input. */
   const step = (name, fn) => {
@@ -101,7 +102,7 @@ export function makeTargets(mods, { kernel } = {}) {
           );
       }
       if (n <= 200 && t.kind !== 'func' && t.kind !== 'func_proto')
-        step(`${w}: generateTs`, () => B.generateTs(spec, [t.id]));
+        step(`${w}: generateTs`, () => C.generateTs(spec, [t.id]));
       if (size !== undefined) walkValue(spec, t.id, size, w);
     }
   }

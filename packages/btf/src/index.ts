@@ -27,7 +27,6 @@ export {
   type LineInfo,
   parseBtfExt,
 } from './ext.js';
-export { type GeneratedTs, generateTs } from './gen.js';
 export { BtfLoadError, btfFromKernel, loadBtf } from './kernel.js';
 export { BTF_MAGIC, BtfKind, type BtfKindName, type BtfKindNumber, IntEncoding } from './kinds.js';
 export { type BtfHeader, type ParseOptions, parseBtf, type RawBtf } from './parse.js';

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 export { createCli, main } from './cli.js';
+export { type GeneratedTs, generateTs } from './codegen/typescript.js';
 export { formatType, readBtf } from './commands/btf.js';
 export { generateObjectModule } from './commands/gen.js';
 export { CliError } from './commands/objects.js';

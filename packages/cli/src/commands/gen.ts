@@ -2,8 +2,8 @@
 // cilium's bpf2go — codecs generated from the object's BTF, and a load function whose maps are
 // typed by them.
 import { basename, dirname, relative, resolve } from 'node:path';
-import { generateTs } from '@bpfkit/btf';
 import { ObjectFile } from '@bpfkit/loader';
+import { generateTs } from '../codegen/typescript.js';
 import { CliError } from './objects.js';
 
 const ident = (s: string) => s.replace(/\W/g, '_').replace(/^(\d)/, '_$1');

@@ -1,10 +1,10 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { generateTs } from '@bpfkit/btf';
 import { ObjectFile } from '@bpfkit/loader';
+import { generateTs } from 'bpfkit';
 import { describe, expect, it } from 'vitest';
 
 describe('generated TypeScript', () => {
-  const obj = ObjectFile.read(new URL('./fixtures/maps.bpf.o', import.meta.url).pathname);
+  const obj = ObjectFile.read(new URL('../../loader/test/fixtures/maps.bpf.o', import.meta.url).pathname);
   const btf = obj.btf!;
   const stats = btf.find('stats', 'struct');
 

@@ -1,8 +1,6 @@
 // TypeScript from BTF: for the named types, emit `@bpfkit/maps` codecs and their value types —
 // the base of `bpfkit gen`, which turns an object's maps and globals into typed accessors.
-import { BtfLookupError } from './errors.js';
-import type { Btf } from './spec.js';
-import type { BtfType } from './types.js';
+import { type Btf, BtfLookupError, type BtfType } from '@bpfkit/btf';
 
 const ident = (s: string) => (/^[A-Za-z_$][\w$]*$/.test(s) ? s : JSON.stringify(s));
 const pascal = (s: string) =>
