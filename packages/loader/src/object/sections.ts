@@ -150,3 +150,6 @@ export function programForSection(section: string): SectionProgram | undefined {
   }
   return undefined;
 }
+
+/** Global data sections (`.data`, `.rodata`, `.bss` and their `.name` suffixed variants): each becomes an array map. */
+export const DATA_SECTION = /^\.(data|rodata|bss)(\.|$)/;
