@@ -83,3 +83,8 @@ console.log(
   `\nReaders: records/s consumed while a generator saturates one CPU (median of ${process.env.BENCH_ROUNDS ?? 3} interleaved rounds),\nthen both at a rate C sustains with no loss; C = libbpf perf_buffer__poll / ring_buffer__poll, Node = @bpfkit/perf drainInPlace():`,
 );
 console.table(rings);
+
+// Loading CO-RE objects beside libbpf, in-process and as whole processes (tools/bench/loader.mjs).
+const loader = await import('./loader.mjs');
+await loader.buildLoaderTools();
+await loader.printLoaderBench();
