@@ -25,10 +25,23 @@ interface Layout {
   height: number;
 }
 const IN_PROGRESS: Layout = { value: -1, height: -1 };
-/** Type indices below 2^20 (the kernel's BTF has ~10^5 types) pack with a name offset in a double. */
-const INDEX_SPAN = 2 ** 20;
-/** Lookups answered by searching the string table before every name is indexed at once. */
-const NAME_SEARCHES = 64;
+/** Types chained by a hash of their name: `heads[hash & mask]` is the first index, `next[i]` the one after `i`. */
+interface NameIndex {
+  heads: Int32Array;
+  next: Int32Array;
+  mask: number;
+}
+const utf8 = new TextEncoder();
+/** FNV-1a over `bytes[from..]`, stopping at a NUL or `to`. */
+function hashBytes(bytes: Uint8Array, from: number, to: number): number {
+  let h = 0x811c9dc5;
+  for (let i = from; i < to; i++) {
+    const b = bytes[i]!;
+    if (b === 0) break;
+    h = Math.imul(h ^ b, 0x01000193);
+  }
+  return h >>> 0;
+}
 const kindNumbers = Object.fromEntries(
   Object.entries(BtfKind).map(([k, v]) => [k.toLowerCase(), v]),
 ) as Record<BtfKindName, number>;
@@ -56,10 +69,8 @@ export class Btf {
   readonly base: Btf | undefined;
   /** Type indices by name, filled as names are looked up (no type is decoded to find them). */
   readonly #byName = new Map<string, number[]>();
-  /** (name offset, type index) keys in order: the name index, built on the first lookup. */
-  #nameKeys: Float64Array | undefined;
-  #searches = 0;
-  #allNamed = false;
+  /** Types by a hash of their name: the name index, built on the first lookup. */
+  #names: NameIndex | undefined;
   readonly #sizes = new Map<number, Layout>();
   readonly #aligns = new Map<number, Layout>();
 
@@ -115,13 +126,8 @@ export class Btf {
   findAll<K extends BtfKindName>(name: string, kind?: K): BtfTypeOfKind<K>[] {
     let ids = this.#byName.get(name);
     if (ids === undefined) {
-      // a few lookups search the string table; many (a dump, code generation) index every name
-      if (!this.#allNamed && ++this.#searches > NAME_SEARCHES) this.#indexAllNames();
-      if (this.#allNamed) ids = this.#byName.get(name) ?? [];
-      else {
-        ids = this.#indicesNamed(name);
-        this.#byName.set(name, ids);
-      }
+      ids = this.#indicesNamed(name);
+      this.#byName.set(name, ids);
     }
     const want = kind === undefined ? -1 : kindNumbers[kind];
     const own: BtfTypeOfKind<K>[] = [];
@@ -131,73 +137,53 @@ export class Btf {
   }
 
   /**
-   * Indices of this blob's types named `name`, found without decoding any name: every place the
-   * string table holds `name\0` is a name offset that reads as `name` (tables may share
-   * suffixes), and the types with those offsets come from a sorted (offset, index) key list.
+   * Indices of this blob's types named `name`, in order, found without decoding any type or
+   * name: a hash of each type's name bytes (taken straight from the string table) chains the
+   * types per bucket, and a candidate matches when its bytes equal `name` up to a NUL.
    */
   #indicesNamed(name: string): number[] {
-    if (!name) return [];
-    const keys = this.#keysByNameOff();
-    const needle = Buffer.from(`${name}\0`);
+    if (!name || name.includes('\0')) return [];
+    const needle = utf8.encode(name);
+    const { heads, next, mask } = this.#nameIndex();
     const out: number[] = [];
-    const tables: [Uint8Array, number][] = this.base
-      ? [
-          [this.base.raw.strings, 0],
-          [this.raw.strings, this.base.raw.strings.length],
-        ]
-      : [[this.raw.strings, 0]];
-    for (const [table, shift] of tables) {
-      const hay = Buffer.from(table.buffer, table.byteOffset, table.byteLength);
-      for (let at = hay.indexOf(needle); at >= 0; at = hay.indexOf(needle, at + 1)) {
-        // keys are nameOff * 2^20 + index, sorted: find the first key of this offset
-        const lo = (at + shift) * INDEX_SPAN;
-        let l = 0;
-        let h = keys.length;
-        while (l < h) {
-          const m = (l + h) >>> 1;
-          if (keys[m]! < lo) l = m + 1;
-          else h = m;
-        }
-        for (let k = l; k < keys.length && keys[k]! < lo + INDEX_SPAN; k++) out.push(keys[k]! - lo);
-      }
-    }
-    return out.sort((x, y) => x - y);
+    for (let i = heads[hashBytes(needle, 0, needle.length) & mask]!; i >= 0; i = next[i]!)
+      if (this.#nameEquals(i, needle)) out.push(i);
+    return out;
   }
 
-  /** Index every name at once: each distinct name offset decoded once. */
-  #indexAllNames(): void {
-    const keys = this.#keysByNameOff();
-    this.#byName.clear();
-    let lastOff = -1;
-    let list: number[] = [];
-    for (const key of keys) {
-      const off = Math.floor(key / INDEX_SPAN);
-      if (off !== lastOff) {
-        lastOff = off;
-        const name = this.raw.name(off);
-        list = this.#byName.get(name) ?? [];
-        if (list.length === 0 && name) this.#byName.set(name, list);
-      }
-      list.push(key - off * INDEX_SPAN);
-    }
-    for (const l of this.#byName.values()) l.sort((x, y) => x - y);
-    this.#allNamed = true;
+  /** The string table holding name offset `off`, and the offset within it. */
+  #stringAt(off: number): [Uint8Array, number] {
+    const baseLen = this.base ? this.base.raw.strings.length : 0;
+    return off < baseLen ? [this.base!.raw.strings, off] : [this.raw.strings, off - baseLen];
   }
 
-  #keysByNameOff(): Float64Array {
-    if (!this.#nameKeys) {
+  #nameEquals(index: number, needle: Uint8Array): boolean {
+    const [table, at] = this.#stringAt(this.raw.nameOffs[index]!);
+    if (at + needle.length >= table.length || table[at + needle.length] !== 0) return false;
+    for (let j = 0; j < needle.length; j++) if (table[at + j] !== needle[j]) return false;
+    return true;
+  }
+
+  /** Built on the first lookup: one pass over the types' name offsets, no string decoded. */
+  #nameIndex(): NameIndex {
+    if (!this.#names) {
       const { nameOffs, count } = this.raw;
-      if (count > INDEX_SPAN)
-        throw new BtfLookupError(`BTF with ${count} types is more than this index holds`);
-      const keys = new Float64Array(count);
-      let n = 0;
-      for (let i = this.base ? 0 : 1; i < count; i++) {
+      const buckets = 2 ** Math.ceil(Math.log2(Math.max(2, count * 2)));
+      const heads = new Int32Array(buckets).fill(-1);
+      const next = new Int32Array(count).fill(-1);
+      const mask = buckets - 1;
+      // inserted from the last type down, so every chain lists indices in increasing order
+      for (let i = count - 1; i >= (this.base ? 0 : 1); i--) {
         const off = nameOffs[i]!;
-        if (off !== 0) keys[n++] = off * INDEX_SPAN + i;
+        if (off === 0) continue;
+        const [table, at] = this.#stringAt(off);
+        const slot = hashBytes(table, at, table.length) & mask;
+        next[i] = heads[slot]!;
+        heads[slot] = i;
       }
-      this.#nameKeys = keys.subarray(0, n).sort();
+      this.#names = { heads, next, mask };
     }
-    return this.#nameKeys;
+    return this.#names;
   }
 
   /** The single type with this name and kind; throws {@link BtfLookupError} when absent. */
