@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { printImportBench } from './import.mjs';
 import { buildRingTools, ringBench } from './rings.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
@@ -83,6 +84,8 @@ console.log(
   `\nReaders: records/s consumed while a generator saturates one CPU (median of ${process.env.BENCH_ROUNDS ?? 3} interleaved rounds),\nthen both at a rate C sustains with no loss; C = libbpf perf_buffer__poll / ring_buffer__poll, Node = @bpfkit/perf drainInPlace():`,
 );
 console.table(rings);
+
+printImportBench();
 
 // Loading CO-RE objects beside libbpf, in-process and as whole processes (tools/bench/loader.mjs).
 const loader = await import('./loader.mjs');

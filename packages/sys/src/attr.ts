@@ -133,7 +133,11 @@ export function readField(view: DataView, field: readonly number[]): number | bi
 }
 
 /** The attr buffer shared by every non-hot command: commands are synchronous, so one suffices. */
-const scratch = new NativeBuffer(BPF_ATTR_SIZE);
+let scratchBuffer: NativeBuffer | undefined;
+const attrScratch = (): NativeBuffer => {
+  scratchBuffer ??= new NativeBuffer(BPF_ATTR_SIZE);
+  return scratchBuffer;
+};
 
 /**
  * Run one bpf command with named attr fields. Returns the syscall's result; throws
@@ -148,6 +152,7 @@ export function bpfCommand<F extends AttrFamily>(
 ): { result: number; out: AttrReader<F> } {
   const layout = attrLayout[family] as Record<string, readonly number[]>;
   const kinds = attrKinds[family];
+  const scratch = attrScratch();
   scratch.bytes.fill(0);
   for (const [key, value] of Object.entries(args)) {
     if (value === undefined) continue;
@@ -168,7 +173,7 @@ export function bpfCommand<F extends AttrFamily>(
 export type AttrReader<F extends AttrFamily> = (field: keyof Layout<F> & string) => number | bigint;
 function readerFor<F extends AttrFamily>(family: F): AttrReader<F> {
   const layout = attrLayout[family] as Record<string, readonly number[]>;
-  return (field) => readField(scratch.view, layout[field]!);
+  return (field) => readField(attrScratch().view, layout[field]!);
 }
 
 /**
@@ -178,6 +183,7 @@ function readerFor<F extends AttrFamily>(family: F): AttrReader<F> {
 export function bpf(cmd: BpfCmd | number, attr: Uint8Array): number {
   if (attr.length > BPF_ATTR_SIZE)
     throw new RangeError(`attr is ${attr.length} bytes; this kernel's union bpf_attr is ${BPF_ATTR_SIZE}`);
+  const scratch = attrScratch();
   scratch.bytes.fill(0);
   scratch.bytes.set(attr);
   const r = sysBpf(SYS_bpf, cmd, scratch.ptr, attr.length);

@@ -1,8 +1,52 @@
 // The one koffi binding of libc used by the whole stack. Everything that calls into the kernel
 // goes through the functions declared here; nothing else in bpfkit loads native code.
-import koffi from 'koffi';
+//
+// Nothing native happens at import: koffi itself, libc and each function are loaded and declared
+// on the first call that needs them (importing a package costs only its JavaScript).
+import { createRequire } from 'node:module';
+import type Koffi from 'koffi';
 
-const libc = koffi.load('libc.so.6');
+type KoffiModule = typeof Koffi;
+let koffiModule: KoffiModule | undefined;
+let libcHandle: ReturnType<KoffiModule['load']> | undefined;
+/** The C prototypes declared so far, in order (what {@link nativeState} reports). */
+const declared: string[] = [];
+
+/** koffi, loaded on first use. */
+export const koffi = (): KoffiModule => {
+  koffiModule ??= createRequire(import.meta.url)('koffi') as KoffiModule;
+  return koffiModule;
+};
+
+/**
+ * A libc function declared on its first call. `bound` receives the koffi function, so the
+ * module's live export is replaced by it and later calls go straight to koffi (no wrapper on hot
+ * paths); the stub itself, if someone kept it, keeps forwarding. `.async` declares on use too.
+ */
+function lazy<F extends Function>(proto: string, bound: (f: F) => void): F {
+  let f: F | undefined;
+  const get = (): F => {
+    if (f === undefined) {
+      libcHandle ??= koffi().load('libc.so.6');
+      f = libcHandle.func(proto) as unknown as F;
+      declared.push(proto);
+      bound(f);
+    }
+    return f;
+  };
+  const stub = (...args: unknown[]): unknown => (get() as unknown as (...a: unknown[]) => unknown)(...args);
+  Object.defineProperty(stub, 'async', { get: () => (get() as unknown as { async: Function }).async });
+  return stub as unknown as F;
+}
+
+/**
+ * What native state exists in this process: whether koffi is loaded, and which C functions were
+ * declared. For tests that check that importing does no native work; not part of the public API.
+ */
+export const nativeState = (): { koffi: boolean; declared: readonly string[] } => ({
+  koffi: koffiModule !== undefined,
+  declared: [...declared],
+});
 
 /** Syscall numbers for the calls that have no libc wrapper, per architecture. */
 const NR: Record<string, { bpf: number; perf_event_open: number }> = {
@@ -21,99 +65,100 @@ export const SYS_perf_event_open = nr.perf_event_open;
 export type Ptr = bigint;
 
 // A fixed, non-variadic prototype: the variadic form costs ~130 ns per call.
-export const sysBpf = libc.func('long syscall(long nr, int cmd, void *attr, unsigned int size)') as (
-  nr: number,
-  cmd: number,
-  attr: Ptr,
-  size: number,
-) => number;
-export const sysPerfEventOpen = libc.func(
+export let sysBpf = lazy<(nr: number, cmd: number, attr: Ptr, size: number) => number>(
+  'long syscall(long nr, int cmd, void *attr, unsigned int size)',
+  (f) => (sysBpf = f),
+);
+export let sysPerfEventOpen = lazy<
+  (nr: number, attr: Ptr, pid: number, cpu: number, groupFd: number, flags: number) => number
+>(
   'long syscall(long nr, void *attr, int pid, int cpu, int group_fd, unsigned long flags)',
-) as (nr: number, attr: Ptr, pid: number, cpu: number, groupFd: number, flags: number) => number;
+  (f) => (sysPerfEventOpen = f),
+);
 
-export const cClose = libc.func('int close(int fd)') as (fd: number) => number;
-export const cDupCloexec = libc.func('int fcntl(int fd, int cmd, int arg)') as (
-  fd: number,
-  cmd: number,
-  arg: number,
-) => number;
-export const cIoctlInt = libc.func('int ioctl(int fd, unsigned long req, unsigned long arg)') as (
-  fd: number,
-  req: number,
-  arg: number | bigint,
-) => number;
-export const cMmap = libc.func(
-  'void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)',
-) as (addr: Ptr | null, len: number, prot: number, flags: number, fd: number, off: number) => Ptr;
-export const cMunmap = libc.func('int munmap(void *addr, size_t len)') as (addr: Ptr, len: number) => number;
-export const cMadvise = libc.func('int madvise(void *addr, size_t len, int advice)') as (
-  addr: Ptr,
-  len: number,
-  advice: number,
-) => number;
-export const cEpollCreate1 = libc.func('int epoll_create1(int flags)') as (flags: number) => number;
-export const cEpollCtl = libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as (
-  epfd: number,
-  op: number,
-  fd: number,
-  event: Ptr | null,
-) => number;
-export const cEpollWait = libc.func('int epoll_wait(int epfd, void *events, int max, int timeout)') as ((
-  epfd: number,
-  events: Ptr,
-  max: number,
-  timeout: number,
-) => number) & { async: Function };
-export const cPoll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)') as ((
-  fds: Ptr,
-  nfds: number,
-  timeout: number,
-) => number) & { async: Function };
-export const cEventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (
-  init: number,
-  flags: number,
-) => number;
-export const cRead = libc.func('long read(int fd, void *buf, size_t n)') as (
-  fd: number,
-  buf: Ptr,
-  n: number,
-) => number;
-export const cWrite = libc.func('long write(int fd, void *buf, size_t n)') as (
-  fd: number,
-  buf: Ptr,
-  n: number,
-) => number;
-export const cStatfs = libc.func('int statfs(const char *path, void *buf)') as (
-  path: string,
-  buf: Ptr,
-) => number;
-export const cMount = libc.func(
+export let cClose = lazy<(fd: number) => number>('int close(int fd)', (f) => (cClose = f));
+export let cDupCloexec = lazy<(fd: number, cmd: number, arg: number) => number>(
+  'int fcntl(int fd, int cmd, int arg)',
+  (f) => (cDupCloexec = f),
+);
+export let cIoctlInt = lazy<(fd: number, req: number, arg: number | bigint) => number>(
+  'int ioctl(int fd, unsigned long req, unsigned long arg)',
+  (f) => (cIoctlInt = f),
+);
+export let cMmap = lazy<
+  (addr: Ptr | null, len: number, prot: number, flags: number, fd: number, off: number) => Ptr
+>('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)', (f) => (cMmap = f));
+export let cMunmap = lazy<(addr: Ptr, len: number) => number>(
+  'int munmap(void *addr, size_t len)',
+  (f) => (cMunmap = f),
+);
+export let cMadvise = lazy<(addr: Ptr, len: number, advice: number) => number>(
+  'int madvise(void *addr, size_t len, int advice)',
+  (f) => (cMadvise = f),
+);
+export let cEpollCreate1 = lazy<(flags: number) => number>(
+  'int epoll_create1(int flags)',
+  (f) => (cEpollCreate1 = f),
+);
+export let cEpollCtl = lazy<(epfd: number, op: number, fd: number, event: Ptr | null) => number>(
+  'int epoll_ctl(int epfd, int op, int fd, void *event)',
+  (f) => (cEpollCtl = f),
+);
+export let cEpollWait = lazy<
+  ((epfd: number, events: Ptr, max: number, timeout: number) => number) & { async: Function }
+>('int epoll_wait(int epfd, void *events, int max, int timeout)', (f) => (cEpollWait = f));
+export let cPoll = lazy<((fds: Ptr, nfds: number, timeout: number) => number) & { async: Function }>(
+  'int poll(void *fds, unsigned long nfds, int timeout)',
+  (f) => (cPoll = f),
+);
+export let cEventfd = lazy<(init: number, flags: number) => number>(
+  'int eventfd(unsigned int initval, int flags)',
+  (f) => (cEventfd = f),
+);
+export let cRead = lazy<(fd: number, buf: Ptr, n: number) => number>(
+  'long read(int fd, void *buf, size_t n)',
+  (f) => (cRead = f),
+);
+export let cWrite = lazy<(fd: number, buf: Ptr, n: number) => number>(
+  'long write(int fd, void *buf, size_t n)',
+  (f) => (cWrite = f),
+);
+export let cStatfs = lazy<(path: string, buf: Ptr) => number>(
+  'int statfs(const char *path, void *buf)',
+  (f) => (cStatfs = f),
+);
+export let cMount = lazy<
+  (src: string, target: string, fstype: string, flags: number, data: string | null) => number
+>(
   'int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data)',
-) as (src: string, target: string, fstype: string, flags: number, data: string | null) => number;
-export const cUmount2 = libc.func('int umount2(const char *target, int flags)') as (
-  target: string,
-  flags: number,
-) => number;
-export const cGetrlimit = libc.func('int getrlimit(int resource, void *rlim)') as (
-  res: number,
-  rlim: Ptr,
-) => number;
-export const cSetrlimit = libc.func('int setrlimit(int resource, void *rlim)') as (
-  res: number,
-  rlim: Ptr,
-) => number;
-export const cSetsockoptInt = libc.func(
+  (f) => (cMount = f),
+);
+export let cUmount2 = lazy<(target: string, flags: number) => number>(
+  'int umount2(const char *target, int flags)',
+  (f) => (cUmount2 = f),
+);
+export let cGetrlimit = lazy<(res: number, rlim: Ptr) => number>(
+  'int getrlimit(int resource, void *rlim)',
+  (f) => (cGetrlimit = f),
+);
+export let cSetrlimit = lazy<(res: number, rlim: Ptr) => number>(
+  'int setrlimit(int resource, void *rlim)',
+  (f) => (cSetrlimit = f),
+);
+export let cSetsockoptInt = lazy<(fd: number, level: number, name: number, val: Ptr, len: number) => number>(
   'int setsockopt(int fd, int level, int name, void *val, unsigned int len)',
-) as (fd: number, level: number, name: number, val: Ptr, len: number) => number;
-export const cStrerror = libc.func('const char *strerror(int errnum)') as (errnum: number) => string;
-export const cGetpagesize = libc.func('int getpagesize()') as () => number;
+  (f) => (cSetsockoptInt = f),
+);
+export let cStrerror = lazy<(errnum: number) => string>(
+  'const char *strerror(int errnum)',
+  (f) => (cStrerror = f),
+);
+export let cGetpagesize = lazy<() => number>('int getpagesize()', (f) => (cGetpagesize = f));
 
 /** errno of the last failed call on this thread; read it right after the call, and only on failure. */
-export const errno = (): number => koffi.errno();
+export const errno = (): number => koffi().errno();
 
 /** Native memory: stable address, never moved by V8. */
-export const alloc = (size: number): Ptr => koffi.alloc('uint8_t', Math.max(size, 1)) as Ptr;
-export const free = (ptr: Ptr): void => koffi.free(ptr);
-export const view = (ptr: Ptr, size: number): ArrayBuffer => koffi.view(ptr, size) as ArrayBuffer;
-
-export { koffi };
+export const alloc = (size: number): Ptr => koffi().alloc('uint8_t', Math.max(size, 1)) as Ptr;
+export const free = (ptr: Ptr): void => koffi().free(ptr);
+export const view = (ptr: Ptr, size: number): ArrayBuffer => koffi().view(ptr, size) as ArrayBuffer;

@@ -9,11 +9,20 @@ export type AttachTypeName = LowerKeys<typeof AttachType>;
 export type LinkTypeName = LowerKeys<typeof LinkType>;
 
 function resolver<E extends Record<string, number>>(table: E, what: string) {
-  const byName = new Map(Object.entries(table).map(([k, v]) => [k.toLowerCase(), v]));
-  const byValue = new Map<number, string>();
-  for (const [k, v] of Object.entries(table)) if (!byValue.has(v)) byValue.set(v, k.toLowerCase());
+  // Built on first use: importing binds the resolver only.
+  let byName: Map<string, number> | undefined;
+  let byValue: Map<number, string> | undefined;
+  const maps = (): [Map<string, number>, Map<number, string>] => {
+    if (!byName || !byValue) {
+      byName = new Map(Object.entries(table).map(([k, v]) => [k.toLowerCase(), v]));
+      byValue = new Map<number, string>();
+      for (const [k, v] of Object.entries(table)) if (!byValue.has(v)) byValue.set(v, k.toLowerCase());
+    }
+    return [byName, byValue];
+  };
   return {
     toValue(kind: E[keyof E] | LowerKeys<E> | number): E[keyof E] {
+      const [byName, byValue] = maps();
       if (typeof kind === 'number') {
         if (!byValue.has(kind))
           throw new TypeError(`unknown ${what} ${kind} (this kernel's ABI has ${byValue.size})`);
@@ -25,7 +34,7 @@ function resolver<E extends Record<string, number>>(table: E, what: string) {
       return v as E[keyof E];
     },
     toName(value: number): string {
-      return byValue.get(value) ?? `${what} ${value}`;
+      return maps()[1].get(value) ?? `${what} ${value}`;
     },
   };
 }

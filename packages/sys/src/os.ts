@@ -34,7 +34,11 @@ const check = (what: string, r: number | bigint, detail?: string): number => {
   return Number(r);
 };
 
-export const pageSize: number = cGetpagesize();
+/**
+ * The system's page size. x86-64 has one base page size, 4 KiB, so it costs nothing at import;
+ * elsewhere (arm64: 4, 16 or 64 KiB) it is asked of libc.
+ */
+export const pageSize: number = process.arch === 'x64' ? 4096 : cGetpagesize();
 
 // ---- perf_event_open ------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ import { cPoll, koffi } from './ffi.js';
 import { NativeBuffer } from './native.js';
 import { EventFd, WAIT_SLICE_MS } from './os.js';
 
-type PollHandle = ReturnType<typeof koffi.node.poll>;
+type PollHandle = ReturnType<ReturnType<typeof koffi>['node']['poll']>;
 
 const POLLIN = 1;
 
@@ -49,7 +49,7 @@ export class Readiness {
       if (!isMainThread) return this.#poolWait();
       const cb = () => this.#finish(true);
       if (this.#handle) this.#handle.start({ readable: true }, cb);
-      else this.#handle = koffi.node.poll(this.#fd, { readable: true }, cb);
+      else this.#handle = koffi().node.poll(this.#fd, { readable: true }, cb);
     });
   }
 
