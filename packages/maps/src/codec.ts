@@ -1,5 +1,6 @@
 // Codecs turn JavaScript values into the bytes a map stores and back. Each has a fixed size and
 // C alignment, so structs lay out exactly as clang lays out the C struct.
+import { cString } from '@bpfkit/sys';
 
 /** Encodes and decodes one fixed-size value at an offset of a DataView. */
 export interface Codec<T> {
@@ -173,7 +174,6 @@ export function bytes(n: number): Codec<Uint8Array> {
 }
 
 const utf8 = new TextEncoder();
-const utf8d = new TextDecoder();
 
 /** A NUL-padded C string in `n` bytes (at most n-1 bytes of text). */
 export function cstring(n: number): Codec<string> {
@@ -192,9 +192,7 @@ export function cstring(n: number): Codec<string> {
       dst.set(b);
     },
     decode(view, offset) {
-      const src = new Uint8Array(view.buffer, view.byteOffset + offset, n);
-      const end = src.indexOf(0);
-      return utf8d.decode(end < 0 ? src : src.subarray(0, end));
+      return cString(new Uint8Array(view.buffer, view.byteOffset + offset, n));
     },
   };
 }
