@@ -1,8 +1,8 @@
-import type { HasFd } from '@bpfkit/maps';
 import {
   BpfError,
   ClosedError,
   type Fd,
+  type HasFd,
   type LinkInfo,
   linkCreate,
   linkDetach,

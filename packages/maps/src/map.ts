@@ -2,7 +2,9 @@ import {
   BpfError,
   ClosedError,
   ElemOps,
-  Fd,
+  type Fd,
+  fdNumber,
+  type HasFd,
   haveMapType,
   intOption,
   MAP_SHARED,
@@ -46,11 +48,6 @@ export interface SetOptions {
   flag?: UpdateFlag;
   /** Take the value's bpf_spin_lock while writing (BPF_F_LOCK). */
   lock?: boolean;
-}
-
-/** Anything that owns a BPF object fd: a map, a program, a link. */
-export interface HasFd {
-  readonly fd: Fd;
 }
 
 export interface MapSpec<K, V> {
@@ -352,10 +349,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   #encodeValue(value: V | V[] | HasFd | Fd | number): void {
     const view = this.#ops.valueView;
     if (this.#fdValues) {
-      const fd =
-        typeof value === 'number' ? value : value instanceof Fd ? value.value : (value as HasFd).fd?.value;
-      if (typeof fd !== 'number') throw new TypeError(`${this.typeName} values are maps, programs or fds`);
-      view.setUint32(0, fd, true);
+      view.setUint32(0, fdNumber(value as HasFd | Fd | number, `${this.typeName} values`), true);
       return;
     }
     if (!this.perCpu) {

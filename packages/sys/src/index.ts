@@ -31,7 +31,7 @@ export {
   kernelVersion,
   NotSupportedError,
 } from './errors.js';
-export { Fd, finalizedFds } from './fd.js';
+export { Fd, type FdLike, fdNumber, finalizedFds, type HasFd } from './fd.js';
 export type { Ptr } from './ffi.js';
 export * from './info.js';
 export { removeMemlockLimit } from './memlock.js';

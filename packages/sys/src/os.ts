@@ -2,7 +2,7 @@
 import { structKinds, structLayout } from './abi.generated.js';
 import { type AttrValue, type CamelCase, writeField } from './attr.js';
 import { BpfError, ClosedError } from './errors.js';
-import { Fd } from './fd.js';
+import { Fd, fdNumber } from './fd.js';
 import {
   cEpollCreate1,
   cEpollCtl,
@@ -90,11 +90,7 @@ export function perfEventOpen(
 
 /** ioctl(2) with an integer (or address) argument. */
 export function ioctl(fd: Fd | number, request: number, arg: number | bigint = 0): number {
-  return check(
-    'ioctl',
-    cIoctlInt(typeof fd === 'number' ? fd : fd.value, request, arg),
-    `request 0x${request.toString(16)}`,
-  );
+  return check('ioctl', cIoctlInt(fdNumber(fd), request, arg), `request 0x${request.toString(16)}`);
 }
 
 // ---- mmap -----------------------------------------------------------------------------------
@@ -143,8 +139,7 @@ export function mmap(
   offset = 0,
   addr: Ptr | null = null,
 ): Mapping {
-  const raw = typeof fd === 'number' ? fd : fd.value;
-  const p = cMmap(addr, length, prot, flags, raw, offset);
+  const p = cMmap(addr, length, prot, flags, fdNumber(fd), offset);
   if (BigInt.asUintN(64, BigInt(p)) === MAP_FAILED || p === null)
     throw new BpfError('mmap', errno(), `${length} bytes at offset ${offset}`);
   return new Mapping(BigInt(p), length);
@@ -233,11 +228,11 @@ export class Epoll {
     const ep = this.#live();
     this.#ctl.view.setUint32(0, events, true);
     this.#ctl.view.setBigUint64(4, BigInt(data), true);
-    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_ADD, typeof fd === 'number' ? fd : fd.value, this.#ctl.ptr));
+    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_ADD, fdNumber(fd), this.#ctl.ptr));
   }
   delete(fd: Fd | number): void {
     const ep = this.#live();
-    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_DEL, typeof fd === 'number' ? fd : fd.value, null));
+    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_DEL, fdNumber(fd), null));
   }
   /** Block up to `timeoutMs` (-1: forever, 0: poll). Returns how many events are ready (EINTR → 0). */
   wait(timeoutMs: number): number {
