@@ -1,5 +1,6 @@
 // Wrappers for the non-bpf syscalls the stack needs. Each failure is a BpfError naming the call.
-import { structKinds, structLayout } from './abi.generated.js';
+import { constants } from 'node:os';
+import { Defines, structKinds, structLayout } from './abi.generated.js';
 import { type AttrValue, type CamelCase, writeField } from './attr.js';
 import { BpfError, ClosedError } from './errors.js';
 import { Fd, fdNumber } from './fd.js';
@@ -66,7 +67,7 @@ export function encodePerfEventAttr(args: PerfEventAttrArgs): NativeBuffer {
   return buf;
 }
 
-export const PERF_FLAG_FD_CLOEXEC = 8;
+export const PERF_FLAG_FD_CLOEXEC = Defines.PERF_FLAG_FD_CLOEXEC;
 
 /** perf_event_open(2). `pid` -1 and a `cpu` for a per-CPU event; `pid` ≥ 0 and `cpu` -1 for a task. */
 export function perfEventOpen(
@@ -172,6 +173,7 @@ export const EPOLLHUP = 0x010;
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
+const { EINTR } = constants.errno;
 const EVENT_SIZE = 12; // packed struct epoll_event on x86-64: u32 events, u64 data
 
 /**
@@ -239,7 +241,7 @@ export class Epoll {
     const r = cEpollWait(this.#live(), this.#events.ptr, this.max, timeoutMs);
     if (r < 0) {
       const e = errno();
-      if (e === 4) return 0;
+      if (e === EINTR) return 0;
       throw new BpfError('epoll_wait', e);
     }
     return this.#wake && r > 0 ? this.#dropWake(this.#events, r) : r;
