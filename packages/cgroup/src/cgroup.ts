@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { CGROUP2_SUPER_MAGIC, cgroup2Mount, Fd, statfsType } from '@bpfkit/sys';
 
@@ -81,16 +81,5 @@ export class Cgroup {
 
   [Symbol.dispose](): void {
     if (this.#created) this.remove();
-  }
-}
-
-/** Run `fn` with an fd for `cgroup`, closing it afterwards. */
-export function withCgroupFd<T>(cgroup: Cgroup | string, fn: (fd: number) => T): T {
-  const path = typeof cgroup === 'string' ? Cgroup.open(cgroup).path : cgroup.path;
-  const fd = openSync(path, O_DIRECTORY);
-  try {
-    return fn(fd);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -17,4 +17,4 @@ export {
   type LegacyFlag,
   queryCgroup,
 } from './attach.js';
-export { Cgroup, withCgroupFd } from './cgroup.js';
+export { Cgroup } from './cgroup.js';
