@@ -290,3 +290,34 @@ export function stackAddresses(depth: number): Codec<bigint[]> {
     },
   };
 }
+
+/**
+ * A per-CPU map's value: one `codec` value for each of `nCpus` CPUs, as an array. The kernel lays
+ * each CPU's value out in a slot rounded up to 8 bytes, so `size` is `nCpus` such slots. Per-CPU
+ * maps use it on their own (with `possibleCpus()`); it is exported for raw bytes read some
+ * other way, such as `getBytes()` or a pinned map's dump.
+ */
+export function perCpu<T>(codec: Codec<T>, nCpus: number): Codec<T[]> & { readonly stride: number } {
+  if (!Number.isInteger(nCpus) || nCpus < 1)
+    throw new RangeError(`perCpu(codec, nCpus) needs a whole number of CPUs ≥ 1, got ${nCpus}`);
+  const stride = (codec.size + 7) & ~7;
+  const name = `perCpu(${codec.name}, ${nCpus})`;
+  return {
+    name,
+    size: stride * nCpus,
+    align: 8,
+    stride,
+    encode(view, offset, value) {
+      if (!Array.isArray(value) || value.length !== nCpus)
+        throw new RangeError(
+          `${name} takes an array of ${nCpus} values (one per possible CPU), got ${Array.isArray(value) ? `${value.length}` : typeof value}`,
+        );
+      for (let c = 0; c < nCpus; c++) codec.encode(view, offset + c * stride, value[c] as T);
+    },
+    decode(view, offset) {
+      const out = new Array<T>(nCpus);
+      for (let c = 0; c < nCpus; c++) out[c] = codec.decode(view, offset + c * stride);
+      return out;
+    },
+  };
+}
