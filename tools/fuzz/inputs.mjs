@@ -139,7 +139,7 @@ function synthetic(r, count, nameOff) {
     const kind = shape === 0 ? 5 : 4;
     for (let k = 0; k < depth; k++) {
       const next = first + k + 1;
-      w.push(named, (kind << 24) | 2, 4, named, next, 0, 0, next, kind === 4 ? 0 : 0);
+      w.push(named, (kind << 24) | 2, 4, named, next, 0, 0, next, 0);
     }
     w.push(named, 1 << 24, 4, 32);
   } else if (shape === 2) {

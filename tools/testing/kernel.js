@@ -1,17 +1,11 @@
 // Kernel fixtures shared by the packages' tests: cgroups, bpffs mounts. Each cleans up on dispose.
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BPF_FS_MAGIC, mount, statfsType, umount } from '@bpfkit/sys';
+import { BPF_FS_MAGIC, cgroup2Mount, mount, statfsType, umount } from '@bpfkit/sys';
 
-/** The cgroup v2 mount point, from /proc/self/mountinfo. */
-export function cgroup2Root() {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [pre, post] = line.split(' - ');
-    if (post?.startsWith('cgroup2 ')) return pre.split(' ')[4];
-  }
-  throw new Error('no cgroup2 mount in /proc/self/mountinfo');
-}
+/** The cgroup v2 mount point (`@bpfkit/sys`'s finder, which `@bpfkit/cgroup` exports too). */
+export const cgroup2Root = cgroup2Mount;
 
 /** A fresh child cgroup; removed by dispose. */
 export function tempCgroup() {

@@ -1,4 +1,4 @@
-import { BtfKind } from './kinds.js';
+import { BTF_MAGIC, BtfKind, IntEncoding } from './kinds.js';
 import type { BtfType } from './types.js';
 
 const encoder = new TextEncoder();
@@ -69,7 +69,12 @@ export function encodeBtf(types: readonly BtfType[], strings: Uint8Array = new U
       case 'int':
         head(t, BtfKind.INT, 0, t.size);
         words.push(
-          (((t.signed ? 1 : 0) | (t.char ? 2 : 0) | (t.bool ? 4 : 0)) << 24) | (t.offset << 16) | t.bits,
+          (((t.signed ? IntEncoding.SIGNED : 0) |
+            (t.char ? IntEncoding.CHAR : 0) |
+            (t.bool ? IntEncoding.BOOL : 0)) <<
+            24) |
+            (t.offset << 16) |
+            t.bits,
         );
         break;
       case 'ptr':
@@ -135,7 +140,7 @@ export function encodeBtf(types: readonly BtfType[], strings: Uint8Array = new U
   const strBytes = st.bytes();
   const out = new Uint8Array(24 + words.length * 4 + strBytes.length);
   const dv = new DataView(out.buffer);
-  dv.setUint16(0, 0xeb9f, true);
+  dv.setUint16(0, BTF_MAGIC, true);
   dv.setUint8(2, 1);
   dv.setUint8(3, 0);
   dv.setUint32(4, 24, true);

@@ -1,4 +1,5 @@
 import { BtfParseError } from './errors.js';
+import { BTF_MAGIC } from './kinds.js';
 
 /** `.BTF.ext` func_info record: the BTF FUNC of the function starting at `insnOff` (bytes). */
 export interface FuncInfo {
@@ -58,7 +59,7 @@ export function parseBtfExt(bytes: Uint8Array, strings: Uint8Array): BtfExt {
   if (bytes.length < 24)
     throw new BtfParseError(`.BTF.ext of ${bytes.length} bytes is shorter than its header`, 0);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (dv.getUint16(0, true) !== 0xeb9f)
+  if (dv.getUint16(0, true) !== BTF_MAGIC)
     throw new BtfParseError(`bad .BTF.ext magic 0x${dv.getUint16(0, true).toString(16)}`, 0);
   if (dv.getUint8(2) !== 1) throw new BtfParseError(`unsupported .BTF.ext version ${dv.getUint8(2)}`, 2);
   const hdrLen = dv.getUint32(4, true);

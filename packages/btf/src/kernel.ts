@@ -5,6 +5,7 @@ import {
   btfFdById,
   btfInfo,
   btfLoad,
+  cString,
   type Fd,
   NativeBuffer,
   objGetInfoByFd,
@@ -43,12 +44,7 @@ export function loadBtf(btf: Btf | Uint8Array, opts: { name?: string; logSize?: 
       );
     } catch (again) {
       if (!(again instanceof BpfError)) throw again;
-      const end = log.bytes.indexOf(0);
-      throw new BtfLoadError(
-        again,
-        detail,
-        Buffer.from(log.bytes.subarray(0, end < 0 ? log.size : end)).toString(),
-      );
+      throw new BtfLoadError(again, detail, cString(log.bytes));
     }
   }
 }

@@ -1,5 +1,5 @@
 import { BtfParseError } from './errors.js';
-import { BTF_MAGIC, BtfKind, kindNames } from './kinds.js';
+import { BTF_MAGIC, BtfKind, IntEncoding, kindNames } from './kinds.js';
 import type { BtfEnumValue, BtfMember, BtfParam, BtfType, BtfVarSecinfo } from './types.js';
 
 export interface BtfHeader {
@@ -170,9 +170,9 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
           id,
           name,
           size: sizeOrType,
-          signed: (enc & 1) !== 0,
-          char: (enc & 2) !== 0,
-          bool: (enc & 4) !== 0,
+          signed: (enc & IntEncoding.SIGNED) !== 0,
+          char: (enc & IntEncoding.CHAR) !== 0,
+          bool: (enc & IntEncoding.BOOL) !== 0,
           offset: (v >>> 16) & 0xff,
           bits: v & 0xff,
         };

@@ -1,6 +1,7 @@
 // Values by BTF type: decode bytes into JavaScript values (ints and enums as numbers, 64-bit as
 // bigint, char arrays as strings, structs/unions/datasecs as objects, arrays as arrays, pointers
 // as bigint addresses), encode them back, and format them as bpftool-like text.
+import { cString } from '@bpfkit/sys';
 import { BtfLookupError } from './errors.js';
 import type { Btf } from './spec.js';
 import type { BtfMember } from './types.js';
@@ -11,7 +12,6 @@ const MAX_DEPTH = 32;
  * and zero-size members take no bytes, so a DAG of them could otherwise expand exponentially.
  */
 const MAX_VALUES = 1 << 16;
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 function readInt(view: DataView, off: number, size: number, signed: boolean): number | bigint {
@@ -181,9 +181,7 @@ function decode(btf: Btf, id: number, view: DataView, offset: number, depth: num
     case 'array': {
       if (isCharArray(btf, t.id)) {
         need(btf, id, view, offset, t.nelems);
-        const b = new Uint8Array(view.buffer, view.byteOffset + offset, t.nelems);
-        const end = b.indexOf(0);
-        return decoder.decode(end < 0 ? b : b.subarray(0, end));
+        return cString(new Uint8Array(view.buffer, view.byteOffset + offset, t.nelems));
       }
       const size = btf.sizeof(t.type);
       need(btf, id, view, offset, t.nelems * size);

@@ -1,23 +1,6 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import { CGROUP2_SUPER_MAGIC, Fd, statfsType } from '@bpfkit/sys';
-
-let mountPoint: string | undefined;
-
-/** Where the cgroup v2 hierarchy is mounted (unified or hybrid layout), from /proc/self/mountinfo. */
-export function cgroup2Mount(): string {
-  mountPoint ??= findCgroup2();
-  return mountPoint;
-}
-
-function findCgroup2(): string {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [pre, post] = line.split(' - ');
-    const point = post?.startsWith('cgroup2 ') ? pre?.split(' ')[4] : undefined;
-    if (point) return point.replace(/\\040/g, ' ');
-  }
-  throw new Error('no cgroup v2 hierarchy is mounted (no cgroup2 entry in /proc/self/mountinfo)');
-}
+import { CGROUP2_SUPER_MAGIC, cgroup2Mount, Fd, statfsType } from '@bpfkit/sys';
 
 const O_DIRECTORY = 0o200000;
 
@@ -98,16 +81,5 @@ export class Cgroup {
 
   [Symbol.dispose](): void {
     if (this.#created) this.remove();
-  }
-}
-
-/** Run `fn` with an fd for `cgroup`, closing it afterwards. */
-export function withCgroupFd<T>(cgroup: Cgroup | string, fn: (fd: number) => T): T {
-  const path = typeof cgroup === 'string' ? Cgroup.open(cgroup).path : cgroup.path;
-  const fd = openSync(path, O_DIRECTORY);
-  try {
-    return fn(fd);
-  } finally {
-    closeSync(fd);
   }
 }

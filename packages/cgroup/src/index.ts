@@ -4,6 +4,9 @@
  * what runs.
  * @packageDocumentation
  */
+
+/** Where the cgroup v2 hierarchy is mounted; defined in `@bpfkit/sys`, which its tests' fixtures share. */
+export { cgroup2Mount } from '@bpfkit/sys';
 export {
   attachCgroup,
   CGROUP_ATTACH_TYPES,
@@ -14,4 +17,4 @@ export {
   type LegacyFlag,
   queryCgroup,
 } from './attach.js';
-export { Cgroup, cgroup2Mount, withCgroupFd } from './cgroup.js';
+export { Cgroup } from './cgroup.js';

@@ -1,8 +1,9 @@
-import type { HasFd } from '@bpfkit/maps';
 import {
   BpfError,
   ClosedError,
+  Defines,
   type Fd,
+  type HasFd,
   type LinkInfo,
   linkCreate,
   linkDetach,
@@ -14,8 +15,6 @@ import {
   rawTracepointOpen,
 } from '@bpfkit/sys';
 import type { Program } from './program.js';
-
-const BPF_F_REPLACE = 4;
 
 /** Something that keeps a program attached until `detach()`/dispose. */
 export interface Attachment {
@@ -60,7 +59,7 @@ export class Link implements HasFd, Attachment {
       linkFd: this.#live().value,
       newProgFd: program.fd.value,
       oldProgFd: opts.expected?.fd.value ?? 0,
-      flags: opts.expected ? BPF_F_REPLACE : 0,
+      flags: opts.expected ? Defines.BPF_F_REPLACE : 0,
     });
   }
 

@@ -1,5 +1,4 @@
 import { type Assembled, Builder, decode, encode, type Insn, Pseudo, slots, validate } from '@bpfkit/asm';
-import type { HasFd } from '@bpfkit/maps';
 import {
   type AttachType,
   type AttachTypeName,
@@ -8,7 +7,9 @@ import {
   BpfError,
   ClosedError,
   cString,
-  Fd,
+  type Fd,
+  fdNumber,
+  type HasFd,
   intOption,
   NativeBuffer,
   NotSupportedError,
@@ -94,10 +95,6 @@ function toInsns(instructions: ProgramSpec['instructions']): Insn[] {
   return instructions.insns;
 }
 
-function fdOf(x: HasFd | Fd): number {
-  return x instanceof Fd ? x.value : x.fd.value;
-}
-
 /** Fill map references (symbolic names) with the fds of `maps`. Throws naming the instruction. */
 function resolveMaps(insns: Insn[], maps: ProgramSpec['maps']): Insn[] {
   let slot = 0;
@@ -111,8 +108,8 @@ function resolveMaps(insns: Insn[], maps: ProgramSpec['maps']): Insn[] {
       throw new TypeError(
         `instruction ${here}: map '${ref.name}' is not given (maps: ${Object.keys(maps ?? {}).join(', ') || 'none'})`,
       );
-    if (ref.kind === 'map') return { ...insn, src: Pseudo.MAP_FD, imm: fdOf(m) };
-    return { ...insn, src: Pseudo.MAP_VALUE, imm: fdOf(m), imm64Hi: ref.offset };
+    if (ref.kind === 'map') return { ...insn, src: Pseudo.MAP_FD, imm: fdNumber(m) };
+    return { ...insn, src: Pseudo.MAP_VALUE, imm: fdNumber(m), imm64Hi: ref.offset };
   });
 }
 

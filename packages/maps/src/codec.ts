@@ -1,5 +1,6 @@
 // Codecs turn JavaScript values into the bytes a map stores and back. Each has a fixed size and
 // C alignment, so structs lay out exactly as clang lays out the C struct.
+import { cString } from '@bpfkit/sys';
 
 /** Encodes and decodes one fixed-size value at an offset of a DataView. */
 export interface Codec<T> {
@@ -173,7 +174,6 @@ export function bytes(n: number): Codec<Uint8Array> {
 }
 
 const utf8 = new TextEncoder();
-const utf8d = new TextDecoder();
 
 /** A NUL-padded C string in `n` bytes (at most n-1 bytes of text). */
 export function cstring(n: number): Codec<string> {
@@ -192,9 +192,7 @@ export function cstring(n: number): Codec<string> {
       dst.set(b);
     },
     decode(view, offset) {
-      const src = new Uint8Array(view.buffer, view.byteOffset + offset, n);
-      const end = src.indexOf(0);
-      return utf8d.decode(end < 0 ? src : src.subarray(0, end));
+      return cString(new Uint8Array(view.buffer, view.byteOffset + offset, n));
     },
   };
 }
@@ -288,6 +286,37 @@ export function stackAddresses(depth: number): Codec<bigint[]> {
         if (ip === 0n) break;
         out.push(ip);
       }
+      return out;
+    },
+  };
+}
+
+/**
+ * A per-CPU map's value: one `codec` value for each of `nCpus` CPUs, as an array. The kernel lays
+ * each CPU's value out in a slot rounded up to 8 bytes, so `size` is `nCpus` such slots. Per-CPU
+ * maps use it on their own (with `possibleCpus()`); it is exported for raw bytes read some
+ * other way, such as `getBytes()` or a pinned map's dump.
+ */
+export function perCpu<T>(codec: Codec<T>, nCpus: number): Codec<T[]> & { readonly stride: number } {
+  if (!Number.isInteger(nCpus) || nCpus < 1)
+    throw new RangeError(`perCpu(codec, nCpus) needs a whole number of CPUs ≥ 1, got ${nCpus}`);
+  const stride = (codec.size + 7) & ~7;
+  const name = `perCpu(${codec.name}, ${nCpus})`;
+  return {
+    name,
+    size: stride * nCpus,
+    align: 8,
+    stride,
+    encode(view, offset, value) {
+      if (!Array.isArray(value) || value.length !== nCpus)
+        throw new RangeError(
+          `${name} takes an array of ${nCpus} values (one per possible CPU), got ${Array.isArray(value) ? `${value.length}` : typeof value}`,
+        );
+      for (let c = 0; c < nCpus; c++) codec.encode(view, offset + c * stride, value[c] as T);
+    },
+    decode(view, offset) {
+      const out = new Array<T>(nCpus);
+      for (let c = 0; c < nCpus; c++) out[c] = codec.decode(view, offset + c * stride);
       return out;
     },
   };

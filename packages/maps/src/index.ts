@@ -8,6 +8,9 @@
  * ```
  * @packageDocumentation
  */
+
+/** Anything that owns a BPF object fd (a map, a program, a link); defined in `@bpfkit/sys`. */
+export type { HasFd } from '@bpfkit/sys';
 export { btfCodec } from './btf.js';
 export * from './codec.js';
 export { onlineCpus, parseCpuList, possibleCpus } from './cpus.js';
@@ -20,7 +23,6 @@ export {
 export { cidr, type LpmKey, lpmKey } from './lpm.js';
 export {
   BpfMap,
-  type HasFd,
   type MapSpec,
   type MapValue,
   type PerCpuTypeName,

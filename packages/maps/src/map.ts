@@ -2,7 +2,9 @@ import {
   BpfError,
   ClosedError,
   ElemOps,
-  Fd,
+  type Fd,
+  fdNumber,
+  type HasFd,
   intOption,
   MAP_SHARED,
   MapFlags,
@@ -26,7 +28,7 @@ import {
   pageSize,
   UpdateFlags,
 } from '@bpfkit/sys';
-import { bytes, type Codec, stackAddresses } from './codec.js';
+import { bytes, type Codec, perCpu, stackAddresses } from './codec.js';
 import { possibleCpus } from './cpus.js';
 import {
   checkCreateFlags,
@@ -45,11 +47,6 @@ export interface SetOptions {
   flag?: UpdateFlag;
   /** Take the value's bpf_spin_lock while writing (BPF_F_LOCK). */
   lock?: boolean;
-}
-
-/** Anything that owns a BPF object fd: a map, a program, a link. */
-export interface HasFd {
-  readonly fd: Fd;
 }
 
 export interface MapSpec<K, V> {
@@ -150,8 +147,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   readonly #canSet: boolean;
   readonly #canDelete: boolean;
   readonly #ops: ElemOps;
-  readonly #stride: number;
-  readonly #ncpu: number;
+  /** The whole stored value: {@link valueCodec}, or for per-CPU maps one of it per possible CPU. */
+  readonly #value: Codec<unknown>;
 
   private constructor(
     fd: Fd,
@@ -177,14 +174,13 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.#canDelete = this.#allowed.has('delete');
     this.perCpu = PERCPU.has(this.type);
     this.#fdValues = FD_VALUES.has(this.type);
-    this.#ncpu = this.perCpu ? possibleCpus() : 1;
-    this.#stride = this.perCpu ? (info.valueSize + 7) & ~7 : info.valueSize;
+    this.#value = this.perCpu ? perCpu(this.valueCodec, possibleCpus()) : this.valueCodec;
     // The ops check `fd` before every syscall: closing it (map.close(), or fd.close() by whoever
     // holds it) closes the map, and its cached fd number is never used again.
     this.#ops = new ElemOps(
       fd,
       info.keySize,
-      this.#stride * this.#ncpu,
+      this.#value.size,
       `map '${this.name || mapTypes.toName(this.type)}'`,
     );
   }
@@ -340,32 +336,17 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.keyCodec.encode(this.#ops.keyView, 0, key);
   }
 
-  #decodeValue(): V | V[] {
-    const view = this.#ops.valueView;
-    if (!this.perCpu) return this.valueCodec.decode(view, 0);
-    const out = new Array<V>(this.#ncpu);
-    for (let c = 0; c < this.#ncpu; c++) out[c] = this.valueCodec.decode(view, c * this.#stride);
-    return out;
+  #decodeValue(): V {
+    return this.#value.decode(this.#ops.valueView, 0) as V;
   }
 
   #encodeValue(value: V | V[] | HasFd | Fd | number): void {
     const view = this.#ops.valueView;
     if (this.#fdValues) {
-      const fd =
-        typeof value === 'number' ? value : value instanceof Fd ? value.value : (value as HasFd).fd?.value;
-      if (typeof fd !== 'number') throw new TypeError(`${this.typeName} values are maps, programs or fds`);
-      view.setUint32(0, fd, true);
+      view.setUint32(0, fdNumber(value as HasFd | Fd | number, `${this.typeName} values`), true);
       return;
     }
-    if (!this.perCpu) {
-      this.valueCodec.encode(view, 0, value as V);
-      return;
-    }
-    if (!Array.isArray(value) || value.length !== this.#ncpu)
-      throw new RangeError(
-        `per-CPU map '${this.name}' takes an array of ${this.#ncpu} values (one per possible CPU)`,
-      );
-    for (let c = 0; c < this.#ncpu; c++) this.valueCodec.encode(view, c * this.#stride, value[c] as V);
+    this.#value.encode(view, 0, value);
   }
 
   /** The value at `key`, or undefined. Per-CPU maps return one value per CPU; fd maps return the object id. */
@@ -374,7 +355,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.#encodeKey(key);
     if (!this.#ops.lookup(0)) return undefined;
     if (this.#fdValues) return this.#ops.valueView.getUint32(0, true) as V;
-    return this.#decodeValue() as V;
+    return this.#decodeValue();
   }
 
   has(key: K): boolean {
@@ -458,7 +439,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
         );
       throw e;
     }
-    return this.#decodeValue() as V;
+    return this.#decodeValue();
   }
 
   /** Walk the keys with MAP_GET_NEXT_KEY, leaving each in the key buffer; yields nothing for keyless maps. */
@@ -518,9 +499,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
       first.done ? undefined : first.value,
       chunks,
       this.keyCodec,
-      this.perCpu ? (view, off) => this.#decodeAt(view, off) as V : this.valueCodec.decode,
+      this.#value.decode as (view: DataView, offset: number) => V,
       this.keySize,
-      this.#stride * this.#ncpu,
+      this.#value.size,
     );
   }
 
@@ -529,7 +510,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     for (let first = true; this.#step(cursor, first); first = false) {
       const k = this.keyCodec.decode(this.#ops.keyView, 0);
       if (!this.#ops.lookup(0)) continue;
-      const v = this.#fdValues ? (this.#ops.valueView.getUint32(0, true) as V) : (this.#decodeValue() as V);
+      const v = this.#fdValues ? (this.#ops.valueView.getUint32(0, true) as V) : this.#decodeValue();
       yield [k, v];
     }
   }
@@ -546,13 +527,6 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
 
   // ---- batch operations: one syscall per chunk ------------------------------------------------
 
-  #decodeAt(view: DataView, offset: number): V | V[] {
-    if (!this.perCpu) return this.valueCodec.decode(view, offset);
-    const arr = new Array<V>(this.#ncpu);
-    for (let c = 0; c < this.#ncpu; c++) arr[c] = this.valueCodec.decode(view, offset + c * this.#stride);
-    return arr;
-  }
-
   /**
    * Runs a lookup batch command chunk by chunk, yielding the filled buffers after each call; the
    * buffers are reused, so read them before the next step. Yields `undefined` once if the kernel
@@ -566,7 +540,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     const tokenSize = Math.max(this.keySize, 8);
     let n = chunk;
     let keys = new NativeBuffer(this.keySize * n);
-    let values = new NativeBuffer(this.#stride * this.#ncpu * n);
+    let values = new NativeBuffer(this.#value.size * n);
     const tokens = new NativeBuffer(2 * tokenSize);
     try {
       let first = true;
@@ -588,7 +562,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
             keys.free();
             values.free();
             keys = new NativeBuffer(this.keySize * n);
-            values = new NativeBuffer(this.#stride * this.#ncpu * n);
+            values = new NativeBuffer(this.#value.size * n);
             continue;
           }
           if (first && (e instanceof NotSupportedError || (e instanceof BpfError && e.code === 'EINVAL'))) {
@@ -619,7 +593,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     checkChunk(opts.chunk ?? BATCH);
     const out: [K, V][] = [];
     const kv = this.keySize;
-    const vv = this.#stride * this.#ncpu;
+    const vv = this.#value.size;
     for (const b of this.#batches(
       opts.delete ? mapLookupAndDeleteBatch : mapLookupBatch,
       opts.chunk ?? BATCH,
@@ -628,7 +602,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
       const keys = b.keys.view;
       const values = b.values.view;
       for (let i = 0; i < b.count; i++)
-        out.push([this.keyCodec.decode(keys, i * kv), this.#decodeAt(values, i * vv) as V]);
+        out.push([this.keyCodec.decode(keys, i * kv), this.#value.decode(values, i * vv) as V]);
     }
     return out;
   }
@@ -651,7 +625,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     opts: { delete?: boolean } = {},
   ): Generator<number> {
     this.#need(opts.delete ? 'deleteBatch' : 'batch');
-    const vv = this.#stride * this.#ncpu;
+    const vv = this.#value.size;
     const n = this.#capacity(keys, values, vv);
     const kOut = new Uint8Array(keys.buffer, keys.byteOffset, n * this.keySize);
     const vOut = new Uint8Array(values.buffer, values.byteOffset, n * vv);
@@ -687,7 +661,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
    */
   setBatchFrom(keys: ArrayBufferView, values: ArrayBufferView, opts: SetOptions = NO_OPTIONS): number {
     this.#need('batch');
-    const vv = this.#stride * this.#ncpu;
+    const vv = this.#value.size;
     const n = this.#capacity(keys, values, vv);
     using k = NativeBuffer.from(new Uint8Array(keys.buffer, keys.byteOffset, n * this.keySize));
     using v = NativeBuffer.from(new Uint8Array(values.buffer, values.byteOffset, n * vv));
@@ -711,7 +685,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     checkChunk(opts.chunk ?? BATCH);
     const all = [...entries];
     const n = Math.min(opts.chunk ?? BATCH, Math.max(all.length, 1));
-    const vv = this.#stride * this.#ncpu;
+    const vv = this.#value.size;
     using keys = new NativeBuffer(this.keySize * n);
     using values = new NativeBuffer(vv * n);
     let written = 0;
@@ -719,14 +693,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
       const part = all.slice(start, start + n);
       part.forEach(([k, v], i) => {
         this.keyCodec.encode(keys.view, i * this.keySize, k);
-        if (!this.perCpu) this.valueCodec.encode(values.view, i * vv, v);
-        else {
-          const arr = v as unknown as V[];
-          if (!Array.isArray(arr) || arr.length !== this.#ncpu)
-            throw new RangeError(`per-CPU map '${this.name}' takes an array of ${this.#ncpu} values per key`);
-          for (let c = 0; c < this.#ncpu; c++)
-            this.valueCodec.encode(values.view, i * vv + c * this.#stride, arr[c] as V);
-        }
+        this.#value.encode(values.view, i * vv, v);
       });
       try {
         written += mapUpdateBatch({

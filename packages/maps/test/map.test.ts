@@ -6,6 +6,7 @@ import {
   cstring,
   i32,
   i64,
+  perCpu,
   possibleCpus,
   struct,
   u8,
@@ -163,6 +164,23 @@ describe('codecs', () => {
     expect(() => m.set(0, { ...v, comm: 'x'.repeat(16) })).toThrow(RangeError);
     expect(() => m.set(0, { ...v, raw: new Uint8Array(4) })).toThrow(/exactly 3 bytes/);
     expect(() => m.set(0, { kind: 1 } as never)).toThrow(/missing field 'port'/);
+  });
+
+  it('perCpu: one value per CPU, each in a slot rounded up to 8 bytes', () => {
+    const c = perCpu(struct({ a: u8, b: u16 }), 3); // 4 bytes a CPU, in 8-byte slots
+    expect([c.size, c.stride, c.align]).toEqual([24, 8, 8]);
+    const view = new DataView(new ArrayBuffer(32));
+    const vals = [
+      { a: 1, b: 2 },
+      { a: 3, b: 4 },
+      { a: 5, b: 6 },
+    ];
+    c.encode(view, 8, vals);
+    expect([view.getUint8(8), view.getUint8(16), view.getUint16(26, true)]).toEqual([1, 3, 6]);
+    expect(c.decode(view, 8)).toEqual(vals);
+    expect(perCpu(u64, 2).size).toBe(16);
+    expect(() => c.encode(view, 0, vals.slice(1))).toThrow(/array of 3 values/);
+    expect(() => perCpu(u32, 0)).toThrow(RangeError);
   });
 
   it('uses raw bytes when given sizes', () => {

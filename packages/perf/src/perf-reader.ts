@@ -60,6 +60,14 @@ const L = structLayout.perfEventMmapPage;
 const u32le = (v: number) => new Uint8Array(new Uint32Array([v]).buffer);
 const HEAD = L.data_head[0] / 8;
 const TAIL = L.data_tail[0] / 8;
+/** Every record starts with a perf_event_header: u32 type, u16 misc, u16 size (of the whole record). */
+const HEADER = structLayout.perfEventHeader.$size[1];
+const SIZE_AT = structLayout.perfEventHeader.size[0];
+/** PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW: the header, a u32 size, then the raw bytes. */
+const RAW_SIZE_AT = HEADER;
+const RAW_AT = RAW_SIZE_AT + 4;
+/** PERF_RECORD_LOST: the header, a u64 id, then the u64 count of lost samples. */
+const LOST_AT = HEADER + 8;
 
 /**
  * Reads a BPF_MAP_TYPE_PERF_EVENT_ARRAY: one BPF output perf event per CPU stored in the map,
@@ -221,16 +229,16 @@ export class PerfReader extends RingReader<PerfRecord> {
   #record(r: Ring): PerfRecord | undefined {
     const off = r.pos & (r.size - 1);
     const type = r.view.getUint32(off, true);
-    const size = r.view.getUint16(off + 6, true);
-    if (size < 8) {
+    const size = r.view.getUint16(off + SIZE_AT, true);
+    if (size < HEADER) {
       r.pos = r.head; // corrupt header: resynchronise at the head
       return undefined;
     }
     const at = r.pos;
     r.pos += size;
     if (type === PerfRecordType.SAMPLE) {
-      const rawSize = r.view.getUint32((off + 8) & (r.size - 1), true);
-      const data = this.#bytes(r, at + 12, Math.min(rawSize, size - 12));
+      const rawSize = r.view.getUint32((off + RAW_SIZE_AT) & (r.size - 1), true);
+      const data = this.#bytes(r, at + RAW_AT, Math.min(rawSize, size - RAW_AT));
       const copy = this.#copy || data.buffer === this.#scratch.buffer;
       return {
         cpu: r.cpu,
@@ -241,7 +249,7 @@ export class PerfReader extends RingReader<PerfRecord> {
       };
     }
     if (type === PerfRecordType.LOST) {
-      const lost = Number(r.view.getBigUint64((off + 16) & (r.size - 1), true));
+      const lost = Number(r.view.getBigUint64((off + LOST_AT) & (r.size - 1), true));
       this.#lost.set(r.cpu, (this.#lost.get(r.cpu) ?? 0) + lost);
       return { cpu: r.cpu, data: new Uint8Array(), lost, remaining: r.head - r.pos, size: r.size };
     }
@@ -274,16 +282,16 @@ export class PerfReader extends RingReader<PerfRecord> {
         while (pos < head) {
           const off = pos & mask;
           const type = view.getUint32(off, true);
-          const size = view.getUint16(off + 6, true);
-          if (size < 8) {
+          const size = view.getUint16(off + SIZE_AT, true);
+          if (size < HEADER) {
             pos = head;
             break;
           }
           if (type === PerfRecordType.SAMPLE) {
-            const len = Math.min(view.getUint32((off + 8) & mask, true), size - 12);
-            const at = (off + 12) & mask;
+            const len = Math.min(view.getUint32((off + RAW_SIZE_AT) & mask, true), size - RAW_AT);
+            const at = (off + RAW_AT) & mask;
             if (at + len <= r.size) fn(r.data, at, len, r.cpu);
-            else fn(this.#bytes(r, pos + 12, len), 0, len, r.cpu);
+            else fn(this.#bytes(r, pos + RAW_AT, len), 0, len, r.cpu);
             count++;
             if (this.stopped) {
               // close() in the callback: this record is consumed, no further one is touched.
@@ -293,7 +301,7 @@ export class PerfReader extends RingReader<PerfRecord> {
           } else if (type === PerfRecordType.LOST) {
             this.#lost.set(
               r.cpu,
-              (this.#lost.get(r.cpu) ?? 0) + Number(view.getBigUint64((off + 16) & mask, true)),
+              (this.#lost.get(r.cpu) ?? 0) + Number(view.getBigUint64((off + LOST_AT) & mask, true)),
             );
           }
           pos += size;
@@ -324,16 +332,16 @@ export class PerfReader extends RingReader<PerfRecord> {
         const head = Number(BigInt.asUintN(53, Atomics.load(r.meta, HEAD)));
         let pos = head;
         while (pos - head < r.size) {
-          const hdr = this.#bytes(r, pos, 8);
+          const hdr = this.#bytes(r, pos, HEADER);
           const type = hdr[0]! | (hdr[1]! << 8);
-          const size = hdr[6]! | (hdr[7]! << 8);
-          if (size < 8 || pos - head + size > r.size) break;
+          const size = hdr[SIZE_AT]! | (hdr[SIZE_AT + 1]! << 8);
+          if (size < HEADER || pos - head + size > r.size) break;
           if (type === PerfRecordType.SAMPLE) {
-            const body = this.#bytes(r, pos + 8, size - 8);
+            const body = this.#bytes(r, pos + HEADER, size - HEADER);
             const rawSize = body[0]! | (body[1]! << 8) | (body[2]! << 16);
             out.push({
               cpu: r.cpu,
-              data: body.slice(4, 4 + Math.min(rawSize, size - 12)),
+              data: body.slice(RAW_AT - HEADER, RAW_AT - HEADER + Math.min(rawSize, size - RAW_AT)),
               lost: 0,
               remaining: 0,
               size: r.size,

@@ -43,6 +43,8 @@ export interface RingBufReaderOptions {
 const BUSY = RingbufHeader.BUSY_BIT >>> 0;
 const DISCARD = RingbufHeader.DISCARD_BIT;
 const LEN_MASK = ~(BUSY | DISCARD) >>> 0;
+/** Each record: an 8-byte header, then the data, padded to 8 bytes. */
+const HDR = RingbufHeader.HDR_SZ;
 /** Records up to this size are copied by a word loop, larger ones by `copyWithin` (a native memmove with a fixed cost of ~30–40 ns). */
 const WORD_COPY = 128;
 
@@ -185,14 +187,14 @@ export class RingBufReader extends RingReader<RingBufRecord> {
           continue;
         }
         const len = hdr & LEN_MASK;
-        r.pos += (len + 15) & ~7;
+        r.pos += (len + HDR + 7) & ~7;
         if (hdr & DISCARD) {
           Atomics.store(r.cons, 0, BigInt(r.pos));
           continue;
         }
         this.#held = r;
-        if (this.#copy) return { ring: this.#cur, data: r.data.slice(off + 8, off + 8 + len) };
-        toScratch(r, off + 8, len);
+        if (this.#copy) return { ring: this.#cur, data: r.data.slice(off + HDR, off + HDR + len) };
+        toScratch(r, off + HDR, len);
         return { ring: this.#cur, data: r.scratch.subarray(0, len) };
       }
       // This ring's turn is over: move on and take the next one's producer position once.
@@ -235,16 +237,16 @@ export class RingBufReader extends RingReader<RingBufRecord> {
           if (hdr & BUSY) break;
           const len = hdr & LEN_MASK;
           if (!(hdr & DISCARD)) {
-            toScratch(r, off + 8, len);
+            toScratch(r, off + HDR, len);
             fn(r.scratch, 0, len, index);
             count++;
             if (this.stopped) {
               // close() in the callback: this record is consumed, no further one is touched.
-              pos += (len + 15) & ~7;
+              pos += (len + HDR + 7) & ~7;
               break;
             }
           }
-          pos += (len + 15) & ~7;
+          pos += (len + HDR + 7) & ~7;
         }
         if (pos !== r.pos) {
           r.pos = pos;

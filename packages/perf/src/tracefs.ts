@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mount, statfsType, TRACEFS_MAGIC } from '@bpfkit/sys';
+import { mount, mounts, statfsType, TRACEFS_MAGIC } from '@bpfkit/sys';
 
 const DEFAULT = '/sys/kernel/tracing';
 let root: string | undefined;
@@ -12,13 +12,9 @@ export function tracefsRoot(): string {
 }
 
 function findTracefs(): string {
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [pre, post] = line.split(' - ');
-    const point = pre?.split(' ')[4];
-    if (!point) continue;
-    if (post?.startsWith('tracefs ')) return point;
-    if (post?.startsWith('debugfs ') && existsSync(join(point, 'tracing', 'events')))
-      return join(point, 'tracing');
+  for (const { point, fstype } of mounts()) {
+    if (fstype === 'tracefs') return point;
+    if (fstype === 'debugfs' && existsSync(join(point, 'tracing', 'events'))) return join(point, 'tracing');
   }
   if (!existsSync(DEFAULT)) mkdirSync(DEFAULT, { recursive: true });
   try {

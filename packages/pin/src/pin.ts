@@ -5,6 +5,7 @@ import { BpfMap, type Codec } from '@bpfkit/maps';
 import {
   BpfError,
   type Fd,
+  fdNumber,
   linkInfo,
   MapFlags,
   mapInfo,
@@ -31,8 +32,6 @@ export class PinError extends Error {
 }
 
 type Pinnable = { fd: Fd } | Fd;
-const fdOf = (o: Pinnable): Fd =>
-  'value' in o && 'close' in o && !('fd' in o) ? (o as Fd) : (o as { fd: Fd }).fd;
 
 function onBpffs(path: string, what: string): void {
   if (!path.startsWith('/')) throw new PinError(`${what} needs an absolute path`, path);
@@ -45,7 +44,7 @@ export function pin(obj: Pinnable, path: string): void {
   onBpffs(path, 'pin');
   using p = NativeBuffer.from(path);
   try {
-    objPin({ pathname: p.ptr, bpfFd: fdOf(obj).value }, path);
+    objPin({ pathname: p.ptr, bpfFd: fdNumber(obj) }, path);
   } catch (e) {
     if (e instanceof BpfError && e.code === 'EEXIST')
       throw new PinError('something is already pinned here', path, { cause: e });

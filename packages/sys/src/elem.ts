@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { attrLayout, BpfCmd } from './abi.generated.js';
 import { ClosedError, commandError } from './errors.js';
 import type { Fd } from './fd.js';
@@ -5,8 +6,9 @@ import { errno, type Ptr, SYS_bpf, sysBpf } from './ffi.js';
 import { NativeBuffer } from './native.js';
 
 const L = attrLayout.mapElem;
-const ATTR = 32; // map_fd, key, value|next_key, flags: all the elem commands read
-const ENOENT = 2;
+/** map_fd, key, value|next_key, flags: all the elem commands read. */
+const ATTR = L.flags[0] + L.flags[1];
+const { ENOENT } = constants.errno;
 
 /**
  * The allocation-free path for single-element map commands. One native slab holds an attr per

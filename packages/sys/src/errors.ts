@@ -5,8 +5,9 @@ import { cStrerror } from './ffi.js';
 const errnoNames = new Map<number, string>();
 for (const [name, num] of Object.entries(constants.errno))
   if (!errnoNames.has(num)) errnoNames.set(num, name);
-// Kernel-internal codes that leak to user space from bpf(2).
-errnoNames.set(524, 'ENOTSUPP');
+/** A kernel-internal code that leaks to user space from bpf(2); not in libc's errno.h. */
+const ENOTSUPP = 524;
+errnoNames.set(ENOTSUPP, 'ENOTSUPP');
 
 const cmdNames = new Map<number, string>(Object.entries(BpfCmd).map(([k, v]) => [v, `BPF_${k}`]));
 
@@ -64,7 +65,7 @@ export class BpfError extends Error {
     const cmdName = typeof cmd === 'number' ? (cmdNames.get(cmd) ?? `bpf cmd ${cmd}`) : cmd;
     const code = errnoName(errno);
     const h = hint ?? hintFor(cmdName, errno);
-    const strerr = errno === 524 ? 'Operation not supported' : cStrerror(errno);
+    const strerr = errno === ENOTSUPP ? 'Operation not supported' : cStrerror(errno);
     super(`${cmdName}${detail ? ` (${detail})` : ''} failed: ${code} (${strerr})${h ? ` — ${h}` : ''}`);
     this.errno = errno;
     this.code = code;

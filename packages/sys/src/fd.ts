@@ -179,3 +179,36 @@ export class Fd {
     return this.closed ? `Fd(${this.what}, closed)` : `Fd(${this.what}, ${this.#value})`;
   }
 }
+
+/** Anything that owns a BPF object fd: a map, a program, a link. */
+export interface HasFd {
+  readonly fd: Fd;
+}
+
+/** A file descriptor as the API takes one: an {@link Fd}, its number, or an object that owns one. */
+export type FdLike = Fd | number | HasFd;
+
+/** Shaped like an `Fd` (also one from another copy of this package, which `instanceof` misses). */
+function isFd(x: unknown): x is Fd {
+  return (
+    x instanceof Fd ||
+    (typeof x === 'object' && x !== null && 'value' in x && typeof (x as Fd).close === 'function')
+  );
+}
+
+/**
+ * The fd number of `x`: a number as it is, an `Fd`'s value, or the value of the `Fd` that a map,
+ * program or link owns. Throws {@link ClosedError} once that fd is closed, and a TypeError naming
+ * `what` for anything else.
+ */
+export function fdNumber(x: FdLike, what = 'fd'): number {
+  if (typeof x === 'number') return x;
+  const fd = isFd(x) ? x : (x as Partial<HasFd> | null | undefined)?.fd;
+  if (isFd(fd)) {
+    const value = fd.value;
+    if (typeof value === 'number') return value;
+  }
+  throw new TypeError(
+    `${what} must be an Fd, an fd number, or a map, program or link that owns one; got ${x === null ? 'null' : typeof x}`,
+  );
+}

@@ -31,10 +31,11 @@ export {
   kernelVersion,
   NotSupportedError,
 } from './errors.js';
-export { Fd, finalizedFds } from './fd.js';
+export { Fd, type FdLike, fdNumber, finalizedFds, type HasFd } from './fd.js';
 export type { Ptr } from './ffi.js';
 export * from './info.js';
 export { removeMemlockLimit } from './memlock.js';
+export { cgroup2Mount, type Mount, mounts } from './mounts.js';
 export {
   type AttachTypeName,
   attachTypes,

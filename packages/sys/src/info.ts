@@ -13,7 +13,7 @@ import {
   progGetFdById,
   progGetNextId,
 } from './commands.js';
-import type { Fd } from './fd.js';
+import { type Fd, fdNumber } from './fd.js';
 import { linkTypes, mapTypes, progTypes } from './names.js';
 import { NativeBuffer } from './native.js';
 
@@ -81,7 +81,7 @@ const KINDS: Record<string, ObjectKind> = {
 /** What kind of BPF object an fd refers to (from the kernel's name for its anon inode), or undefined. */
 export function objectKind(fd: Fd | number): ObjectKind | undefined {
   try {
-    return KINDS[readlinkSync(`/proc/self/fd/${typeof fd === 'number' ? fd : fd.value}`)];
+    return KINDS[readlinkSync(`/proc/self/fd/${fdNumber(fd)}`)];
   } catch {
     return undefined;
   }

@@ -1,8 +1,9 @@
 // Wrappers for the non-bpf syscalls the stack needs. Each failure is a BpfError naming the call.
-import { structKinds, structLayout } from './abi.generated.js';
+import { constants } from 'node:os';
+import { Defines, structKinds, structLayout } from './abi.generated.js';
 import { type AttrValue, type CamelCase, writeField } from './attr.js';
 import { BpfError, ClosedError } from './errors.js';
-import { Fd } from './fd.js';
+import { Fd, fdNumber } from './fd.js';
 import {
   cEpollCreate1,
   cEpollCtl,
@@ -70,7 +71,7 @@ export function encodePerfEventAttr(args: PerfEventAttrArgs): NativeBuffer {
   return buf;
 }
 
-export const PERF_FLAG_FD_CLOEXEC = 8;
+export const PERF_FLAG_FD_CLOEXEC = Defines.PERF_FLAG_FD_CLOEXEC;
 
 /** perf_event_open(2). `pid` -1 and a `cpu` for a per-CPU event; `pid` ≥ 0 and `cpu` -1 for a task. */
 export function perfEventOpen(
@@ -94,11 +95,7 @@ export function perfEventOpen(
 
 /** ioctl(2) with an integer (or address) argument. */
 export function ioctl(fd: Fd | number, request: number, arg: number | bigint = 0): number {
-  return check(
-    'ioctl',
-    cIoctlInt(typeof fd === 'number' ? fd : fd.value, request, arg),
-    `request 0x${request.toString(16)}`,
-  );
+  return check('ioctl', cIoctlInt(fdNumber(fd), request, arg), `request 0x${request.toString(16)}`);
 }
 
 // ---- mmap -----------------------------------------------------------------------------------
@@ -147,8 +144,7 @@ export function mmap(
   offset = 0,
   addr: Ptr | null = null,
 ): Mapping {
-  const raw = typeof fd === 'number' ? fd : fd.value;
-  const p = cMmap(addr, length, prot, flags, raw, offset);
+  const p = cMmap(addr, length, prot, flags, fdNumber(fd), offset);
   if (BigInt.asUintN(64, BigInt(p)) === MAP_FAILED || p === null)
     throw new BpfError('mmap', errno(), `${length} bytes at offset ${offset}`);
   return new Mapping(BigInt(p), length);
@@ -181,6 +177,7 @@ export const EPOLLHUP = 0x010;
 const EPOLL_CLOEXEC = 0o2000000;
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
+const { EINTR } = constants.errno;
 const EVENT_SIZE = 12; // packed struct epoll_event on x86-64: u32 events, u64 data
 
 /**
@@ -237,18 +234,18 @@ export class Epoll {
     const ep = this.#live();
     this.#ctl.view.setUint32(0, events, true);
     this.#ctl.view.setBigUint64(4, BigInt(data), true);
-    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_ADD, typeof fd === 'number' ? fd : fd.value, this.#ctl.ptr));
+    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_ADD, fdNumber(fd), this.#ctl.ptr));
   }
   delete(fd: Fd | number): void {
     const ep = this.#live();
-    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_DEL, typeof fd === 'number' ? fd : fd.value, null));
+    check('epoll_ctl', cEpollCtl(ep, EPOLL_CTL_DEL, fdNumber(fd), null));
   }
   /** Block up to `timeoutMs` (-1: forever, 0: poll). Returns how many events are ready (EINTR → 0). */
   wait(timeoutMs: number): number {
     const r = cEpollWait(this.#live(), this.#events.ptr, this.max, timeoutMs);
     if (r < 0) {
       const e = errno();
-      if (e === 4) return 0;
+      if (e === EINTR) return 0;
       throw new BpfError('epoll_wait', e);
     }
     return this.#wake && r > 0 ? this.#dropWake(this.#events, r) : r;

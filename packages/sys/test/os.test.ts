@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import {
   BPF_FS_MAGIC,
+  CGROUP2_SUPER_MAGIC,
+  cgroup2Mount,
   Defines,
   EPOLLIN,
   Epoll,
@@ -10,6 +12,7 @@ import {
   ioctl,
   MAP_SHARED,
   mmap,
+  mounts,
   PerfSwId,
   PerfType,
   PROT_READ,
@@ -84,6 +87,13 @@ describe('filesystems and limits', () => {
     expect(() => statfsType('/no/such/path')).toThrow(
       expect.objectContaining({ code: 'ENOENT', cmd: 'statfs' }),
     );
+  });
+
+  it('reads the mount table: a fresh bpffs mount shows with its type, cgroup2Mount() is cgroup v2', () => {
+    using fs = tempBpffs();
+    expect(mounts()).toContainEqual({ point: fs.path, fstype: 'bpf', source: 'bpf' });
+    expect(mounts().find((m) => m.point === '/proc')?.fstype).toBe('proc');
+    expect(statfsType(cgroup2Mount())).toBe(CGROUP2_SUPER_MAGIC);
   });
 
   it('raises RLIMIT_MEMLOCK only when this kernel still charges it', () => {

@@ -70,7 +70,6 @@ export function generateObjectModule(objectPath: string, outFile?: string): stri
   ];
   return lines
     .join('\n')
-    .replace('import { type ValueOf, ', 'import { type ValueOf, ')
     .replace(/^import \{ ([^}]*) \} from '@bpfkit\/maps';/m, (m, list: string) =>
       list.includes('ValueOf') ? m : `import { type ValueOf, ${list} } from '@bpfkit/maps';`,
     );

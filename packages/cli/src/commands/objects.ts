@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { decode, disassemble } from '@bpfkit/asm';
 import { btfFromKernel, decodeValue } from '@bpfkit/btf';
-import { BpfMap } from '@bpfkit/maps';
+import { BpfMap, bytes, perCpu, possibleCpus } from '@bpfkit/maps';
 import { DEFAULT_BPFFS, listPins, openPinnedMap } from '@bpfkit/pin';
 import {
   type Fd,
@@ -108,17 +108,15 @@ export function mapDump(target: string, opts: OutputOptions): void {
       ? decodeValue(btf, typeId, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength))
       : hex(bytes);
   const rows: Record<string, unknown>[] = [];
-  const perCpu = m.perCpu;
+  const cpus = m.perCpu ? perCpu(bytes(info.valueSize), possibleCpus()) : undefined;
   for (const key of m.keys()) {
     const value = m.getBytes(key);
     if (!value) continue;
-    let shown: unknown;
-    if (perCpu) {
-      const stride = (info.valueSize + 7) & ~7;
-      shown = Array.from({ length: value.length / stride }, (_, c) =>
-        fmt(value.subarray(c * stride, c * stride + info.valueSize), info.btfValueTypeId),
-      );
-    } else shown = fmt(value, info.btfValueTypeId);
+    const shown = cpus
+      ? cpus
+          .decode(new DataView(value.buffer, value.byteOffset, value.byteLength), 0)
+          .map((v) => fmt(v, info.btfValueTypeId))
+      : fmt(value, info.btfValueTypeId);
     rows.push({ key: fmt(key, info.btfKeyTypeId), value: shown });
   }
   if (opts.json) printRows(rows, opts);

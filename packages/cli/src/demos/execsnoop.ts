@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadCollection } from '@bpfkit/loader';
 import { attachTracepoint, RingBufReader } from '@bpfkit/perf';
+import { cString } from '@bpfkit/sys';
 
 export const EXECSNOOP_OBJECT = fileURLToPath(new URL('../../bpf/execsnoop.bpf.o', import.meta.url));
 
@@ -20,14 +21,12 @@ const decoder = new TextDecoder();
 export function decodeExecEvent(data: Uint8Array): ExecEvent {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const argsLen = Math.min(dv.getUint32(12, true), 256);
-  const comm = data.subarray(16, 32);
-  const end = comm.indexOf(0);
   const args = decoder.decode(data.subarray(32, 32 + argsLen));
   return {
     pid: dv.getUint32(0, true),
     ppid: dv.getUint32(4, true),
     uid: dv.getUint32(8, true),
-    comm: decoder.decode(end < 0 ? comm : comm.subarray(0, end)),
+    comm: cString(data.subarray(16, 32)),
     argv: args.split('\0').filter((a, i, all) => a || i < all.length - 1),
   };
 }
