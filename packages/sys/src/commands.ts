@@ -3,7 +3,9 @@
 // native addresses (see NativeBuffer). Commands that create an object return an owning Fd.
 import { type AttachType, BpfCmd, type MapType, type ProgType } from './abi.generated.js';
 import { type AttrArgs, type AttrFamily, bpfCommand } from './attr.js';
+import { BpfError } from './errors.js';
 import { Fd } from './fd.js';
+import { EAGAIN, withSignalsBlocked } from './signals.js';
 
 const ENOENT = 2;
 
@@ -49,10 +51,22 @@ export const mapUpdateBatch = batchCommand(BpfCmd.MAP_UPDATE_BATCH);
 export const mapDeleteBatch = batchCommand(BpfCmd.MAP_DELETE_BATCH);
 
 // Programs
-export const progLoad = fdCommand(BpfCmd.PROG_LOAD, 'progLoad', 'bpf-prog') as (
-  args: AttrArgs<'progLoad'> & { progType: ProgType | number },
-  detail?: string,
-) => Fd;
+const progLoadOnce = fdCommand(BpfCmd.PROG_LOAD, 'progLoad', 'bpf-prog');
+/** Attempts of BPF_PROG_LOAD while it answers EAGAIN (libbpf makes 5). */
+const PROG_LOAD_ATTEMPTS = 5;
+/**
+ * BPF_PROG_LOAD with signals blocked on this thread, since the verifier stops with EAGAIN when
+ * one is pending (see signals.ts); a load that still answers EAGAIN is tried again, as libbpf does.
+ */
+export const progLoad = ((args: AttrArgs<'progLoad'>, detail?: string): Fd => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return withSignalsBlocked(() => progLoadOnce(args, detail));
+    } catch (e) {
+      if (!(e instanceof BpfError) || e.errno !== EAGAIN || attempt >= PROG_LOAD_ATTEMPTS) throw e;
+    }
+  }
+}) as (args: AttrArgs<'progLoad'> & { progType: ProgType | number }, detail?: string) => Fd;
 export const progAttach = plainCommand(BpfCmd.PROG_ATTACH, 'progAttach') as (
   args: AttrArgs<'progAttach'> & { attachType: AttachType | number },
   detail?: string,

@@ -77,6 +77,11 @@ export let sysPerfEventOpen = lazy<
 );
 
 export let cClose = lazy<(fd: number) => number>('int close(int fd)', (f) => (cClose = f));
+/** Returns 0 or an errno (not -1 and errno). */
+export let cPthreadSigmask = lazy<(how: number, set: Ptr | null, old: Ptr | null) => number>(
+  'int pthread_sigmask(int how, void *set, void *oldset)',
+  (f) => (cPthreadSigmask = f),
+);
 export let cDupCloexec = lazy<(fd: number, cmd: number, arg: number) => number>(
   'int fcntl(int fd, int cmd, int arg)',
   (f) => (cDupCloexec = f),

@@ -51,3 +51,4 @@ export { intOption, oneOf } from './options.js';
 export * from './os.js';
 export { Readiness } from './poll.js';
 export { cachedProbe, NOT_SUPPORTED_CODES } from './probes.js';
+export { withSignalsBlocked } from './signals.js';
