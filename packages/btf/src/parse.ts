@@ -62,6 +62,14 @@ function readString(
   return decoder.decode(table.subarray(off, end));
 }
 
+/** The 4-aligned little-endian words of `bytes[from, from + len)`: a view when aligned, else a copy. */
+function littleWords(bytes: Uint8Array, from: number, len: number): Uint32Array {
+  const n = len >>> 2;
+  const at = bytes.byteOffset + from;
+  if (at % 4 === 0) return new Uint32Array(bytes.buffer, at, n);
+  return new Uint32Array(bytes.slice(from, from + n * 4).buffer);
+}
+
 /**
  * Parse a raw BTF blob (the `.BTF` ELF section, or `/sys/kernel/btf/*`). Pure: no syscalls.
  * Every malformed input yields a {@link BtfParseError}.
@@ -114,34 +122,28 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
   const firstId = opts.base ? opts.base.typeCount : 1;
   const own = opts.base ? 0 : 1; // index 0 of base BTF is void, which has no record
   // Index pass: every type's offset, kind and name offset, bounds and kinds checked; no objects.
-  let cap = 1024;
-  let offsets = new Uint32Array(cap);
+  // Little-endian blobs are read as 32-bit words (aligned, or copied once so they are).
+  const cap = Math.floor(header.typeLen / 12) + 1 + own; // every record is at least 12 bytes
+  const offsets = new Uint32Array(cap);
   let kinds = new Uint8Array(cap);
   let nameOffs = new Uint32Array(cap);
+  const wordAt = le ? littleWords(bytes, typeStart, header.typeLen) : undefined;
   let count = own;
   for (let off = typeStart; off < typeEnd; count++) {
     const id = firstId + count - own;
     if (off + 12 > typeEnd) throw new BtfParseError(`type ${id} (header) is truncated`, off);
-    const info = u32(off + 4);
+    const w = wordAt ? (off - typeStart) >>> 2 : 0;
+    const info = wordAt ? wordAt[w + 1]! : u32(off + 4);
     const vlen = info & 0xffff;
     const kindNum = (info >>> 24) & 0x1f;
-    const extra = recordTail(kindNum, vlen);
-    if (extra < 0) throw new BtfParseError(`type ${id} has unknown kind ${kindNum}`, off);
+    const fixed = TAIL_FIXED[kindNum]!;
+    if (fixed < 0) throw new BtfParseError(`type ${id} has unknown kind ${kindNum}`, off);
+    const extra = fixed + TAIL_PER_VLEN[kindNum]! * vlen;
     if (off + 12 + extra > typeEnd)
       throw new BtfParseError(`type ${id} (${kindNames[kindNum]}) is truncated`, off + 12);
-    if (count === cap) {
-      cap *= 2;
-      const grow = <T extends Uint32Array | Uint8Array>(a: T, n: T): T => {
-        n.set(a);
-        return n;
-      };
-      offsets = grow(offsets, new Uint32Array(cap));
-      kinds = grow(kinds, new Uint8Array(cap));
-      nameOffs = grow(nameOffs, new Uint32Array(cap));
-    }
     offsets[count] = off;
     kinds[count] = kindNum;
-    nameOffs[count] = u32(off);
+    nameOffs[count] = wordAt ? wordAt[w]! : u32(off);
     off += 12 + extra;
   }
   kinds = kinds.subarray(0, count);
@@ -267,6 +269,16 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
   };
   if (!opts.lazy) for (let i = own; i < count; i++) raw.type(i);
   return raw;
+}
+
+/** {@link recordTail} as two tables (bytes, and bytes per vlen entry) for the index pass; -1: unknown kind. */
+const TAIL_FIXED = new Int8Array(32).fill(-1);
+const TAIL_PER_VLEN = new Uint8Array(32);
+for (let k = 0; k < 32; k++) {
+  const none = recordTail(k, 0);
+  if (none < 0) continue;
+  TAIL_FIXED[k] = none;
+  TAIL_PER_VLEN[k] = recordTail(k, 1) - none;
 }
 
 /** Bytes that follow a type's 12-byte header, by kind and vlen; -1 for an unknown kind. */

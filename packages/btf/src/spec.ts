@@ -172,12 +172,25 @@ export class Btf {
       const heads = new Int32Array(buckets).fill(-1);
       const next = new Int32Array(count).fill(-1);
       const mask = buckets - 1;
-      // inserted from the last type down, so every chain lists indices in increasing order
+      // inserted from the last type down, so every chain lists indices in increasing order;
+      // the hash (FNV-1a, as hashBytes) is inlined: this loop runs over every type once
+      const own = this.raw.strings;
+      const baseStrings = this.base?.raw.strings;
+      const baseLen = baseStrings ? baseStrings.length : 0;
       for (let i = count - 1; i >= (this.base ? 0 : 1); i--) {
-        const off = nameOffs[i]!;
-        if (off === 0) continue;
-        const [table, at] = this.#stringAt(off);
-        const slot = hashBytes(table, at, table.length) & mask;
+        let at = nameOffs[i]!;
+        if (at === 0) continue;
+        let table = own;
+        if (at < baseLen) table = baseStrings!;
+        else at -= baseLen;
+        const end = table.length;
+        let h = 0x811c9dc5;
+        for (let j = at; j < end; j++) {
+          const b = table[j]!;
+          if (b === 0) break;
+          h = Math.imul(h ^ b, 0x01000193);
+        }
+        const slot = (h >>> 0) & mask;
         next[i] = heads[slot]!;
         heads[slot] = i;
       }
