@@ -25,6 +25,8 @@ export interface RawBtf {
   type(index: number): BtfType;
   /** Each type's kind number (`BtfKind`) and name offset, read without decoding the type. */
   kinds: Uint8Array;
+  /** Each type's record: its byte offset in the parsed bytes (for patching a copy in place). */
+  offsets: Uint32Array;
   nameOffs: Uint32Array;
   /** The name at a string offset (this blob's or the base's strings). */
   name(off: number): string;
@@ -252,6 +254,7 @@ export function parseBtf(bytes: Uint8Array, opts: ParseOptions = {}): RawBtf {
     strings,
     kinds,
     nameOffs,
+    offsets: offsets.subarray(0, count),
     type(index) {
       let t = cache[index];
       if (t === undefined) {

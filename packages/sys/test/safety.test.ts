@@ -15,6 +15,7 @@ import {
   WAIT_SLICE_MS,
 } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
+import { mappedAt } from '../../../tools/testing/memory.js';
 import { openFds } from '../../../tools/vitest/fds.js';
 
 const pkg = new URL('..', import.meta.url);
@@ -74,8 +75,7 @@ describe('NativeBuffer views never outlive their memory', () => {
   it('keeps the memory while only its bytes are reachable; frees it once nothing views it', () => {
     const run = child(`
       import { NativeBuffer } from '@bpfkit/sys';
-      import { readFileSync } from 'node:fs';
-      const mapped = (addr) => readFileSync('/proc/self/maps', 'utf8').split('\\n').some((l) => l.startsWith(addr + '-'));
+      import { mappedAt as mapped } from ${JSON.stringify(new URL('../../../tools/testing/memory.js', import.meta.url).href)};
       const settle = async () => { for (let i = 0; i < 8; i++) { gc(); await new Promise((r) => setImmediate(r)); } };
       // Small (malloc) and large (own mapping) buffers: keep only a view, drop the owner.
       let small = (() => new NativeBuffer(64).bytes)();
@@ -109,7 +109,7 @@ describe('NativeBuffer views never outlive their memory', () => {
   it('frees a never-viewed buffer at once and refuses its address afterwards', () => {
     const b = new NativeBuffer(1 << 16);
     const addr = b.ptr.toString(16);
-    const mapped = () => readFileSync('/proc/self/maps', 'utf8').includes(`${addr}-`);
+    const mapped = () => mappedAt(addr);
     expect(mapped()).toBe(true);
     b.free();
     expect(mapped()).toBe(false);
