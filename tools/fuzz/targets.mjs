@@ -6,11 +6,14 @@
 //           formatValue / encodeValue over bytes of the type's size and over too few bytes,
 //           generateTs, and CO-RE relocations of the type against the blob itself.
 // Each step may fail with a typed error (see classify.mjs); the first untyped one is thrown.
+import { readFileSync } from 'node:fs';
 import { classifier } from './classify.mjs';
 
 /** Load the packages (from this workspace, or from FUZZ_PACKAGES=<dir of packages> to fuzz another build). */
 export async function loadModules(base = process.env.FUZZ_PACKAGES) {
-  const at = (pkg, name) => (base ? `${base}/${pkg}/dist/index.js` : name);
+  // the module the package exports (its bundle), so that its imports of the others are the same instances
+  const entry = (pkg) => JSON.parse(readFileSync(`${base}/${pkg}/package.json`, 'utf8')).exports['.'].default;
+  const at = (pkg, name) => (base ? `${base}/${pkg}/${entry(pkg)}` : name);
   const [btf, loader, sys, cli] = await Promise.all([
     import(at('btf', '@bpfkit/btf')),
     import(at('loader', '@bpfkit/loader')),

@@ -1,5 +1,15 @@
+import { createRequire } from 'node:module';
 import { toJson } from '@bpfkit/btf';
-import Table from 'cli-table3';
+import type TableCtor from 'cli-table3';
+
+let tableCtor: typeof TableCtor | undefined;
+/** cli-table3, loaded when a table is first drawn: `--help`, `--json` and the rest start without it. */
+export const newTable = (
+  options?: ConstructorParameters<typeof TableCtor>[0],
+): InstanceType<typeof TableCtor> => {
+  tableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableCtor;
+  return new tableCtor(options);
+};
 
 export interface OutputOptions {
   json?: boolean;
@@ -16,7 +26,7 @@ export function printRows(rows: Record<string, unknown>[], opts: OutputOptions, 
     return;
   }
   const head = columns ?? Object.keys(rows[0]!);
-  const table = new Table({ head, style: { head: [], border: [] } });
+  const table = newTable({ head, style: { head: [], border: [] } });
   for (const r of rows) table.push(head.map((h) => show(r[h])));
   console.log(table.toString());
 }

@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { release } from 'node:os';
-import { gunzipSync } from 'node:zlib';
+
+/** node:zlib, loaded only when a kernel config is read (most programs never need one). */
+const gunzipSync = (data: Uint8Array): Buffer =>
+  (createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib')).gunzipSync(data);
 
 let cached: Map<string, string> | undefined;
 

@@ -5,16 +5,18 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 const pkg = new URL('..', import.meta.url).pathname;
+// tsc's modules, not the package's bundle: ffi.js must be the instance the index uses
+const index = new URL('../dist/index.js', import.meta.url).href;
 const ffi = new URL('../dist/ffi.js', import.meta.url).href;
 
-/** Run `code` in a fresh process with `sys` and `ffi` imported; it sets `out` to what it wants back. */
+/** Run `code` in a fresh process with `sys` (the package) and `ffi` imported; it sets `out` to what it wants back. */
 function fresh(code: string): unknown {
   const r = spawnSync(
     process.execPath,
     [
       '--input-type=module',
       '-e',
-      `const sys = await import('@bpfkit/sys'); const ffi = await import(${JSON.stringify(ffi)});
+      `const sys = await import(${JSON.stringify(index)}); const ffi = await import(${JSON.stringify(ffi)});
        let out; ${code}; console.log(JSON.stringify(out))`,
     ],
     // the limit only catches a hang

@@ -6,7 +6,7 @@ import { Builder, R0, R1, R2, R3, R4, R10, reg } from '@bpfkit/asm';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { attachTracepoint } from '@bpfkit/perf';
-import Table from 'cli-table3';
+import { newTable } from '../output.js';
 
 export interface TopOptions {
   /** Seconds to run (default: until Ctrl-C / the signal). */
@@ -115,7 +115,7 @@ export async function runTop(opts: TopOptions = {}): Promise<TopRow[]> {
     }
     rows.sort((a, b) => b.perSecond - a.perSecond || Number(b.total - a.total));
     last = rows.slice(0, opts.rows ?? 15);
-    const table = new Table({
+    const table = newTable({
       head: ['PID', 'COMM', 'SYSCALLS/s', 'TOTAL'],
       colAligns: ['right', 'left', 'right', 'right'],
       style: { head: [], border: [] },
