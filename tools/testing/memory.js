@@ -10,7 +10,11 @@ export function mappedAt(addr) {
   const fd = openSync('/proc/self/maps', 'r');
   let n = 0;
   try {
-    for (let r; (r = readSync(fd, into, n, into.length - n, null)) > 0; ) n += r;
+    for (;;) {
+      const r = readSync(fd, into, n, into.length - n, null);
+      if (r <= 0) break;
+      n += r;
+    }
   } finally {
     closeSync(fd);
   }

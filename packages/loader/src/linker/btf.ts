@@ -68,7 +68,9 @@ export function fixObjectBtf(obj: ObjectFile): { blob: Uint8Array; btf: Btf } {
       const proto = byId(t.type, () => `extern function '${t.name}' (BTF type ${t.id})`);
       if (proto.kind === 'func_proto')
         proto.params.forEach((p, i) => {
-          if (p.type && !p.name) set(rec(proto.id) + 12 + i * 8, (argName ??= addString('__bpfkit_arg')));
+          if (!p.type || p.name) return;
+          argName ??= addString('__bpfkit_arg');
+          set(rec(proto.id) + 12 + i * 8, argName);
         });
       continue;
     }
