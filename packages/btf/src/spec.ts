@@ -32,6 +32,8 @@ interface NameIndex {
   mask: number;
 }
 const utf8 = new TextEncoder();
+/** The name index of every kind (kind numbers are 0..31). */
+const ANY_KIND = -1;
 /** FNV-1a over `bytes[from..]`, stopping at a NUL or `to`. */
 function hashBytes(bytes: Uint8Array, from: number, to: number): number {
   let h = 0x811c9dc5;
@@ -69,8 +71,8 @@ export class Btf {
   readonly base: Btf | undefined;
   /** Type indices by name, filled as names are looked up (no type is decoded to find them). */
   readonly #byName = new Map<string, number[]>();
-  /** Types by a hash of their name: the name index, built on the first lookup. */
-  #names: NameIndex | undefined;
+  /** Types by a hash of their name, per kind (or of every kind): built on the first lookup. */
+  readonly #names = new Map<number, NameIndex>();
   readonly #sizes = new Map<number, Layout>();
   readonly #aligns = new Map<number, Layout>();
 
@@ -124,27 +126,32 @@ export class Btf {
 
   /** Every type with this name (in this blob and its base), optionally of one kind. */
   findAll<K extends BtfKindName>(name: string, kind?: K): BtfTypeOfKind<K>[] {
-    let ids = this.#byName.get(name);
+    // With a kind and no index of every type yet, only that kind's types are indexed (a CO-RE
+    // load asks for structs, unions, enums: a small part of the kernel's ~10^5 names).
+    const want = kind === undefined ? ANY_KIND : kindNumbers[kind];
+    const indexKind = want !== ANY_KIND && !this.#names.has(ANY_KIND) ? want : ANY_KIND;
+    const key = `${indexKind}:${name}`;
+    let ids = this.#byName.get(key);
     if (ids === undefined) {
-      ids = this.#indicesNamed(name);
-      this.#byName.set(name, ids);
+      ids = this.#indicesNamed(name, indexKind);
+      this.#byName.set(key, ids);
     }
-    const want = kind === undefined ? -1 : kindNumbers[kind];
     const own: BtfTypeOfKind<K>[] = [];
     for (const i of ids)
-      if (want < 0 || this.raw.kinds[i] === want) own.push(this.raw.type(i) as BtfTypeOfKind<K>);
+      if (want === ANY_KIND || this.raw.kinds[i] === want) own.push(this.raw.type(i) as BtfTypeOfKind<K>);
     return this.base ? [...this.base.findAll(name, kind), ...own] : own;
   }
 
   /**
-   * Indices of this blob's types named `name`, in order, found without decoding any type or
-   * name: a hash of each type's name bytes (taken straight from the string table) chains the
-   * types per bucket, and a candidate matches when its bytes equal `name` up to a NUL.
+   * Indices of this blob's types named `name` (of kind `kind`, or any), in order, found without
+   * decoding any type or name: a hash of each type's name bytes (taken straight from the string
+   * table) chains the types per bucket, and a candidate matches when its bytes equal `name` up
+   * to a NUL.
    */
-  #indicesNamed(name: string): number[] {
+  #indicesNamed(name: string, kind: number): number[] {
     if (!name || name.includes('\0')) return [];
     const needle = utf8.encode(name);
-    const { heads, next, mask } = this.#nameIndex();
+    const { heads, next, mask } = this.#nameIndex(kind);
     const out: number[] = [];
     for (let i = heads[hashBytes(needle, 0, needle.length) & mask]!; i >= 0; i = next[i]!)
       if (this.#nameEquals(i, needle)) out.push(i);
@@ -164,20 +171,28 @@ export class Btf {
     return true;
   }
 
-  /** Built on the first lookup: one pass over the types' name offsets, no string decoded. */
-  #nameIndex(): NameIndex {
-    if (!this.#names) {
-      const { nameOffs, count } = this.raw;
-      const buckets = 2 ** Math.ceil(Math.log2(Math.max(2, count * 2)));
+  /** Built on the first lookup of a kind (or of any kind): one pass over the name offsets, no string decoded. */
+  #nameIndex(kind: number): NameIndex {
+    let index = this.#names.get(kind);
+    if (!index) {
+      const { nameOffs, kinds, count } = this.raw;
+      const first = this.base ? 0 : 1;
+      // the types to index: every one, or those of `kind`, found by a native scan of the kinds
+      // (JS touches only them: this runs once, cold, over up to ~10^5 types)
+      const members: number[] = [];
+      if (kind === ANY_KIND) for (let i = first; i < count; i++) members.push(i);
+      else for (let i = kinds.indexOf(kind, first); i >= 0; i = kinds.indexOf(kind, i + 1)) members.push(i);
+      const buckets = 2 ** Math.ceil(Math.log2(Math.max(2, members.length * 2)));
       const heads = new Int32Array(buckets).fill(-1);
       const next = new Int32Array(count).fill(-1);
       const mask = buckets - 1;
       // inserted from the last type down, so every chain lists indices in increasing order;
-      // the hash (FNV-1a, as hashBytes) is inlined: this loop runs over every type once
+      // the hash (FNV-1a, as hashBytes) is inlined
       const own = this.raw.strings;
       const baseStrings = this.base?.raw.strings;
       const baseLen = baseStrings ? baseStrings.length : 0;
-      for (let i = count - 1; i >= (this.base ? 0 : 1); i--) {
+      for (let m = members.length - 1; m >= 0; m--) {
+        const i = members[m]!;
         let at = nameOffs[i]!;
         if (at === 0) continue;
         let table = own;
@@ -194,9 +209,10 @@ export class Btf {
         next[i] = heads[slot]!;
         heads[slot] = i;
       }
-      this.#names = { heads, next, mask };
+      index = { heads, next, mask };
+      this.#names.set(kind, index);
     }
-    return this.#names;
+    return index;
   }
 
   /** The single type with this name and kind; throws {@link BtfLookupError} when absent. */
