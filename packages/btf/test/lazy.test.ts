@@ -32,6 +32,25 @@ describe('lazy BTF', () => {
     expect(lazy.raw.decoded).toBe(lazy.typeCount);
   });
 
+  it('answers by kind from a per-kind index exactly as the eager parse does', () => {
+    const eager = Btf.parse(vmlinux);
+    const lazy = Btf.parse(vmlinux, undefined, { lazy: true });
+    for (const kind of ['struct', 'union', 'enum', 'func', 'typedef'] as const) {
+      const byName = new Map<string, number[]>();
+      for (const t of eager.types())
+        if (t.kind === kind && t.name) byName.set(t.name, [...(byName.get(t.name) ?? []), t.id]);
+      expect(byName.size, kind).toBeGreaterThan(10);
+      for (const [name, ids] of byName)
+        expect(
+          lazy.findAll(name, kind).map((t) => t.id),
+          `${kind} ${name}`,
+        ).toEqual(ids);
+      expect(lazy.findAll('task_struct', kind).length).toBe(kind === 'struct' ? 1 : 0);
+    }
+    // only the types looked up were decoded
+    expect(lazy.raw.decoded).toBeLessThan(lazy.typeCount);
+  });
+
   it('finds a name stored as the tail of a longer string', () => {
     // one string 'xtask' (an int's name) whose tail, 'task', is the name of a fwd
     const w = new BlobWriter().type('xtask', 1, 0, 4, [32]);

@@ -1,0 +1,10 @@
+const t0 = performance.now();
+const L = await import('@bpfkit/loader');
+const t1 = performance.now();
+const o = L.ObjectFile.read(process.argv[2]);
+const t2 = performance.now();
+const p = L.prepareCollection(o);
+const t3 = performance.now();
+L.loadCollection(o).close();
+const t4 = performance.now();
+console.error(JSON.stringify({ import: +(t1 - t0).toFixed(1), read: +(t2 - t1).toFixed(1), prepare: +(t3 - t2).toFixed(1), load: +(t4 - t3).toFixed(1) }));
