@@ -1,5 +1,6 @@
 import { ClosedError } from './errors.js';
 import { alloc, cMadvise, cMmap, cMunmap, free, type Ptr, view } from './ffi.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './mman.js';
 
 /**
  * Native memory is freed by the collector once nothing can view it: the registry holds the
@@ -14,8 +15,8 @@ const collected = new FinalizationRegistry<[Ptr, number]>(([ptr, mapped]) => {
 /** At or above this size a buffer is its own anonymous mapping, so `free()` can return its pages at once. */
 const MAPPED_MIN = 64 * 1024;
 const PAGE = 4096;
-const PROT_RW = 3;
-const MAP_PRIVATE_ANON = 0x02 | 0x20;
+const PROT_RW = PROT_READ | PROT_WRITE;
+const MAP_PRIVATE_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const MADV_DONTNEED = 4;
 const MAP_FAILED = (1n << 64n) - 1n;
 

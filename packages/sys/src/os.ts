@@ -100,12 +100,8 @@ export function ioctl(fd: Fd | number, request: number, arg: number | bigint = 0
 
 // ---- mmap -----------------------------------------------------------------------------------
 
-export const PROT_READ = 1;
-export const PROT_WRITE = 2;
-export const MAP_SHARED = 1;
-export const MAP_PRIVATE = 2;
-export const MAP_ANONYMOUS = 0x20;
-export const MAP_FIXED = 0x10;
+export { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './mman.js';
+
 const MAP_FAILED = (1n << 64n) - 1n;
 
 /** A memory mapping; `buffer` views it directly. Unmapped by `unmap()` or `Symbol.dispose`. */

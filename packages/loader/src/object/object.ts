@@ -14,7 +14,7 @@ import {
   type LineInfo,
   parseBtfExt,
 } from '@bpfkit/btf';
-import { type AttachType, MapType, type ProgType } from '@bpfkit/sys';
+import { type AttachType, cString, MapType, type ProgType } from '@bpfkit/sys';
 import { linkPrograms } from '../linker/programs.js';
 import {
   type Elf,
@@ -127,7 +127,7 @@ export class ObjectFile {
     const extSec = elf.section('.BTF.ext');
     this.btfExt = extSec && this.btf ? parseBtfExt(extSec.data, this.btf.raw.strings) : undefined;
     const lic = elf.section('license');
-    this.license = lic ? new TextDecoder().decode(lic.data).replace(/\0.*$/s, '') : '';
+    this.license = lic ? cString(lic.data) : '';
     const ver = elf.section('version');
     this.kernVersion =
       ver && ver.data.length >= 4

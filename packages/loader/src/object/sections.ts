@@ -1,9 +1,8 @@
 // ELF section names → program type and expected attach type, following libbpf's SEC()
 // conventions (libbpf.c section_defs). `/` after a prefix introduces the attach target.
-import { type AttachType, attachTypes, type ProgType, progTypes } from '@bpfkit/sys';
+import { type AttachType, attachTypes, Defines, type ProgType, progTypes } from '@bpfkit/sys';
 
-const BPF_F_SLEEPABLE = 1 << 4;
-const BPF_F_XDP_HAS_FRAGS = 1 << 5;
+const { BPF_F_SLEEPABLE, BPF_F_XDP_HAS_FRAGS } = Defines;
 
 interface Def {
   /** Exact section name, or a prefix when it ends with '/' or '+'. */
