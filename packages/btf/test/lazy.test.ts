@@ -40,6 +40,10 @@ describe('lazy BTF', () => {
       for (const t of eager.types())
         if (t.kind === kind && t.name) byName.set(t.name, [...(byName.get(t.name) ?? []), t.id]);
       expect(byName.size, kind).toBeGreaterThan(10);
+      // every name of the smaller kinds, every 16th function (a TCG guest is slow, and the index
+      // is the same code for every kind)
+      if (kind === 'func')
+        for (const [i, name] of [...byName.keys()].entries()) if (i % 16) byName.delete(name);
       for (const [name, ids] of byName)
         expect(
           lazy.findAll(name, kind).map((t) => t.id),
