@@ -58,6 +58,10 @@ export class Collection {
 
   program(name: string): Program {
     const p = this.programs[name];
+    if (!p && this.object.programs.has(name))
+      throw new TypeError(
+        `program '${name}' was not loaded: it was not chosen (a '?' section, or the programs option)`,
+      );
     if (!p) throw new TypeError(`no program '${name}' (programs: ${Object.keys(this.programs).join(', ')})`);
     return p;
   }

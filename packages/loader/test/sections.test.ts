@@ -12,12 +12,7 @@ import {
 } from '@bpfkit/loader';
 import { AttachType, BpfError, Defines, MapFlags, mapInfo, ProgType } from '@bpfkit/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  expectSamePrograms,
-  type libbpfLoader,
-  libbpfLoader as buildLoader,
-  viaBpfkit,
-} from './libbpf/compare.js';
+import { expectSamePrograms, libbpfLoader, viaBpfkit } from './libbpf/compare.js';
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 const SECTIONS = fixture('sections.bpf.o');
@@ -144,7 +139,7 @@ describe('an object with an unknown section', () => {
 describe('loaded as libbpf loads them', () => {
   let libbpf: ReturnType<typeof libbpfLoader>;
   beforeAll(() => {
-    libbpf = buildLoader();
+    libbpf = libbpfLoader();
   });
   afterAll(() => {
     libbpf?.[Symbol.dispose]();
