@@ -5,7 +5,7 @@
 // and map-in-map slots. Everything closes as one; a failure closes whatever was created.
 import { CORE_POISON_IMM, encodeFuncInfo, encodeLineInfo, loadBtf } from '@bpfkit/btf';
 import { BpfMap, type Codec, type MapSpec, u32 } from '@bpfkit/maps';
-import type { Fd } from '@bpfkit/sys';
+import { BpfError, type Fd } from '@bpfkit/sys';
 import { type PreparedCollection, type PrepareOptions, prepareCollection } from './linker/prepare.js';
 import type { ObjectFile, ObjectMap } from './object/object.js';
 import { Program } from './program.js';
@@ -58,6 +58,10 @@ export class Collection {
 
   program(name: string): Program {
     const p = this.programs[name];
+    if (!p && this.object.programs.has(name))
+      throw new TypeError(
+        `program '${name}' was not loaded: it was not chosen (a '?' section, or the programs option)`,
+      );
     if (!p) throw new TypeError(`no program '${name}' (programs: ${Object.keys(this.programs).join(', ')})`);
     return p;
   }
@@ -71,7 +75,10 @@ export class Collection {
   }
 }
 
-/** Load every map and program of a clang-built object. */
+/**
+ * Load a clang-built object: every map it defines, and the programs chosen by `programs`
+ * (default: all but those in `?` sections), adjusted by `programOptions` and `mapOptions`.
+ */
 export function loadCollection(
   objectOrPath: ObjectFile | Uint8Array | string,
   opts: CollectionOptions = {},
@@ -93,7 +100,7 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
 
   // Maps: inner templates first, then every map; fill global data; freeze .rodata.
   const maps: Record<string, BpfMap<unknown, unknown>> = {};
-  for (const [name, def] of obj.maps) {
+  for (const [name, def] of prep.maps) {
     const given = opts.maps?.[name];
     if (given) {
       maps[name] = given;
@@ -101,7 +108,9 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
     }
     const spec = mapSpec(def, btfFd, prep.codecs.get(name));
     let inner: BpfMap<unknown, unknown> | undefined;
-    if (def.inner) {
+    const givenInner = opts.mapOptions?.[name]?.innerMap;
+    if (givenInner) spec.innerMap = givenInner;
+    else if (def.inner) {
       inner = BpfMap.create(mapSpec(def.inner, btfFd, prep.codecs.get(`${name}.inner`)));
       spec.innerMap = inner;
     }
@@ -150,7 +159,7 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
     } catch (e) {
       if (e instanceof VerifierError && pp.poisoned.length && e.log.includes(String(CORE_POISON_IMM)))
         e.message += `\nCO-RE relocations that could not be satisfied on this kernel:\n  ${pp.poisoned.join('\n  ')}`;
-      throw e;
+      throw forProgram(e, name, p.section);
     }
   }
 
@@ -164,6 +173,19 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
     }
   }
   return new Collection(obj, maps, programs, btfFd, owned);
+}
+
+/** A program's load failure: the kernel's error (class, errno, log kept) naming the program and its section. */
+export type ProgramLoadError = BpfError & { readonly program: string; readonly section: string };
+
+function forProgram(e: unknown, program: string, section: string): unknown {
+  if (!(e instanceof BpfError)) return e;
+  e.message = `program '${program}' (section '${section}'): ${e.message}`;
+  Object.defineProperties(e, {
+    program: { value: program, enumerable: true },
+    section: { value: section, enumerable: true },
+  });
+  return e as ProgramLoadError;
 }
 
 function mapSpec(

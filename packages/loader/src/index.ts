@@ -11,7 +11,7 @@
  * ```
  * @packageDocumentation
  */
-export { Collection, type CollectionOptions, loadCollection } from './collection.js';
+export { Collection, type CollectionOptions, loadCollection, type ProgramLoadError } from './collection.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,
@@ -29,6 +29,7 @@ export {
   type PrepareOptions,
   prepareCollection,
 } from './linker/prepare.js';
+export type { MapOptions, ProgramOptions, SelectOptions, TypedProgram } from './linker/select.js';
 export {
   type Elf,
   ElfError,
@@ -53,7 +54,12 @@ export {
   type ObjectVariable,
   type PinningKind,
 } from './object/object.js';
-export { programForSection, type SectionProgram } from './object/sections.js';
+export {
+  programForSection,
+  SECTION_PATTERNS,
+  type SectionProgram,
+  UnknownSectionError,
+} from './object/sections.js';
 export { haveHelper, haveProgType, requireHelper, requireProgType } from './probes.js';
 export {
   Program,

@@ -5,12 +5,13 @@
 import type { Insn } from '@bpfkit/asm';
 import { applyCoreRelos, Btf, BtfLookupError, type CoreRelo, type CoreResolution } from '@bpfkit/btf';
 import { btfCodec, type Codec } from '@bpfkit/maps';
-import { ObjectFile, type ObjectProgram } from '../object/object.js';
+import { ObjectFile, type ObjectMap } from '../object/object.js';
 import { fixObjectBtf } from './btf.js';
 import { type ConstantValue, dataContents } from './data.js';
 import { resolveExterns } from './refs.js';
+import { adjustMaps, type SelectOptions, selectPrograms, type TypedProgram } from './select.js';
 
-export interface PrepareOptions {
+export interface PrepareOptions extends SelectOptions {
   /** Values for `const volatile` globals (and other .rodata/.data/.bss variables), by name, set before load. */
   constants?: Record<string, ConstantValue>;
   /** Maps the caller provides by name: they are not created, so they need no codecs or checks here. */
@@ -21,7 +22,8 @@ export interface PrepareOptions {
 
 /** A program of a {@link PreparedCollection}: load-ready but for the maps' fds. */
 export interface PreparedProgram {
-  readonly object: ObjectProgram;
+  /** The object's program with `programOptions` applied (type, attach type, flags). */
+  readonly object: TypedProgram;
   /** Externs resolved and CO-RE relocations applied; map references still symbolic (they need the maps' fds). */
   readonly insns: readonly Insn[];
   /** The CO-RE resolution of every relocation, by instruction slot. */
@@ -41,7 +43,10 @@ export interface PreparedCollection {
   readonly data: ReadonlyMap<string, Uint8Array>;
   /** The object's BTF fixed up for the kernel: the blob to load and its (lazy) parse; undefined without BTF. */
   readonly btf: { blob: Uint8Array; btf: Btf } | undefined;
+  /** Every map the object defines, with `mapOptions` applied: all are created, used or not. */
+  readonly maps: ReadonlyMap<string, ObjectMap>;
   readonly codecs: ReadonlyMap<string, { key?: Codec<unknown>; value?: Codec<unknown> }>;
+  /** The programs chosen to load (`programs`; default: all but `?` sections), in object order. */
   readonly programs: ReadonlyMap<string, PreparedProgram>;
 }
 
@@ -54,8 +59,10 @@ export function prepareCollection(
   const kernel = opts.kernelBtf ?? Btf.kernel();
   const data = dataContents(obj, opts.constants ?? {});
   const btf = obj.btf ? fixObjectBtf(obj) : undefined;
+  const maps = adjustMaps(obj, opts);
+  const chosen = selectPrograms(obj, opts);
   const codecs = new Map<string, { key?: Codec<unknown>; value?: Codec<unknown> }>();
-  for (const [name, def] of obj.maps) {
+  for (const [name, def] of maps) {
     if (opts.maps?.[name]) continue;
     for (const d of def.inner ? [def.inner, def] : [def]) {
       const key = d.kind === 'map' ? d.btfKeyTypeId : 0;
@@ -72,7 +79,8 @@ export function prepareCollection(
   }
   const known = (name: string) => obj.maps.has(name) || opts.maps?.[name] !== undefined;
   const programs = new Map<string, PreparedProgram>();
-  for (const [name, p] of obj.programs) {
+  for (const p of chosen) {
+    const name = p.name;
     if (obj.btf)
       for (const fi of p.funcInfo) {
         const t = fi.typeId > 0 && fi.typeId < obj.btf.typeCount ? obj.btf.typeById(fi.typeId) : undefined;
@@ -87,7 +95,7 @@ export function prepareCollection(
       : { insns: linked, resolutions: [], poisoned: [] };
     programs.set(name, { object: p, insns: core.insns, core: core.resolutions, poisoned: core.poisoned });
   }
-  return { object: obj, kernel, data, btf, codecs, programs };
+  return { object: obj, kernel, data, btf, maps, codecs, programs };
 }
 
 /** A codec for a map's key or value type, or a typed error naming the map. */

@@ -65,13 +65,15 @@ export function linkPrograms(obj: ObjectParts): Map<string, ObjectProgram> {
     funcs.find((f) => f.section.index === sec && f.start === slot);
   for (const f of funcs) {
     if (f.section.name === '.text') continue;
-    const kind = programForSection(f.section.name);
-    if (!kind)
-      throw new ElfError(
-        `program '${f.name}' is in section '${f.section.name}', which names no program type`,
-        f.section.name,
-        f.section.offset,
-      );
+    // A section naming no program type fails only its program, and only when it is loaded (as
+    // with libbpf, that is by default: leave it out, or give it a type, to load the others).
+    const kind = programForSection(f.section.name) ?? {
+      type: undefined,
+      attachType: undefined,
+      attachTo: undefined,
+      flags: 0,
+      autoload: !f.section.name.startsWith('?'),
+    };
     out.set(f.name, { name: f.name, section: f.section.name, ...kind, ...linkProgram(obj, f, funcAt) });
   }
   return out;

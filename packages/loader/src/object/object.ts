@@ -32,11 +32,15 @@ import { DATA_SECTION } from './sections.js';
 export interface ObjectProgram {
   /** The C function's name: the key in a loaded collection. */
   name: string;
+  /** The ELF section, as written (a leading `?` included). */
   section: string;
-  type: ProgType;
+  /** Undefined when the section names no program type: loading the program then fails, reading the object does not. */
+  type: ProgType | undefined;
   attachType: AttachType | undefined;
   attachTo: string | undefined;
   flags: number;
+  /** Loaded unless asked otherwise: false for `?` sections (libbpf's autoload). */
+  autoload: boolean;
   /** Main function then every subprogram it calls, calls resolved; maps, data and externs by reference. */
   insns: Insn[];
   /** func_info and line_info with `insnOff` in instruction slots, as BPF_PROG_LOAD takes them. */

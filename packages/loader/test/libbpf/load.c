@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+// The libbpf side of the comparison tests: opens an object with the system's libbpf, adjusts
+// programs the way libbpf's API lets a user, loads it, and pins every program that loaded into a
+// directory (a private bpffs), where the test reads them back. Built by the test, never shipped.
+//
+//   load OBJECT DIR [-prog] [+prog] [prog=TYPE:ATTACH]...
+//     -prog         leave prog out (bpf_program__set_autoload false)
+//     +prog         load prog although its section starts with '?'
+//     prog=T:A      give prog program type T and expected attach type A (numbers)
+//
+// Exit status 0 when the object loaded, 1 when libbpf refused it (its messages on stderr).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+
+int main(int argc, char **argv)
+{
+	struct bpf_object *obj;
+	struct bpf_program *prog;
+	char path[4096];
+	int i, err;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s OBJECT DIR [-prog] [+prog] [prog=TYPE:ATTACH]...\n", argv[0]);
+		return 2;
+	}
+	obj = bpf_object__open_file(argv[1], NULL);
+	if (!obj) {
+		fprintf(stderr, "open %s failed\n", argv[1]);
+		return 1;
+	}
+	for (i = 3; i < argc; i++) {
+		char *arg = argv[i], *eq = strchr(arg, '=');
+		const char *name = arg[0] == '-' || arg[0] == '+' ? arg + 1 : arg;
+
+		if (eq)
+			*eq = '\0';
+		prog = bpf_object__find_program_by_name(obj, name);
+		if (!prog) {
+			fprintf(stderr, "no program '%s'\n", name);
+			return 2;
+		}
+		if (eq) {
+			unsigned int type, attach;
+
+			if (sscanf(eq + 1, "%u:%u", &type, &attach) != 2)
+				return 2;
+			bpf_program__set_type(prog, type);
+			bpf_program__set_expected_attach_type(prog, attach);
+		} else {
+			bpf_program__set_autoload(prog, arg[0] == '+');
+		}
+	}
+	err = bpf_object__load(obj);
+	if (err) {
+		fprintf(stderr, "load failed: %d\n", err);
+		bpf_object__close(obj);
+		return 1;
+	}
+	bpf_object__for_each_program(prog, obj) {
+		if (bpf_program__fd(prog) < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", argv[2], bpf_program__name(prog));
+		if (bpf_program__pin(prog, path)) {
+			fprintf(stderr, "pin %s failed\n", path);
+			return 1;
+		}
+	}
+	bpf_object__close(obj);
+	return 0;
+}
