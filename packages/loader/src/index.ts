@@ -30,6 +30,17 @@ export {
   prepareCollection,
 } from './linker/prepare.js';
 export {
+  type AttachTarget,
+  AttachTargetError,
+  type AttachTargetOption,
+  kernelModuleBtfs,
+  kernelTargetType,
+  type ModuleBtf,
+  needsAttachTarget,
+  type ResolveTargetOptions,
+  resolveAttachTarget,
+} from './linker/targets.js';
+export {
   type Elf,
   ElfError,
   type ElfReloc,
