@@ -239,7 +239,7 @@ function targetAttrs(
     if (t.module === undefined) return { attachBtfId: t.btfId };
     let fd = moduleFds.get(t.module);
     if (!fd) {
-      fd = moduleBtfFd(t.module);
+      fd = kernelBtfFd(t.module);
       if (!fd)
         throw new AttachTargetError(
           p.name,
@@ -272,8 +272,11 @@ function targetAttrs(
   return { attachBtfId: func.id, attachProgFd: progFd };
 }
 
-/** An fd of the kernel's BTF object for `module`, found among the loaded BTF objects by name. */
-function moduleBtfFd(module: string): Fd | undefined {
+/**
+ * An fd of the kernel's own BTF object named `name` (`vmlinux`, or a module's), found among the
+ * loaded BTF objects by their info; undefined when the kernel lists none of that name.
+ */
+export function kernelBtfFd(name: string): Fd | undefined {
   for (const id of btfIds()) {
     let fd: Fd;
     try {
@@ -282,9 +285,14 @@ function moduleBtfFd(module: string): Fd | undefined {
       if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
       throw e;
     }
-    const info = btfInfo(fd);
-    if (info.kernelBtf && info.name === module) return fd;
-    fd.close();
+    let found = false;
+    try {
+      const info = btfInfo(fd);
+      found = info.kernelBtf !== 0 && info.name === name;
+    } finally {
+      if (!found) fd.close();
+    }
+    if (found) return fd;
   }
   return undefined;
 }

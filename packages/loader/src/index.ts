@@ -11,7 +11,7 @@
  * ```
  * @packageDocumentation
  */
-export { Collection, type CollectionOptions, loadCollection } from './collection.js';
+export { Collection, type CollectionOptions, kernelBtfFd, loadCollection } from './collection.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,

@@ -6,9 +6,18 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Btf, btfFromKernel } from '@bpfkit/btf';
-import { type Collection, loadCollection } from '@bpfkit/loader';
+import { type Collection, kernelBtfFd, kernelModuleBtfs, loadCollection } from '@bpfkit/loader';
 import { possibleCpus } from '@bpfkit/maps';
-import { BpfError, type Fd, mapInfo, NativeBuffer, NotSupportedError, objGet, progInfo } from '@bpfkit/sys';
+import {
+  BpfError,
+  btfInfo,
+  type Fd,
+  mapInfo,
+  NativeBuffer,
+  NotSupportedError,
+  objGet,
+  progInfo,
+} from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempBpffs } from '../../../tools/testing/kernel.js';
 
@@ -224,5 +233,22 @@ describe('attach targets resolved at load, as libbpf names them', () => {
     } finally {
       c.close();
     }
+  });
+});
+
+describe('kernel BTF objects for module targets', () => {
+  it('kernelBtfFd finds vmlinux and every module with BTF by name, and nothing else', () => {
+    // module targets load with their module's BTF object (attach_btf_obj_fd), found this way
+    for (const name of ['vmlinux', ...kernelModuleBtfs().map((m) => m.name)]) {
+      const fd = kernelBtfFd(name);
+      expect(fd, name).toBeDefined();
+      try {
+        const info = btfInfo(fd!);
+        expect({ name: info.name, kernel: info.kernelBtf }).toEqual({ name, kernel: 1 });
+      } finally {
+        fd!.close();
+      }
+    }
+    expect(kernelBtfFd('no_such_module_bpfkit')).toBeUndefined();
   });
 });
