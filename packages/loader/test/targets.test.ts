@@ -172,6 +172,18 @@ describe('module attach targets', () => {
     for (const m of kernelModuleBtfs()) {
       expect(m.btf.base).toBe(kernel);
       expect(m.name).not.toBe('vmlinux');
+      // a function of the module's own resolves to it by module:function, with the module named
+      const fn = [...m.btf.types()].find((t) => t.kind === 'func' && t.name);
+      if (!fn) continue;
+      const prep = prepareCollection(fixture('attach_fentry.bpf.o'), {
+        attachTargets: { before_unlink: { func: `${m.name}:${fn.name}` } },
+      });
+      expect(prep.programs.get('before_unlink')!.target).toEqual({
+        kind: 'kernel',
+        btfId: fn.id,
+        module: m.name,
+        typeName: fn.name,
+      });
     }
   });
 });
