@@ -3,10 +3,16 @@
 // fixed-up BTF, creates the maps (or reuses them through a resolveMap hook), writes global data
 // and freezes .rodata, loads the programs with func/line info and fills initial program-array
 // and map-in-map slots. Everything closes as one; a failure closes whatever was created.
-import { CORE_POISON_IMM, encodeFuncInfo, encodeLineInfo, loadBtf } from '@bpfkit/btf';
-import { BpfMap, type Codec, type MapSpec, u32 } from '@bpfkit/maps';
-import { BpfError, type Fd } from '@bpfkit/sys';
-import { type PreparedCollection, type PrepareOptions, prepareCollection } from './linker/prepare.js';
+import { btfFromKernel, CORE_POISON_IMM, encodeFuncInfo, encodeLineInfo, loadBtf } from '@bpfkit/btf';
+import { BpfMap, type Codec, type MapSpec, possibleCpus, takesKeyValueBtf, u32 } from '@bpfkit/maps';
+import { BpfError, btfFdById, btfIds, btfInfo, Fd, type HasFd, MapType, progInfo } from '@bpfkit/sys';
+import {
+  type PreparedCollection,
+  type PreparedProgram,
+  type PrepareOptions,
+  prepareCollection,
+} from './linker/prepare.js';
+import { AttachTargetError } from './linker/targets.js';
 import type { ObjectFile, ObjectMap } from './object/object.js';
 import { Program } from './program.js';
 import { VerifierError } from './verifier.js';
@@ -95,6 +101,13 @@ export function loadCollection(
 
 function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close(): void }[]): Collection {
   const obj = prep.object;
+  // Attach targets that need the kernel's objects, looked up before anything is created.
+  const targets = new Map<string, TargetAttrs>();
+  const moduleFds = new Map<string, Fd>();
+  for (const [name, pp] of prep.programs) {
+    const attrs = targetAttrs(pp, moduleFds, owned);
+    if (attrs) targets.set(name, attrs);
+  }
   const btfFd = prep.btf ? loadBtf(prep.btf.blob, { name: obj.name }) : undefined;
   if (btfFd) owned.push(btfFd);
 
@@ -111,12 +124,12 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
     const givenInner = opts.mapOptions?.[name]?.innerMap;
     if (givenInner) spec.innerMap = givenInner;
     else if (def.inner) {
-      inner = BpfMap.create(mapSpec(def.inner, btfFd, prep.codecs.get(`${name}.inner`)));
+      inner = createMap(mapSpec(def.inner, btfFd, prep.codecs.get(`${name}.inner`)));
       spec.innerMap = inner;
     }
     try {
       const resolved = opts.resolveMap?.(name, spec, def);
-      const m = resolved ?? BpfMap.create(spec);
+      const m = resolved ?? createMap(spec);
       maps[name] = m;
       owned.push(m);
     } finally {
@@ -150,6 +163,7 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
         name: name.slice(0, 15).replace(/[^\w.]/g, '_'),
         ...(p.attachType !== undefined ? { attachType: p.attachType } : {}),
         flags: p.flags,
+        ...targets.get(name),
         kernVersion: obj.kernVersion,
         ...(btf ? { btf } : {}),
         ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
@@ -188,21 +202,119 @@ function forProgram(e: unknown, program: string, section: string): unknown {
   return e as ProgramLoadError;
 }
 
+/**
+ * A map's creation spec as libbpf makes it: a perf event array without `max_entries` gets one
+ * slot per possible CPU; key/value BTF is sent when the object has it, except for the map types
+ * libbpf creates without it (`takesKeyValueBtf`).
+ */
 function mapSpec(
   def: ObjectMap,
   btfFd: Fd | undefined,
   codecs: { key?: Codec<unknown>; value?: Codec<unknown> } | undefined,
 ): MapSpec<unknown, unknown> {
-  const withBtf = btfFd && def.btfValueTypeId && (def.kind !== 'map' || def.btfKeyTypeId);
+  const withBtf = btfFd && takesKeyValueBtf(def.type) && (def.btfKeyTypeId !== 0 || def.btfValueTypeId !== 0);
+  const maxEntries =
+    def.type === MapType.PERF_EVENT_ARRAY && def.maxEntries === 0 ? possibleCpus() : def.maxEntries;
   return {
     type: def.type,
     key: (btfFd && codecs?.key) || (def.kind !== 'map' ? u32 : def.keySize),
     value: (btfFd && codecs?.value) || def.valueSize,
-    maxEntries: def.maxEntries,
+    maxEntries,
     flags: def.flags,
     name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
     numaNode: def.numaNode,
     mapExtra: def.mapExtra,
     ...(withBtf ? { btf: { fd: btfFd, keyTypeId: def.btfKeyTypeId, valueTypeId: def.btfValueTypeId } } : {}),
   };
+}
+
+/**
+ * Create a map; when the kernel refuses it with key/value BTF, create it again without (as libbpf
+ * does: kernels differ in which map types and value types they accept BTF for). A map that fails
+ * without BTF too reports that failure, its own.
+ */
+function createMap(spec: MapSpec<unknown, unknown>): BpfMap<unknown, unknown> {
+  try {
+    return BpfMap.create(spec);
+  } catch (e) {
+    if (!spec.btf || !(e instanceof BpfError) || e.code === 'EPERM') throw e;
+    const { btf: _, ...bare } = spec;
+    return BpfMap.create(bare);
+  }
+}
+
+type TargetAttrs = { attachBtfId: number; attachBtfObjFd?: Fd; attachProgFd?: Fd };
+
+/**
+ * The load attributes of a program's attach target: the BTF id, with the module's BTF object
+ * (kept in `moduleFds`, owned by the collection) or the target program for targets outside vmlinux.
+ */
+function targetAttrs(
+  pp: PreparedProgram,
+  moduleFds: Map<string, Fd>,
+  owned: { close(): void }[],
+): TargetAttrs | undefined {
+  const t = pp.target;
+  if (!t) return undefined;
+  const p = pp.object;
+  if (t.kind === 'kernel') {
+    if (t.module === undefined) return { attachBtfId: t.btfId };
+    let fd = moduleFds.get(t.module);
+    if (!fd) {
+      fd = kernelBtfFd(t.module);
+      if (!fd)
+        throw new AttachTargetError(
+          p.name,
+          p.section,
+          `${t.module}:${t.typeName}`,
+          `is in module '${t.module}', whose BTF object the kernel does not list`,
+        );
+      moduleFds.set(t.module, fd);
+      owned.push(fd);
+    }
+    return { attachBtfId: t.btfId, attachBtfObjFd: fd };
+  }
+  const progFd = t.program instanceof Fd ? t.program : (t.program as HasFd).fd;
+  const { btfId } = progInfo(progFd);
+  if (!btfId)
+    throw new AttachTargetError(
+      p.name,
+      p.section,
+      t.func,
+      'is in a target program that was loaded without BTF',
+    );
+  const func = btfFromKernel(btfId).findAll(t.func, 'func')[0];
+  if (!func)
+    throw new AttachTargetError(
+      p.name,
+      p.section,
+      t.func,
+      'is not a function of the target program (no BTF func of that name)',
+    );
+  return { attachBtfId: func.id, attachProgFd: progFd };
+}
+
+/**
+ * An fd of the kernel's own BTF object named `name` (`vmlinux`, or a module's), found among the
+ * loaded BTF objects by their info; undefined when the kernel lists none of that name.
+ */
+export function kernelBtfFd(name: string): Fd | undefined {
+  for (const id of btfIds()) {
+    let fd: Fd;
+    try {
+      fd = btfFdById(id);
+    } catch (e) {
+      if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
+      throw e;
+    }
+    let found = false;
+    try {
+      const info = btfInfo(fd);
+      found = info.kernelBtf !== 0 && info.name === name;
+    } finally {
+      if (!found) fd.close();
+    }
+    if (found) return fd;
+  }
+  return undefined;
 }

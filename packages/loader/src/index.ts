@@ -11,7 +11,13 @@
  * ```
  * @packageDocumentation
  */
-export { Collection, type CollectionOptions, loadCollection, type ProgramLoadError } from './collection.js';
+export {
+  Collection,
+  type CollectionOptions,
+  kernelBtfFd,
+  loadCollection,
+  type ProgramLoadError,
+} from './collection.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,
@@ -30,6 +36,17 @@ export {
   prepareCollection,
 } from './linker/prepare.js';
 export type { MapOptions, ProgramOptions, SelectOptions, TypedProgram } from './linker/select.js';
+export {
+  type AttachTarget,
+  AttachTargetError,
+  type AttachTargetOption,
+  kernelModuleBtfs,
+  kernelTargetType,
+  type ModuleBtf,
+  needsAttachTarget,
+  type ResolveTargetOptions,
+  resolveAttachTarget,
+} from './linker/targets.js';
 export {
   type Elf,
   ElfError,

@@ -23,7 +23,7 @@ import {
   progTypes,
   readLastAttr,
 } from '@bpfkit/sys';
-import { haveProgType, requireProgType } from './probes.js';
+import { requireProgType } from './probes.js';
 import { VerifierError } from './verifier.js';
 
 /** Kernel limit for the verifier log (UINT_MAX >> 2 since 5.2). */
@@ -218,13 +218,9 @@ export class Program implements HasFd {
       } catch (e) {
         if (!(e instanceof BpfError)) throw e;
         if (e.code === 'EPERM') throw e;
-        if (e.code === 'EINVAL' && !haveProgType(type)) {
-          try {
-            requireProgType(type);
-          } catch (ns) {
-            if (ns instanceof NotSupportedError)
-              throw new NotSupportedError(ns.feature, ns.since, { cause: e });
-          }
+        if (e.code === 'EINVAL') {
+          const unsupported = unsupportedType(type, e);
+          if (unsupported) throw unsupported;
         }
         first = { err: e, log: '', needed: 0 };
       }
@@ -329,6 +325,20 @@ export class Program implements HasFd {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * A NotSupportedError for a load that failed with EINVAL, when the program-type probe clearly
+ * says this kernel lacks the type; otherwise undefined, and the load's own error stands. A probe
+ * that cannot answer (EPERM, or any other failure of its own) never replaces that error.
+ */
+function unsupportedType(type: ProgType, cause: BpfError): NotSupportedError | undefined {
+  try {
+    requireProgType(type);
+  } catch (ns) {
+    if (ns instanceof NotSupportedError) return new NotSupportedError(ns.feature, ns.since, { cause });
+  }
+  return undefined;
 }
 
 /** Kernels 6.4+ report the size the log needed (`log_true_size`), also when the load failed. */

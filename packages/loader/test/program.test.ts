@@ -157,6 +157,35 @@ describe('bad input', () => {
     ).toThrow(NotSupportedError);
   });
 
+  it('a failed load reports its own error: a program-type probe run after it never replaces it', () => {
+    // A BTF tracepoint program without its attach_btf_id: the kernel says EINVAL, with its reason
+    // in the log. The EINVAL makes Program.load ask whether the kernel knows tracing programs at
+    // all; that probe may fail on its own (EPERM here, where fentry loads are refused) or answer
+    // "yes" — either way the error stays the load's.
+    const load = (logLevel?: number) =>
+      Program.load({
+        type: 'tracing',
+        attachType: 'trace_raw_tp',
+        license: 'GPL',
+        name: 'no_target',
+        instructions: new Builder().mov64(R0, 0).exit(),
+        ...(logLevel ? { logLevel } : {}),
+      });
+    for (const level of [undefined, 1]) {
+      let err: unknown;
+      try {
+        load(level).close();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(VerifierError);
+      expect(err).not.toBeInstanceOf(NotSupportedError);
+      expect((err as VerifierError).code).toBe('EINVAL');
+      expect((err as VerifierError).message).toContain("tracing 'no_target'");
+      expect((err as VerifierError).log).toMatch(/Tracing programs must provide btf_id/);
+    }
+  });
+
   it('a closed program refuses use', () => {
     const prog = Program.load({
       type: 'socket_filter',

@@ -19,6 +19,7 @@ export {
   type MapOperation,
   MapOperationError,
   mapFlagsValue,
+  takesKeyValueBtf,
 } from './kinds.js';
 export { cidr, type LpmKey, lpmKey } from './lpm.js';
 export {

@@ -80,6 +80,34 @@ const reasons: Partial<Record<MapOperation, (type: number) => string>> = {
   mmap: () => 'only array maps created with BPF_F_MMAPABLE can be mapped',
 };
 
+/**
+ * Map types created without key/value BTF, as libbpf creates them (`bpf_object__create_map`):
+ * the kernel checks BTF for these with `map_check_no_btf` (ENOTSUPP) on some or all releases, and
+ * their values are fds, stack addresses or nothing a type could describe. Object files still
+ * declare their keys and values with `__type`, so a loader drops the BTF instead of failing.
+ */
+const WITHOUT_KEY_VALUE_BTF = new Set<number>([
+  MapType.PERF_EVENT_ARRAY,
+  MapType.CGROUP_ARRAY,
+  MapType.STACK_TRACE,
+  MapType.ARRAY_OF_MAPS,
+  MapType.HASH_OF_MAPS,
+  MapType.DEVMAP,
+  MapType.DEVMAP_HASH,
+  MapType.CPUMAP,
+  MapType.XSKMAP,
+  MapType.SOCKMAP,
+  MapType.SOCKHASH,
+  MapType.QUEUE,
+  MapType.STACK,
+  MapType.ARENA,
+]);
+
+/** Whether maps of this type are created with key/value BTF when an object declares it (libbpf's rule). */
+export function takesKeyValueBtf(type: number): boolean {
+  return !WITHOUT_KEY_VALUE_BTF.has(type);
+}
+
 /** The operations a map type allows; unknown (newer) types get the keyed ones and let the kernel decide. */
 export function operationsOf(type: number): ReadonlySet<MapOperation> {
   return new Set(allowed.get(type) ?? KEYED);

@@ -39,7 +39,7 @@ import {
   operationsOf,
 } from './kinds.js';
 import { MapMemory } from './memory.js';
-import { haveMapType, requireMapType } from './probes.js';
+import { requireMapType } from './probes.js';
 
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 export interface SetOptions {
@@ -253,7 +253,9 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
         value as never,
       );
     } catch (e) {
-      if (e instanceof BpfError && e.code === 'EINVAL' && !haveMapType(type)) {
+      // EINVAL may mean an unknown map type: say so only when the probe plainly answers that,
+      // never with a probe's own failure (EPERM, ...) in place of the create's error
+      if (e instanceof BpfError && e.code === 'EINVAL') {
         try {
           requireMapType(type);
         } catch (ns) {

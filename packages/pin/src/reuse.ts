@@ -23,7 +23,7 @@ export function pinByName(root: string): NonNullable<CollectionOptions['resolveM
         type: mapTypes.toValue(spec.type),
         keySize: def.keySize,
         valueSize: def.valueSize,
-        maxEntries: def.maxEntries,
+        maxEntries: spec.maxEntries, // as created: a perf event array without max_entries has one slot per CPU
         flags: def.flags,
       };
       const have = {

@@ -2,8 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Builder, R0 } from '@bpfkit/asm';
-import { attachRawTracepoint, loadCollection, Program } from '@bpfkit/loader';
-import { BpfMap, u32, u64 } from '@bpfkit/maps';
+import { attachRawTracepoint, loadCollection, ObjectFile, Program } from '@bpfkit/loader';
+import { BpfMap, possibleCpus, u32, u64 } from '@bpfkit/maps';
 import {
   ensureBpffs,
   isBpffs,
@@ -218,5 +218,25 @@ describe('pin-by-name reuse at load', () => {
     );
     unpin(join(fs.path, 'pinned_lru'));
     expect(() => pinByName('/tmp')).toThrow(/not on a bpffs mount/);
+  });
+
+  it('reuses a pinned perf event array declared without max_entries (one slot per CPU)', () => {
+    using fs = tempBpffs();
+    const object = () => {
+      const o = ObjectFile.read(
+        new URL('../../loader/test/fixtures/map_rules.bpf.o', import.meta.url).pathname,
+      );
+      o.maps.get('per_cpu_events')!.pinning = 'by_name';
+      return o;
+    };
+    let id: number;
+    {
+      using first = loadCollection(object(), { resolveMap: pinByName(fs.path) });
+      id = first.map('per_cpu_events').info.id;
+      expect(first.map('per_cpu_events').maxEntries).toBe(possibleCpus());
+    }
+    using second = loadCollection(object(), { resolveMap: pinByName(fs.path) });
+    expect(second.map('per_cpu_events').info.id).toBe(id);
+    unpin(join(fs.path, 'per_cpu_events'));
   });
 });

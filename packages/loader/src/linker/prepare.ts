@@ -10,6 +10,13 @@ import { fixObjectBtf } from './btf.js';
 import { type ConstantValue, dataContents } from './data.js';
 import { resolveExterns } from './refs.js';
 import { adjustMaps, type SelectOptions, selectPrograms, type TypedProgram } from './select.js';
+import {
+  type AttachTarget,
+  type AttachTargetOption,
+  kernelModuleBtfs,
+  type ModuleBtf,
+  resolveAttachTarget,
+} from './targets.js';
 
 export interface PrepareOptions extends SelectOptions {
   /** Values for `const volatile` globals (and other .rodata/.data/.bss variables), by name, set before load. */
@@ -18,6 +25,17 @@ export interface PrepareOptions extends SelectOptions {
   maps?: Record<string, unknown>;
   /** The BTF to relocate against (default: the running kernel's). */
   kernelBtf?: Btf;
+  /**
+   * Attach targets by program name (libbpf's `bpf_program__set_attach_target`): a loaded program
+   * whose function a freplace/ (or fentry/fexit) program attaches to, and/or the target's name
+   * instead of the one after the section prefix.
+   */
+  attachTargets?: Record<string, AttachTargetOption>;
+  /**
+   * Module BTF searched for attach targets vmlinux lacks (default: the running kernel's
+   * `/sys/kernel/btf/<module>`, when `kernelBtf` is not given).
+   */
+  moduleBtfs?: readonly ModuleBtf[];
 }
 
 /** A program of a {@link PreparedCollection}: load-ready but for the maps' fds. */
@@ -30,6 +48,8 @@ export interface PreparedProgram {
   readonly core: readonly { slot: number; relo: CoreRelo; res: CoreResolution }[];
   /** Why some instructions were poisoned (unsatisfiable CO-RE relocations). */
   readonly poisoned: readonly string[];
+  /** The BTF attach target (tp_btf/, fentry/, fexit/, fmod_ret/, lsm/, iter/, freplace/), resolved. */
+  readonly target: AttachTarget | undefined;
 }
 
 /**
@@ -77,6 +97,11 @@ export function prepareCollection(
           `map '${name}' slot ${init.slot} refers to ${init.kind} '${init.name}', which the object does not define`,
         );
   }
+  for (const name of Object.keys(opts.attachTargets ?? {}))
+    if (!obj.programs.has(name))
+      throw new TypeError(
+        `attachTargets names program '${name}', which the object does not define (programs: ${[...obj.programs.keys()].join(', ')})`,
+      );
   const known = (name: string) => obj.maps.has(name) || opts.maps?.[name] !== undefined;
   const programs = new Map<string, PreparedProgram>();
   for (const p of chosen) {
@@ -93,7 +118,18 @@ export function prepareCollection(
     const core = obj.btf
       ? applyCoreRelos(linked, p.coreRelos, obj.btf, kernel)
       : { insns: linked, resolutions: [], poisoned: [] };
-    programs.set(name, { object: p, insns: core.insns, core: core.resolutions, poisoned: core.poisoned });
+    const target = resolveAttachTarget(p, {
+      kernel,
+      modules: () => opts.moduleBtfs ?? (opts.kernelBtf ? [] : kernelModuleBtfs()),
+      ...(opts.attachTargets?.[name] ? { target: opts.attachTargets[name] } : {}),
+    });
+    programs.set(name, {
+      object: p,
+      insns: core.insns,
+      core: core.resolutions,
+      poisoned: core.poisoned,
+      target,
+    });
   }
   return { object: obj, kernel, data, btf, maps, codecs, programs };
 }
