@@ -3,6 +3,7 @@
 import {
   BpfError,
   btfFdById,
+  btfIds,
   btfInfo,
   btfLoad,
   cString,
@@ -59,4 +60,34 @@ export function btfFromKernel(id: number, base?: Btf): Btf {
   buf.view.setUint32(structLayout.btfInfo.btf_size[0], info.btfSize, true);
   objGetInfoByFd({ bpfFd: fd.value, infoLen: buf.size, info: buf.ptr });
   return Btf.parse(data.bytes.slice(), info.kernelBtf && id !== 1 ? (base ?? Btf.kernel()) : base);
+}
+
+/**
+ * The BTF of every loaded kernel module (each split on vmlinux's), with its name and BTF object
+ * id, as libbpf finds them to resolve kfuncs and ksyms that vmlinux does not have. Without the
+ * privilege to iterate BTF objects (EPERM) there are none, as in libbpf.
+ */
+export function kernelModuleBtfs(base?: Btf): { name: string; id: number; btf: Btf }[] {
+  const out: { name: string; id: number; btf: Btf }[] = [];
+  try {
+    for (const id of btfIds()) {
+      let name: string;
+      let kernel: boolean;
+      try {
+        using fd = btfFdById(id);
+        const info = btfInfo(fd);
+        name = info.name;
+        kernel = Boolean(info.kernelBtf);
+      } catch (e) {
+        if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
+        throw e;
+      }
+      if (!kernel || name === 'vmlinux') continue;
+      out.push({ name, id, btf: btfFromKernel(id, base ?? Btf.kernel()) });
+    }
+  } catch (e) {
+    if (e instanceof BpfError && e.code === 'EPERM') return out;
+    throw e;
+  }
+  return out;
 }
