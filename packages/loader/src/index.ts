@@ -12,6 +12,7 @@
  * @packageDocumentation
  */
 export { Collection, type CollectionOptions, loadCollection } from './collection.js';
+export { haveSyscallWrapper, kallsyms } from './kallsyms.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,
@@ -22,13 +23,15 @@ export {
   linkOrLegacy,
   linkUnsupported,
 } from './link.js';
-export type { ConstantValue } from './linker/data.js';
+export { sanitizeBtf } from './linker/btf.js';
+export { type ConstantValue, parseKconfig } from './linker/data.js';
 export {
   type PreparedCollection,
   type PreparedProgram,
   type PrepareOptions,
   prepareCollection,
 } from './linker/prepare.js';
+export { ExternError, KFUNC_POISON_BASE, type ModuleBtf } from './linker/refs.js';
 export {
   type Elf,
   ElfError,

@@ -11,28 +11,21 @@ export function kallsyms(names: ReadonlySet<string>, path = '/proc/kallsyms'): M
   const out = new Map<string, bigint>();
   if (names.size === 0) return out;
   const text = readFileSync(path, 'latin1');
-  let at = 0;
-  while (at < text.length) {
-    let end = text.indexOf('\n', at);
-    if (end < 0) end = text.length;
+  for (const line of text.split('\n')) {
     // "<address> <type> <name>[\t[module]]"
-    const s1 = text.indexOf(' ', at);
-    const s2 = s1 < 0 ? -1 : text.indexOf(' ', s1 + 1);
-    if (s2 > 0 && s2 < end) {
-      let nameEnd = text.indexOf('\t', s2 + 1);
-      if (nameEnd < 0 || nameEnd > end) nameEnd = end;
-      const name = text.slice(s2 + 1, nameEnd);
-      if (names.has(name)) {
-        const addr = BigInt(`0x${text.slice(at, s1)}`);
-        const had = out.get(name);
-        if (had !== undefined && had !== addr)
-          throw new TypeError(
-            `kernel symbol '${name}' is ambiguous in ${path}: 0x${had.toString(16)} or 0x${addr.toString(16)}`,
-          );
-        out.set(name, addr);
-      }
-    }
-    at = end + 1;
+    const s1 = line.indexOf(' ');
+    const s2 = s1 < 0 ? -1 : line.indexOf(' ', s1 + 1);
+    if (s2 < 0) continue;
+    const tab = line.indexOf('\t', s2 + 1);
+    const name = tab < 0 ? line.slice(s2 + 1) : line.slice(s2 + 1, tab);
+    if (!names.has(name)) continue;
+    const addr = BigInt(`0x${line.slice(0, s1)}`);
+    const had = out.get(name);
+    if (had !== undefined && had !== addr)
+      throw new TypeError(
+        `kernel symbol '${name}' is ambiguous in ${path}: 0x${had.toString(16)} or 0x${addr.toString(16)}`,
+      );
+    out.set(name, addr);
   }
   return out;
 }

@@ -98,7 +98,8 @@ export function prepareCollection(
     coreBtf ??= opts.btfPath ? Btf.fromFile(opts.btfPath, undefined, { lazy: true }) : kernel();
     return coreBtf;
   };
-  let modules = opts.kernelModules;
+  // A kernel BTF of the caller's has no modules of the running kernel's to go with it.
+  let modules = opts.kernelModules ?? (opts.kernelBtf ? [] : undefined);
   let addresses: Map<string, bigint> | undefined;
   const data = dataContents(obj, opts.constants ?? {}, opts.kconfig ? parseKconfig(opts.kconfig) : undefined);
   const fixed = obj.btf ? fixObjectBtf(obj) : undefined;

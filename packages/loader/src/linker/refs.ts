@@ -82,7 +82,8 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
     const v = ctx.kernel().findAll(name, kind)[0];
     if (v) return { id: v.id, module: undefined };
     for (const m of ctx.modules()) {
-      const own = m.btf.findAll(name, kind).find((t) => t.id >= ctx.kernel().typeCount);
+      // a module's own types, not the vmlinux base it is split on
+      const own = m.btf.findAll(name, kind).find((t) => !m.btf.base || t.id >= m.btf.raw.firstId);
       if (own) return { id: own.id, module: m };
     }
     return undefined;
