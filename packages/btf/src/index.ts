@@ -30,9 +30,6 @@ export {
 export { BtfLoadError, btfFromKernel, kernelModuleBtfs, loadBtf } from './kernel.js';
 export { BTF_MAGIC, BtfKind, type BtfKindName, type BtfKindNumber, IntEncoding } from './kinds.js';
 export { type BtfHeader, type ParseOptions, parseBtf, type RawBtf } from './parse.js';
-export { Btf, type FieldLayout, MAX_BTF_DEPTH, MAX_FLAT_FIELDS } from './spec.js';
-export type * from './types.js';
-export { decodeValue, encodeValue, formatValue, toJson } from './value.js';
 export {
   ALL_BTF_FEATURES,
   type BtfFeature,
@@ -40,3 +37,6 @@ export {
   haveBtfFeature,
   kernelBtfFeatures,
 } from './probes.js';
+export { Btf, type FieldLayout, MAX_BTF_DEPTH, MAX_FLAT_FIELDS } from './spec.js';
+export type * from './types.js';
+export { decodeValue, encodeValue, formatValue, toJson } from './value.js';

@@ -113,7 +113,11 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
       continue;
     }
     // Global data maps are typed by a DATASEC: a kernel without DATASEC gets them without BTF.
-    const spec = mapSpec(def, def.kind === 'map' || features.datasec ? btfFd : undefined, prep.codecs.get(name));
+    const spec = mapSpec(
+      def,
+      def.kind === 'map' || features.datasec ? btfFd : undefined,
+      prep.codecs.get(name),
+    );
     let inner: BpfMap<unknown, unknown> | undefined;
     if (def.inner) {
       inner = BpfMap.create(mapSpec(def.inner, btfFd, prep.codecs.get(`${name}.inner`)));

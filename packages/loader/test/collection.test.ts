@@ -91,7 +91,8 @@ describe('loadCollection', () => {
         program: 'kern_len',
         section: 'socket',
         symbol: 'bpf_cast_to_kern_ctx',
-        message: "program 'kern_len' (section 'socket'): kfunc 'bpf_cast_to_kern_ctx' is not in the kernel's or a module's BTF",
+        message:
+          "program 'kern_len' (section 'socket'): kfunc 'bpf_cast_to_kern_ctx' is not in the kernel's or a module's BTF",
       }),
     );
   });

@@ -190,7 +190,17 @@ describe('__ksym and kfunc externs', () => {
   it('kfuncs and ksyms of a module BTF: the call names the module in fd_array (index 1 on), the load carries its fd', () => {
     // (a module's BTF is split on vmlinux's; one of its own stands in for it here)
     const types: BtfType[] = [
-      { kind: 'int', id: 1, name: 'int', size: 4, signed: true, char: false, bool: false, bits: 32, offset: 0 },
+      {
+        kind: 'int',
+        id: 1,
+        name: 'int',
+        size: 4,
+        signed: true,
+        char: false,
+        bool: false,
+        bits: 32,
+        offset: 0,
+      },
       { kind: 'func_proto', id: 2, name: '', returnType: 1, params: [{ name: 'ctx', type: 1 }] },
       { kind: 'func', id: 3, name: 'bpfkit_no_such_kfunc', type: 2, linkage: 1 },
     ];
@@ -262,7 +272,15 @@ function everyKind(): Uint8Array {
 
 describe('BTF sanitised for older kernels', () => {
   /** Features in the order kernels gained them: a kernel before one lacks it and every later one. */
-  const ORDER: (keyof BtfFeatures)[] = ['func', 'datasec', 'globalFunc', 'float', 'declTag', 'typeTag', 'enum64'];
+  const ORDER: (keyof BtfFeatures)[] = [
+    'func',
+    'datasec',
+    'globalFunc',
+    'float',
+    'declTag',
+    'typeTag',
+    'enum64',
+  ];
   const before = (feature: keyof BtfFeatures): BtfFeatures => ({
     ...ALL_BTF_FEATURES,
     ...Object.fromEntries(ORDER.slice(ORDER.indexOf(feature)).map((f) => [f, false])),
@@ -294,9 +312,19 @@ describe('BTF sanitised for older kernels', () => {
     // 5.16: no TYPE_TAG either
     expect(sanitized(before('typeTag')).typeById(5)).toMatchObject({ kind: 'const', name: '', type: 1 });
     // 5.15: no DECL_TAG
-    expect(sanitized(before('declTag')).typeById(10)).toMatchObject({ kind: 'int', name: 'tag', size: 1, bits: 8 });
+    expect(sanitized(before('declTag')).typeById(10)).toMatchObject({
+      kind: 'int',
+      name: 'tag',
+      size: 1,
+      bits: 8,
+    });
     // 5.12: no FLOAT
-    expect(sanitized(before('float')).typeById(2)).toMatchObject({ kind: 'struct', name: '', size: 8, members: [] });
+    expect(sanitized(before('float')).typeById(2)).toMatchObject({
+      kind: 'struct',
+      name: '',
+      size: 8,
+      members: [],
+    });
     // 5.5: no global functions
     expect(sanitized(before('globalFunc')).typeById(8)).toMatchObject({ kind: 'func', linkage: 0 });
     // 5.1: no DATASEC/VAR

@@ -108,7 +108,12 @@ function viaBpfkit(object: string): Record<string, KernelView> {
 }
 
 describe('bpfkit and libbpf load the same instructions', () => {
-  for (const object of ['core_big.bpf.o', 'core.bpf.o', '../../../cli/bpf/execsnoop.bpf.o', 'externs.bpf.o']) {
+  for (const object of [
+    'core_big.bpf.o',
+    'core.bpf.o',
+    '../../../cli/bpf/execsnoop.bpf.o',
+    'externs.bpf.o',
+  ]) {
     it(`${object}: every program's xlated instructions and maps match libbpf's`, () => {
       const libbpf = viaLibbpf(fixture(object));
       const bpfkit = viaBpfkit(fixture(object));

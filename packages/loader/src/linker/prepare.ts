@@ -13,8 +13,8 @@ import {
   kernelModuleBtfs,
 } from '@bpfkit/btf';
 import { btfCodec, type Codec } from '@bpfkit/maps';
-import { ObjectFile, type ObjectProgram } from '../object/object.js';
 import { kallsyms } from '../kallsyms.js';
+import { ObjectFile, type ObjectProgram } from '../object/object.js';
 import { fixObjectBtf, sanitizeBtf } from './btf.js';
 import { type ConstantValue, dataContents, parseKconfig } from './data.js';
 import { type ModuleBtf, resolveExterns, typelessKsyms } from './refs.js';

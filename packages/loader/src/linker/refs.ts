@@ -76,7 +76,8 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
   const btfObjects: ModuleBtf[] = [];
   const btfObjectFds: { insn: number; object: number }[] = [];
   const missingKfuncs: string[] = [];
-  const fail = (why: string, symbol: string) => new ExternError(why, symbol, '.ksyms', { program: ctx.program.name, section: ctx.program.section });
+  const fail = (why: string, symbol: string) =>
+    new ExternError(why, symbol, '.ksyms', { program: ctx.program.name, section: ctx.program.section });
   /** vmlinux first, then each module: the BTF that has `name` as `kind`. */
   const lookup = (name: string, kind: 'var' | 'func') => {
     const v = ctx.kernel().findAll(name, kind)[0];
