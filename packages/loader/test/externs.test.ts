@@ -161,6 +161,22 @@ describe('__ksym and kfunc externs', () => {
     expect(p.insns.some((i) => i.code === 0x85 && i.src === 0 && i.imm >= KFUNC_POISON_BASE)).toBe(true);
   });
 
+  it('a weak kfunc the kernel lacks, called unguarded: the verifier refuses it, the error names it', () => {
+    expect(() => loadCollection(fixture('kfunc_unguarded.bpf.o'))).toThrow(
+      expect.objectContaining({
+        name: 'VerifierError',
+        message: expect.stringMatching(/weak kfuncs this kernel does not have.*\n {2}bpfkit_no_such_kfunc/s),
+      }),
+    );
+    // libbpf refuses it too
+    using fs = tempBpffs();
+    expect(() =>
+      execFileSync('bpftool', ['prog', 'loadall', fixture('kfunc_unguarded.bpf.o'), join(fs.path, 'p')], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    ).toThrow(/failed to load/);
+  });
+
   it('a typed ksym is its BTF id; this kernel finds data symbols only with KALLSYMS_ALL, so both loaders are refused alike', () => {
     const prep = prepareCollection(fixture('ksym_typed.bpf.o'));
     const id = Btf.kernel().findAll('bpf_prog_active', 'var')[0]!.id;

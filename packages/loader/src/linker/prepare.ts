@@ -1,7 +1,9 @@
 // The linking stage: everything between reading an object and making syscalls, done and
 // validated up front — global data with constants applied, the object's BTF fixed up for the
 // kernel, map codecs from BTF, externs resolved and CO-RE relocations applied to each program's
-// instructions. Pure: no syscall is made and nothing needs closing.
+// instructions. Pure but for reads of kernel facts it cannot do without, each once: the kernel
+// config, /proc/kallsyms and the cached probe behind LINUX_HAS_BPF_COOKIE when an object names
+// them, module BTFs when vmlinux lacks an extern; nothing needs closing.
 import type { Insn } from '@bpfkit/asm';
 import {
   applyCoreRelos,
