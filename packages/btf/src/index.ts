@@ -11,6 +11,7 @@ export {
   CoreError,
   type CoreResolution,
   coreReloKindName,
+  coreTypesCompat,
   patchCoreRelo,
   resolveCoreRelo,
   type SlotRelo,

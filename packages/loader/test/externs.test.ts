@@ -15,6 +15,7 @@ import {
   kernelConfig,
   linuxKernelVersion,
   loadCollection,
+  type ModuleBtf,
   ObjectFile,
   prepareCollection,
   sanitizeBtf,
@@ -205,22 +206,30 @@ describe('__ksym and kfunc externs', () => {
 
   it('kfuncs and ksyms of a module BTF: the call names the module in fd_array (index 1 on), the load carries its fd', () => {
     // (a module's BTF is split on vmlinux's; one of its own stands in for it here)
-    const types: BtfType[] = [
-      {
-        kind: 'int',
-        id: 1,
-        name: 'int',
-        size: 4,
-        signed: true,
-        char: false,
-        bool: false,
-        bits: 32,
-        offset: 0,
-      },
-      { kind: 'func_proto', id: 2, name: '', returnType: 1, params: [{ name: 'ctx', type: 1 }] },
-      { kind: 'func', id: 3, name: 'bpfkit_no_such_kfunc', type: 2, linkage: 1 },
-    ];
-    const module = { name: 'bpfkit_mod', id: 4242, btf: Btf.parse(encodeBtf(types)) };
+    const moduleWith = (param: BtfType): ModuleBtf => ({
+      name: 'bpfkit_mod',
+      id: 4242,
+      btf: Btf.parse(
+        encodeBtf([
+          {
+            kind: 'int',
+            id: 1,
+            name: 'int',
+            size: 4,
+            signed: true,
+            char: false,
+            bool: false,
+            bits: 32,
+            offset: 0,
+          },
+          param,
+          { kind: 'func_proto', id: 3, name: '', returnType: 1, params: [{ name: 'ctx', type: 2 }] },
+          { kind: 'func', id: 4, name: 'bpfkit_no_such_kfunc', type: 3, linkage: 1 },
+        ]),
+      ),
+    });
+    // int bpfkit_no_such_kfunc(void *ctx), as the object declares it
+    const module = moduleWith({ kind: 'ptr', id: 2, name: '', type: 0 });
     const p = prepareCollection(fixture('externs.bpf.o'), { kernelModules: [module] }).programs.get(
       'kfuncs',
     )!;
@@ -232,6 +241,12 @@ describe('__ksym and kfunc externs', () => {
     const loads = p.btfObjectFds.map(({ insn }) => p.insns[insn]!);
     expect(loads.length).toBeGreaterThan(0);
     for (const l of loads) expect(l).toMatchObject({ src: Pseudo.BTF_ID, imm: id });
+    // a prototype that does not match (int, not a pointer): for a weak kfunc, as if absent
+    const other = moduleWith({ kind: 'typedef', id: 2, name: 'not_a_pointer', type: 1 });
+    expect(
+      prepareCollection(fixture('externs.bpf.o'), { kernelModules: [other] }).programs.get('kfuncs')!
+        .missingKfuncs,
+    ).toEqual(['bpfkit_no_such_kfunc']);
   });
 
   it('a missing strong extern is an ExternError naming program, section and symbol', () => {

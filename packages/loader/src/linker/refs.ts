@@ -5,7 +5,7 @@
 // verifier accepts only as dead code, so `bpf_ksym_exists()` guards it). Map references stay
 // symbolic until the maps exist (Program.load fills them).
 import { Class, type Insn, JmpOp, Pseudo } from '@bpfkit/asm';
-import type { Btf } from '@bpfkit/btf';
+import { type Btf, coreTypesCompat } from '@bpfkit/btf';
 import type { ObjectExtern, ObjectFile } from '../object/object.js';
 
 /** A missing or unusable extern: names the symbol and, where one reads it, the program and section. */
@@ -81,13 +81,25 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
   /** vmlinux first, then each module: the BTF that has `name` as `kind`. */
   const lookup = (name: string, kind: 'var' | 'func') => {
     const v = ctx.kernel().findAll(name, kind)[0];
-    if (v) return { id: v.id, module: undefined };
+    if (v) return { id: v.id, type: v.type, btf: ctx.kernel(), module: undefined };
     for (const m of ctx.modules()) {
       // a module's own types, not the vmlinux base it is split on
       const own = m.btf.findAll(name, kind).find((t) => !m.btf.base || t.id >= m.btf.raw.firstId);
-      if (own) return { id: own.id, module: m };
+      if (own) return { id: own.id, type: own.type, btf: m.btf, module: m };
     }
     return undefined;
+  };
+  /** A kernel function whose prototype is compatible with the extern's; weak and incompatible is absent. */
+  const kfunc = (name: string) => {
+    const f = lookup(essential(name), 'func');
+    const ext = obj.externs.get(name);
+    if (!f || !obj.btf || !ext?.typeId) return f;
+    if (coreTypesCompat(obj.btf, ext.typeId, f.btf, f.type)) return f;
+    if (ext.weak) return undefined;
+    throw fail(
+      `kfunc '${name}': its prototype does not match the kernel's (${f.module?.name ?? 'vmlinux'} BTF type ${f.id})`,
+      name,
+    );
   };
   const objectIndex = (m: ModuleBtf) => {
     let i = btfObjects.findIndex((x) => x.id === m.id);
@@ -110,7 +122,7 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
         const zero = { ...insn, src: 0, imm: 0, imm64Hi: 0, ref: undefined };
         if (isFunc(obj, ext, ref.name)) {
           // the address of a kfunc (bpf_ksym_exists): its BTF id
-          const f = lookup(essential(ref.name), 'func');
+          const f = kfunc(ref.name);
           if (!f) {
             if (weak) return zero;
             throw fail(`kfunc '${ref.name}' is not in the kernel's or a module's BTF`, ref.name);
@@ -138,11 +150,16 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
           if (weak) return zero;
           throw fail(`__ksym '${ref.name}' is not a variable in the kernel's or a module's BTF`, ref.name);
         }
+        if (obj.btf && ext && !coreTypesCompat(obj.btf, ext.typeId, v.btf, v.type))
+          throw fail(
+            `__ksym '${ref.name}': its type does not match the kernel's (BTF type ${v.id})`,
+            ref.name,
+          );
         if (v.module) btfObjectFds.push({ insn: i, object: objectIndex(v.module) });
         return { ...insn, src: Pseudo.BTF_ID, imm: v.id, imm64Hi: 0, ref: undefined };
       }
       case 'kfunc': {
-        const f = lookup(essential(ref.name), 'func');
+        const f = kfunc(ref.name);
         if (!f) {
           if (obj.externs.get(ref.name)?.weak) {
             // An invalid helper call: loadable while dead code (behind bpf_ksym_exists), and
