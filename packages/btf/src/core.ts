@@ -142,6 +142,15 @@ function fieldsCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0): bo
   }
 }
 
+/**
+ * Whether a local type is compatible with a target one as libbpf's bpf_core_types_are_compat
+ * judges it (kinds match; ints, structs, enums by kind alone; pointers, arrays and function
+ * prototypes by what they hold): how typed ksyms and kfuncs are checked against the kernel's.
+ */
+export function coreTypesCompat(local: Btf, localId: number, target: Btf, targetId: number): boolean {
+  return typesCompat(local, localId, target, targetId);
+}
+
 /** (libbpf bpf_core_types_are_compat) */
 function typesCompat(lb: Btf, lid: number, tb: Btf, tid: number, depth = 0, seen: Seen = new Map()): boolean {
   if (depth > MAX_COMPAT_DEPTH) return false;

@@ -11,6 +11,7 @@ export {
   CoreError,
   type CoreResolution,
   coreReloKindName,
+  coreTypesCompat,
   patchCoreRelo,
   resolveCoreRelo,
   type SlotRelo,
@@ -27,9 +28,16 @@ export {
   type LineInfo,
   parseBtfExt,
 } from './ext.js';
-export { BtfLoadError, btfFromKernel, loadBtf } from './kernel.js';
+export { BtfLoadError, btfFromKernel, kernelModuleBtfs, loadBtf, type ModuleBtf } from './kernel.js';
 export { BTF_MAGIC, BtfKind, type BtfKindName, type BtfKindNumber, IntEncoding } from './kinds.js';
 export { type BtfHeader, type ParseOptions, parseBtf, type RawBtf } from './parse.js';
+export {
+  ALL_BTF_FEATURES,
+  type BtfFeature,
+  type BtfFeatures,
+  haveBtfFeature,
+  kernelBtfFeatures,
+} from './probes.js';
 export { Btf, type FieldLayout, MAX_BTF_DEPTH, MAX_FLAT_FIELDS } from './spec.js';
 export type * from './types.js';
 export { decodeValue, encodeValue, formatValue, toJson } from './value.js';

@@ -3,6 +3,7 @@
 import {
   BpfError,
   btfFdById,
+  btfIds,
   btfInfo,
   btfLoad,
   cString,
@@ -50,7 +51,7 @@ export function loadBtf(btf: Btf | Uint8Array, opts: { name?: string; logSize?: 
 }
 
 /** Read the BTF object with this id from the kernel (vmlinux is id 1; modules are split on it). */
-export function btfFromKernel(id: number, base?: Btf): Btf {
+export function btfFromKernel(id: number, base?: Btf, opts: { lazy?: boolean } = {}): Btf {
   using fd = btfFdById(id);
   const info = btfInfo(fd);
   using data = new NativeBuffer(info.btfSize);
@@ -58,5 +59,47 @@ export function btfFromKernel(id: number, base?: Btf): Btf {
   buf.view.setBigUint64(structLayout.btfInfo.btf[0], data.ptr, true);
   buf.view.setUint32(structLayout.btfInfo.btf_size[0], info.btfSize, true);
   objGetInfoByFd({ bpfFd: fd.value, infoLen: buf.size, info: buf.ptr });
-  return Btf.parse(data.bytes.slice(), info.kernelBtf && id !== 1 ? (base ?? Btf.kernel()) : base);
+  return Btf.parse(data.bytes.slice(), info.kernelBtf && id !== 1 ? (base ?? Btf.kernel()) : base, opts);
+}
+
+/** A kernel module's BTF (split on vmlinux's), its name and BTF object id (for `attach_btf_obj_fd`, `fd_array`). */
+export interface ModuleBtf {
+  readonly name: string;
+  readonly id: number;
+  readonly btf: Btf;
+}
+
+let modules: readonly ModuleBtf[] | undefined;
+/**
+ * The BTF of every loaded kernel module (each split on vmlinux's and indexed lazily), with its
+ * name and BTF object id, as libbpf finds them to resolve kfuncs, ksyms and attach targets that
+ * vmlinux does not have. Read once per process for the running kernel (a `base` other than
+ * `Btf.kernel()` reads them again). Without the privilege to iterate BTF objects (EPERM) there
+ * are none, as in libbpf.
+ */
+export function kernelModuleBtfs(base?: Btf): readonly ModuleBtf[] {
+  const shared = base === undefined || base === Btf.kernel();
+  if (shared && modules) return modules;
+  const out: ModuleBtf[] = [];
+  try {
+    for (const id of btfIds()) {
+      let name: string;
+      let kernel: boolean;
+      try {
+        using fd = btfFdById(id);
+        const info = btfInfo(fd);
+        name = info.name;
+        kernel = Boolean(info.kernelBtf);
+      } catch (e) {
+        if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
+        throw e;
+      }
+      if (!kernel || name === 'vmlinux') continue;
+      out.push({ name, id, btf: btfFromKernel(id, base ?? Btf.kernel(), { lazy: true }) });
+    }
+  } catch (e) {
+    if (!(e instanceof BpfError && e.code === 'EPERM')) throw e;
+  }
+  if (shared) modules = out;
+  return out;
 }

@@ -3,7 +3,15 @@
 // fixed-up BTF, creates the maps (or reuses them through a resolveMap hook), writes global data
 // and freezes .rodata, loads the programs with func/line info and fills initial program-array
 // and map-in-map slots. Everything closes as one; a failure closes whatever was created.
-import { btfFromKernel, CORE_POISON_IMM, encodeFuncInfo, encodeLineInfo, loadBtf } from '@bpfkit/btf';
+import {
+  ALL_BTF_FEATURES,
+  btfFromKernel,
+  CORE_POISON_IMM,
+  encodeFuncInfo,
+  encodeLineInfo,
+  kernelBtfFeatures,
+  loadBtf,
+} from '@bpfkit/btf';
 import { BpfMap, type Codec, type MapSpec, possibleCpus, takesKeyValueBtf, u32 } from '@bpfkit/maps';
 import { BpfError, btfFdById, btfIds, btfInfo, Fd, type HasFd, MapType, progInfo } from '@bpfkit/sys';
 import {
@@ -12,8 +20,9 @@ import {
   type PrepareOptions,
   prepareCollection,
 } from './linker/prepare.js';
+import { KFUNC_POISON_BASE } from './linker/refs.js';
 import { AttachTargetError } from './linker/targets.js';
-import type { ObjectFile, ObjectMap } from './object/object.js';
+import { ObjectFile, type ObjectMap } from './object/object.js';
 import { Program } from './program.js';
 import { VerifierError } from './verifier.js';
 
@@ -89,10 +98,13 @@ export function loadCollection(
   objectOrPath: ObjectFile | Uint8Array | string,
   opts: CollectionOptions = {},
 ): Collection {
-  const prepared = prepareCollection(objectOrPath, opts);
+  const obj = objectOrPath instanceof ObjectFile ? objectOrPath : ObjectFile.read(objectOrPath);
+  // What the kernel's BTF loader accepts decides how the object's BTF is sanitised (probed once).
+  const btfFeatures = opts.btfFeatures ?? (obj.btf ? kernelBtfFeatures() : ALL_BTF_FEATURES);
+  const prepared = prepareCollection(obj, { ...opts, btfFeatures });
   const owned: { close(): void }[] = [];
   try {
-    return build(prepared, opts, owned);
+    return build(prepared, { ...opts, btfFeatures }, owned);
   } catch (e) {
     for (const o of owned.reverse()) o.close();
     throw e;
@@ -103,12 +115,14 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
   const obj = prep.object;
   // Attach targets that need the kernel's objects, looked up before anything is created.
   const targets = new Map<string, TargetAttrs>();
-  const moduleFds = new Map<string, Fd>();
+  const targetModules = new Map<string, Fd>();
   for (const [name, pp] of prep.programs) {
-    const attrs = targetAttrs(pp, moduleFds, owned);
+    const attrs = targetAttrs(pp, targetModules, owned);
     if (attrs) targets.set(name, attrs);
   }
-  const btfFd = prep.btf ? loadBtf(prep.btf.blob, { name: obj.name }) : undefined;
+  const features = opts.btfFeatures ?? ALL_BTF_FEATURES;
+  if (prep.btf && !features.btf) warnNoBtf();
+  const btfFd = prep.btf && features.btf ? loadBtf(prep.btf.blob, { name: obj.name }) : undefined;
   if (btfFd) owned.push(btfFd);
 
   // Maps: inner templates first, then every map; fill global data; freeze .rodata.
@@ -119,7 +133,12 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
       maps[name] = given;
       continue;
     }
-    const spec = mapSpec(def, btfFd, prep.codecs.get(name));
+    // Global data maps are typed by a DATASEC: a kernel without DATASEC gets them without BTF.
+    const spec = mapSpec(
+      def,
+      def.kind === 'map' || features.datasec ? btfFd : undefined,
+      prep.codecs.get(name),
+    );
     let inner: BpfMap<unknown, unknown> | undefined;
     const givenInner = opts.mapOptions?.[name]?.innerMap;
     if (givenInner) spec.innerMap = givenInner;
@@ -142,39 +161,65 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
 
   // Programs.
   const programs: Record<string, Program> = {};
-  for (const [name, pp] of prep.programs) {
-    const p = pp.object;
-    const btf =
-      btfFd && obj.btfExt
-        ? {
-            fd: btfFd,
-            funcInfo: encodeFuncInfo(p.funcInfo),
-            funcInfoRecSize: 8,
-            lineInfo: p.lineInfo.length ? encodeLineInfo(p.lineInfo) : undefined,
-            lineInfoRecSize: 16,
-          }
-        : undefined;
-    try {
-      const prog = Program.load({
-        type: p.type,
-        instructions: [...pp.insns],
-        maps, // map references are filled with these maps' fds
-        license: obj.license, // no license section: no license, never an assumed GPL
-        name: name.slice(0, 15).replace(/[^\w.]/g, '_'),
-        ...(p.attachType !== undefined ? { attachType: p.attachType } : {}),
-        flags: p.flags,
-        ...targets.get(name),
-        kernVersion: obj.kernVersion,
-        ...(btf ? { btf } : {}),
-        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+  // Module BTF objects named by kfunc calls (fd_array) and ksym loads, open while programs load.
+  const moduleFds = new Map<number, Fd>();
+  try {
+    for (const [name, pp] of prep.programs) {
+      const p = pp.object;
+      const btfObjects = pp.btfObjects.map((m) => {
+        let fd = moduleFds.get(m.id);
+        if (!fd) {
+          fd = btfFdById(m.id);
+          moduleFds.set(m.id, fd);
+        }
+        return fd;
       });
-      programs[name] = prog;
-      owned.push(prog);
-    } catch (e) {
-      if (e instanceof VerifierError && pp.poisoned.length && e.log.includes(String(CORE_POISON_IMM)))
-        e.message += `\nCO-RE relocations that could not be satisfied on this kernel:\n  ${pp.poisoned.join('\n  ')}`;
-      throw forProgram(e, name, p.section);
+      const insns = [...pp.insns];
+      for (const { insn, object } of pp.btfObjectFds)
+        insns[insn] = { ...insns[insn]!, imm64Hi: btfObjects[object]!.value };
+      // func/line info only where the kernel knows BTF functions (libbpf's FEAT_BTF_FUNC)
+      const btf =
+        btfFd && obj.btfExt && features.func
+          ? {
+              fd: btfFd,
+              funcInfo: encodeFuncInfo(p.funcInfo),
+              funcInfoRecSize: 8,
+              lineInfo: p.lineInfo.length ? encodeLineInfo(p.lineInfo) : undefined,
+              lineInfoRecSize: 16,
+            }
+          : undefined;
+      try {
+        const prog = Program.load({
+          type: p.type,
+          instructions: insns,
+          maps, // map references are filled with these maps' fds
+          license: obj.license, // no license section: no license, never an assumed GPL
+          name: name.slice(0, 15).replace(/[^\w.]/g, '_'),
+          ...(p.attachType !== undefined ? { attachType: p.attachType } : {}),
+          flags: p.flags,
+          ...targets.get(name),
+          kernVersion: obj.kernVersion,
+          ...(btf ? { btf } : {}),
+          ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+          // fd_array[0] is never named (off 0 is vmlinux): the first module's fd stands there
+          ...(btfObjects.length ? { fdArray: [btfObjects[0]!, ...btfObjects] } : {}),
+        });
+        programs[name] = prog;
+        owned.push(prog);
+      } catch (e) {
+        if (e instanceof VerifierError && pp.poisoned.length && e.log.includes(String(CORE_POISON_IMM)))
+          e.message += `\nCO-RE relocations that could not be satisfied on this kernel:\n  ${pp.poisoned.join('\n  ')}`;
+        if (
+          e instanceof VerifierError &&
+          pp.missingKfuncs.length &&
+          e.log.includes(`unknown#${String(KFUNC_POISON_BASE).slice(0, 4)}`)
+        )
+          e.message += `\nweak kfuncs this kernel does not have, called where bpf_ksym_exists() does not rule it out:\n  ${pp.missingKfuncs.join('\n  ')}`;
+        throw forProgram(e, name, p.section);
+      }
     }
+  } finally {
+    for (const fd of moduleFds.values()) fd.close();
   }
 
   // Initial slots of program arrays and map-in-maps (checked by prepareCollection).
@@ -317,4 +362,15 @@ export function kernelBtfFd(name: string): Fd | undefined {
     if (found) return fd;
   }
   return undefined;
+}
+
+let warnedNoBtf = false;
+/** Said once per process: the kernel takes no BTF, so programs load without func/line info. */
+function warnNoBtf(): void {
+  if (warnedNoBtf) return;
+  warnedNoBtf = true;
+  process.emitWarning(
+    'this kernel does not support BTF (BPF_BTF_LOAD): objects load without their BTF, so without func/line info in verifier logs and without BTF-typed maps',
+    { code: 'BPFKIT_NO_BTF' },
+  );
 }

@@ -18,6 +18,7 @@ export {
   loadCollection,
   type ProgramLoadError,
 } from './collection.js';
+export { haveSyscallWrapper, kallsyms } from './kallsyms.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export {
   type AttachMode,
@@ -28,21 +29,21 @@ export {
   linkOrLegacy,
   linkUnsupported,
 } from './link.js';
-export type { ConstantValue } from './linker/data.js';
+export { sanitizeBtf } from './linker/btf.js';
+export { type ConstantValue, parseKconfig } from './linker/data.js';
 export {
   type PreparedCollection,
   type PreparedProgram,
   type PrepareOptions,
   prepareCollection,
 } from './linker/prepare.js';
+export { ExternError, KFUNC_POISON_BASE } from './linker/refs.js';
 export type { MapOptions, ProgramOptions, SelectOptions, TypedProgram } from './linker/select.js';
 export {
   type AttachTarget,
   AttachTargetError,
   type AttachTargetOption,
-  kernelModuleBtfs,
   kernelTargetType,
-  type ModuleBtf,
   needsAttachTarget,
   type ResolveTargetOptions,
   resolveAttachTarget,

@@ -87,10 +87,12 @@ describe('loadCollection', () => {
     const notAKernel = ObjectFile.read(fixture('basics.bpf.o')).btf!;
     expect(() => loadCollection(fixture('kfunc.bpf.o'), { kernelBtf: notAKernel })).toThrow(
       expect.objectContaining({
-        name: 'NotSupportedError',
-        message: expect.stringMatching(
-          /^kfunc bpf_cast_to_kern_ctx \(not in this kernel's BTF\) is not supported/,
-        ),
+        name: 'ExternError',
+        program: 'kern_len',
+        section: 'socket',
+        symbol: 'bpf_cast_to_kern_ctx',
+        message:
+          "program 'kern_len' (section 'socket'): kfunc 'bpf_cast_to_kern_ctx' is not in the kernel's or a module's BTF",
       }),
     );
   });

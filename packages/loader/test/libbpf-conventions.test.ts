@@ -5,8 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Btf, btfFromKernel } from '@bpfkit/btf';
-import { type Collection, kernelBtfFd, kernelModuleBtfs, loadCollection } from '@bpfkit/loader';
+import { Btf, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
+import { type Collection, kernelBtfFd, loadCollection } from '@bpfkit/loader';
 import { possibleCpus } from '@bpfkit/maps';
 import {
   BpfError,

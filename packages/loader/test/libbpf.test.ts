@@ -14,7 +14,12 @@ afterAll(() => {
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 
 describe('bpfkit and libbpf load the same instructions', () => {
-  for (const object of ['core_big.bpf.o', 'core.bpf.o', '../../../cli/bpf/execsnoop.bpf.o']) {
+  for (const object of [
+    'core_big.bpf.o',
+    'core.bpf.o',
+    '../../../cli/bpf/execsnoop.bpf.o',
+    'externs.bpf.o',
+  ]) {
     it(`${object}: every program's xlated instructions and maps match libbpf's`, () => {
       expectSamePrograms(viaBpfkit(fixture(object)), viaBpftool(fixture(object)));
     });

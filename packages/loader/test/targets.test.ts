@@ -3,12 +3,10 @@
 // function itself for fentry/fexit/fmod_ret), against module BTF (`module:function`, or vmlinux
 // first and then every module), and the typed error when a target is missing. The loads these
 // ids go into are compared with libbpf's in libbpf-conventions.test.ts.
-import { Btf } from '@bpfkit/btf';
+import { Btf, kernelModuleBtfs, type ModuleBtf } from '@bpfkit/btf';
 import {
   AttachTargetError,
-  kernelModuleBtfs,
   kernelTargetType,
-  type ModuleBtf,
   ObjectFile,
   prepareCollection,
   programForSection,
@@ -138,8 +136,8 @@ describe('module attach targets', () => {
   const objBtf = ObjectFile.read(fixture('freplace_target.bpf.o')).btf!;
   const verdict = objBtf.find('verdict', 'func').id;
   const modules: ModuleBtf[] = [
-    { name: 'first_mod', btf: ObjectFile.read(fixture('basics.bpf.o')).btf! },
-    { name: 'test_mod', btf: objBtf },
+    { name: 'first_mod', id: 0, btf: ObjectFile.read(fixture('basics.bpf.o')).btf! },
+    { name: 'test_mod', id: 0, btf: objBtf },
   ];
 
   it('module:function looks only in that module', () => {

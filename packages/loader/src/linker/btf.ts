@@ -1,6 +1,14 @@
 // The object's BTF fixed up for the kernel (the part of libbpf's bpf_object__sanitize_and_load_btf
 // that every kernel needs), patched into a copy of the blob: no type is re-encoded.
-import { BTF_MAGIC, Btf, BtfKind, BtfLookupError, type BtfType, IntEncoding } from '@bpfkit/btf';
+import {
+  BTF_MAGIC,
+  Btf,
+  type BtfFeatures,
+  BtfKind,
+  BtfLookupError,
+  type BtfType,
+  IntEncoding,
+} from '@bpfkit/btf';
 import type { ObjectFile } from '../object/object.js';
 
 /** BTF linkage of functions and variables (`enum btf_func_linkage`; variables use 0-2 alike). */
@@ -140,5 +148,115 @@ export function fixObjectBtf(obj: ObjectFile): { blob: Uint8Array; btf: Btf } {
     blob.set(s, at);
     at += s.length;
   }
+  return { blob, btf: Btf.parse(blob, undefined, { lazy: true }) };
+}
+
+/**
+ * The object's BTF rewritten for a kernel that lacks some of it, as libbpf's
+ * bpf_object__sanitize_btf does (type ids stay; one `int` may be appended): VAR and DECL_TAG
+ * become a 1-byte INT, DATASEC a STRUCT of its variables (its name's dots made underscores),
+ * FUNC_PROTO an ENUM and FUNC a TYPEDEF without BTF functions, global FUNCs static without global
+ * linkage, FLOAT an anonymous empty STRUCT of its size, TYPE_TAG a CONST, ENUM64 a UNION of
+ * 1-byte members and signed ENUMs unsigned without ENUM64. With every feature present the blob is
+ * returned as it is.
+ */
+export function sanitizeBtf(
+  fixed: { blob: Uint8Array; btf: Btf },
+  have: BtfFeatures,
+): { blob: Uint8Array; btf: Btf } {
+  const need =
+    !have.func ||
+    !have.globalFunc ||
+    !have.datasec ||
+    !have.float ||
+    !have.declTag ||
+    !have.typeTag ||
+    !have.enum64;
+  if (!need) return fixed;
+  const raw = fixed.btf.raw;
+  const src = fixed.blob;
+  const le = new DataView(src.buffer, src.byteOffset, 2).getUint16(0, true) === BTF_MAGIC;
+  const typeStart = raw.header.hdrLen + raw.header.typeOff;
+  const types = src.slice(typeStart, typeStart + raw.header.typeLen);
+  const strings = src.slice(
+    raw.header.hdrLen + raw.header.strOff,
+    raw.header.hdrLen + raw.header.strOff + raw.header.strLen,
+  );
+  const dv = new DataView(types.buffer);
+  const get = (at: number) => dv.getUint32(at, le);
+  const set = (at: number, v: number) => dv.setUint32(at, v >>> 0, le);
+  const info = (kind: number, vlen: number, kflag = false) =>
+    ((kflag ? 1 : 0) << 31) | (kind << 24) | (vlen & 0xffff);
+  const count = fixed.btf.typeCount;
+  const extra: number[] = [];
+  const extraStrings: number[] = [];
+  let placeholder = 0;
+  for (let id = 1; id < count; id++) {
+    const at = raw.offsets[id]! - typeStart;
+    const kind = raw.kinds[id];
+    const vlen = get(at + 4) & 0xffff;
+    if ((!have.datasec && kind === BtfKind.VAR) || (!have.declTag && kind === BtfKind.DECL_TAG)) {
+      set(at + 4, info(BtfKind.INT, 0));
+      set(at + 8, 1); // 1 byte: never larger than what it replaces
+      set(at + 12, 8); // unsigned, 8 bits
+    } else if (!have.datasec && kind === BtfKind.DATASEC) {
+      for (let p = get(at); p < strings.length && strings[p] !== 0; p++)
+        if (strings[p] === 0x2e) strings[p] = 0x5f;
+      set(at + 4, info(BtfKind.STRUCT, vlen));
+      for (let i = 0; i < vlen; i++) {
+        const m = at + 12 + i * 12;
+        const type = get(m);
+        const offset = get(m + 4);
+        const varAt = type > 0 && type < count ? raw.offsets[type]! - typeStart : -1;
+        set(m, varAt >= 0 ? get(varAt) : 0); // the variable's name as the member's
+        set(m + 4, type);
+        set(m + 8, offset * 8);
+      }
+    } else if (!have.func && kind === BtfKind.FUNC_PROTO) {
+      set(at + 4, info(BtfKind.ENUM, vlen));
+      set(at + 8, 4);
+    } else if (!have.func && kind === BtfKind.FUNC) {
+      set(at + 4, info(BtfKind.TYPEDEF, 0));
+    } else if (!have.globalFunc && kind === BtfKind.FUNC) {
+      set(at + 4, info(BtfKind.FUNC, 0));
+    } else if (!have.float && kind === BtfKind.FLOAT) {
+      set(at, 0);
+      set(at + 4, info(BtfKind.STRUCT, 0));
+    } else if (!have.typeTag && kind === BtfKind.TYPE_TAG) {
+      set(at, 0);
+      set(at + 4, info(BtfKind.CONST, 0));
+    } else if (!have.enum64 && kind === BtfKind.ENUM) {
+      set(at + 4, info(BtfKind.ENUM, vlen));
+    } else if (!have.enum64 && kind === BtfKind.ENUM64) {
+      if (!placeholder) {
+        placeholder = count;
+        const name = utf8.encode('enum64_placeholder\0');
+        extra.push(strings.length + extraStrings.length, info(BtfKind.INT, 0), 1, 8);
+        extraStrings.push(...name);
+      }
+      set(at + 4, info(BtfKind.UNION, vlen));
+      for (let i = 0; i < vlen; i++) {
+        set(at + 12 + i * 12 + 4, placeholder);
+        set(at + 12 + i * 12 + 8, 0);
+      }
+    }
+  }
+  const typeLen = types.length + extra.length * 4;
+  const strLen = strings.length + extraStrings.length;
+  const blob = new Uint8Array(HEADER + typeLen + strLen);
+  const out = new DataView(blob.buffer);
+  out.setUint16(0, BTF_MAGIC, le);
+  out.setUint8(2, 1);
+  out.setUint32(4, HEADER, le);
+  out.setUint32(8, 0, le);
+  out.setUint32(12, typeLen, le);
+  out.setUint32(16, typeLen, le);
+  out.setUint32(20, strLen, le);
+  blob.set(types, HEADER);
+  extra.forEach((w, i) => {
+    out.setUint32(HEADER + types.length + i * 4, w >>> 0, le);
+  });
+  blob.set(strings, HEADER + typeLen);
+  blob.set(extraStrings, HEADER + typeLen + strings.length);
   return { blob, btf: Btf.parse(blob, undefined, { lazy: true }) };
 }

@@ -1,29 +1,35 @@
 // The linking stage: everything between reading an object and making syscalls, done and
 // validated up front — global data with constants applied, the object's BTF fixed up for the
 // kernel, map codecs from BTF, externs resolved and CO-RE relocations applied to each program's
-// instructions. Pure: no syscall is made and nothing needs closing.
+// instructions. Pure but for reads of kernel facts it cannot do without, each once: the kernel
+// config, /proc/kallsyms and the cached probe behind LINUX_HAS_BPF_COOKIE when an object names
+// them, module BTFs when vmlinux lacks an extern; nothing needs closing.
 import type { Insn } from '@bpfkit/asm';
-import { applyCoreRelos, Btf, BtfLookupError, type CoreRelo, type CoreResolution } from '@bpfkit/btf';
-import { btfCodec, type Codec } from '@bpfkit/maps';
-import { ObjectFile, type ObjectMap } from '../object/object.js';
-import { fixObjectBtf } from './btf.js';
-import { type ConstantValue, dataContents } from './data.js';
-import { resolveExterns } from './refs.js';
-import { adjustMaps, type SelectOptions, selectPrograms, type TypedProgram } from './select.js';
 import {
-  type AttachTarget,
-  type AttachTargetOption,
+  applyCoreRelos,
+  Btf,
+  type BtfFeatures,
+  BtfLookupError,
+  type CoreRelo,
+  type CoreResolution,
   kernelModuleBtfs,
   type ModuleBtf,
-  resolveAttachTarget,
-} from './targets.js';
+} from '@bpfkit/btf';
+import { btfCodec, type Codec } from '@bpfkit/maps';
+import { kallsyms } from '../kallsyms.js';
+import { ObjectFile, type ObjectMap } from '../object/object.js';
+import { fixObjectBtf, sanitizeBtf } from './btf.js';
+import { type ConstantValue, dataContents, parseKconfig } from './data.js';
+import { resolveExterns, typelessKsyms } from './refs.js';
+import { adjustMaps, type SelectOptions, selectPrograms, type TypedProgram } from './select.js';
+import { type AttachTarget, type AttachTargetOption, resolveAttachTarget } from './targets.js';
 
 export interface PrepareOptions extends SelectOptions {
   /** Values for `const volatile` globals (and other .rodata/.data/.bss variables), by name, set before load. */
   constants?: Record<string, ConstantValue>;
   /** Maps the caller provides by name: they are not created, so they need no codecs or checks here. */
   maps?: Record<string, unknown>;
-  /** The BTF to relocate against (default: the running kernel's). */
+  /** The kernel's BTF: CO-RE relocations and typed externs resolve against it (default: the running kernel's). */
   kernelBtf?: Btf;
   /**
    * Attach targets by program name (libbpf's `bpf_program__set_attach_target`): a loaded program
@@ -32,10 +38,26 @@ export interface PrepareOptions extends SelectOptions {
    */
   attachTargets?: Record<string, AttachTargetOption>;
   /**
-   * Module BTF searched for attach targets vmlinux lacks (default: the running kernel's
-   * `/sys/kernel/btf/<module>`, when `kernelBtf` is not given).
+   * A BTF file to apply CO-RE relocations against instead (libbpf's `btf_custom_path`), for
+   * kernels without `/sys/kernel/btf/vmlinux`; typed `__ksym` externs and kfuncs still resolve
+   * against the kernel's BTF.
    */
-  moduleBtfs?: readonly ModuleBtf[];
+  btfPath?: string;
+  /**
+   * CONFIG_* values for `.kconfig` externs that take precedence over the kernel's config
+   * (libbpf's `kconfig` option): `"CONFIG_A=y\nCONFIG_B=42"` lines, or a record of them.
+   */
+  kconfig?: string | Record<string, string | number | boolean>;
+  /**
+   * Module BTFs to look kfuncs, ksyms and attach targets up in when vmlinux lacks them (default:
+   * every loaded module's, read once per process and only when needed; none when `kernelBtf` is given).
+   */
+  kernelModules?: readonly ModuleBtf[];
+  /**
+   * What the kernel's BTF loader accepts; the object's BTF is rewritten for what it lacks, as
+   * libbpf sanitises it (default: all of it; `loadCollection` probes the kernel).
+   */
+  btfFeatures?: BtfFeatures;
 }
 
 /** A program of a {@link PreparedCollection}: load-ready but for the maps' fds. */
@@ -50,6 +72,12 @@ export interface PreparedProgram {
   readonly poisoned: readonly string[];
   /** The BTF attach target (tp_btf/, fentry/, fexit/, fmod_ret/, lsm/, iter/, freplace/), resolved. */
   readonly target: AttachTarget | undefined;
+  /** Module BTF objects the program's kfuncs and ksyms are in: fd_array[i + 1] is btfObjects[i]'s fd. */
+  readonly btfObjects: readonly ModuleBtf[];
+  /** ld_imm64 instructions (by index into `insns`) whose high word is the fd of `btfObjects[object]`. */
+  readonly btfObjectFds: readonly { insn: number; object: number }[];
+  /** Weak kfuncs this kernel lacks: their calls load only as dead code. */
+  readonly missingKfuncs: readonly string[];
 }
 
 /**
@@ -58,6 +86,7 @@ export interface PreparedProgram {
  */
 export interface PreparedCollection {
   readonly object: ObjectFile;
+  /** The kernel's BTF (read on first use: an object without CO-RE or typed externs never needs it). */
   readonly kernel: Btf;
   /** Initial contents of global data maps; `.bss` sections appear only when `constants` set one of their variables. */
   readonly data: ReadonlyMap<string, Uint8Array>;
@@ -76,9 +105,23 @@ export function prepareCollection(
   opts: PrepareOptions = {},
 ): PreparedCollection {
   const obj = objectOrPath instanceof ObjectFile ? objectOrPath : ObjectFile.read(objectOrPath);
-  const kernel = opts.kernelBtf ?? Btf.kernel();
-  const data = dataContents(obj, opts.constants ?? {});
-  const btf = obj.btf ? fixObjectBtf(obj) : undefined;
+  let kernelBtf = opts.kernelBtf;
+  const kernel = () => {
+    kernelBtf ??= Btf.kernel();
+    return kernelBtf;
+  };
+  let coreBtf: Btf | undefined;
+  const coreTarget = () => {
+    coreBtf ??= opts.btfPath ? Btf.fromFile(opts.btfPath, undefined, { lazy: true }) : kernel();
+    return coreBtf;
+  };
+  // A kernel BTF of the caller's has no modules of the running kernel's to go with it.
+  let modules = opts.kernelModules ?? (opts.kernelBtf ? [] : undefined);
+  let addresses: Map<string, bigint> | undefined;
+  const data = dataContents(obj, opts.constants ?? {}, opts.kconfig ? parseKconfig(opts.kconfig) : undefined);
+  const fixed = obj.btf ? fixObjectBtf(obj) : undefined;
+  // Sanitised for the kernel's BTF loader; with no BTF support at all nothing is loaded (collection.ts).
+  const btf = fixed && opts.btfFeatures?.btf ? sanitizeBtf(fixed, opts.btfFeatures) : fixed;
   const maps = adjustMaps(obj, opts);
   const chosen = selectPrograms(obj, opts);
   const codecs = new Map<string, { key?: Codec<unknown>; value?: Codec<unknown> }>();
@@ -87,8 +130,10 @@ export function prepareCollection(
     for (const d of def.inner ? [def.inner, def] : [def]) {
       const key = d.kind === 'map' ? d.btfKeyTypeId : 0;
       codecs.set(d === def ? name : `${name}.inner`, {
-        ...(btf && key ? { key: typedCodec(btf.btf, key, name, 'key') } : {}),
-        ...(btf && d.btfValueTypeId ? { value: typedCodec(btf.btf, d.btfValueTypeId, name, 'value') } : {}),
+        ...(fixed && key ? { key: typedCodec(fixed.btf, key, name, 'key') } : {}),
+        ...(fixed && d.btfValueTypeId
+          ? { value: typedCodec(fixed.btf, d.btfValueTypeId, name, 'value') }
+          : {}),
       });
     }
     for (const init of def.initial)
@@ -114,13 +159,30 @@ export function prepareCollection(
             `program '${name}': func_info at instruction ${fi.insnOff} names BTF type ${fi.typeId}, ${t ? `a ${t.kind}` : 'which does not exist'}, not a func`,
           );
       }
-    const linked = resolveExterns(p.insns, kernel, obj, known);
-    const core = obj.btf
-      ? applyCoreRelos(linked, p.coreRelos, obj.btf, kernel)
-      : { insns: linked, resolutions: [], poisoned: [] };
-    const target = resolveAttachTarget(p, {
+    const linked = resolveExterns(p.insns, {
+      obj,
+      program: { name, section: p.section },
       kernel,
-      modules: () => opts.moduleBtfs ?? (opts.kernelBtf ? [] : kernelModuleBtfs()),
+      modules: () => {
+        modules ??= kernelModuleBtfs(kernel());
+        return modules ?? [];
+      },
+      addresses: () => {
+        addresses ??= kallsyms(typelessKsyms(obj));
+        return addresses;
+      },
+      known,
+    });
+    const core =
+      obj.btf && p.coreRelos.length
+        ? applyCoreRelos(linked.insns, p.coreRelos, obj.btf, coreTarget())
+        : { insns: linked.insns, resolutions: [], poisoned: [] };
+    const target = resolveAttachTarget(p, {
+      kernel: kernel(),
+      modules: () => {
+        modules ??= kernelModuleBtfs(kernel());
+        return modules ?? [];
+      },
       ...(opts.attachTargets?.[name] ? { target: opts.attachTargets[name] } : {}),
     });
     programs.set(name, {
@@ -129,9 +191,22 @@ export function prepareCollection(
       core: core.resolutions,
       poisoned: core.poisoned,
       target,
+      btfObjects: linked.btfObjects,
+      btfObjectFds: linked.btfObjectFds,
+      missingKfuncs: linked.missingKfuncs,
     });
   }
-  return { object: obj, kernel, data, btf, maps, codecs, programs };
+  return {
+    object: obj,
+    get kernel() {
+      return kernel();
+    },
+    data,
+    btf,
+    maps,
+    codecs,
+    programs,
+  };
 }
 
 /** A codec for a map's key or value type, or a typed error naming the map. */

@@ -5,8 +5,7 @@
 // Kernel targets are looked up in vmlinux, then in module BTF (`/sys/kernel/btf/<module>`, split
 // over vmlinux); `module:function` names one module. Pure but for reading sysfs: the fds a load
 // needs (the module's BTF object, the target program) are the collection's business.
-import { readdirSync, readFileSync } from 'node:fs';
-import { Btf, BtfLookupError } from '@bpfkit/btf';
+import { type Btf, BtfLookupError, type ModuleBtf } from '@bpfkit/btf';
 import { AttachType, type Fd, type HasFd, ProgType } from '@bpfkit/sys';
 import type { ObjectProgram } from '../object/object.js';
 
@@ -40,10 +39,6 @@ export interface AttachTargetOption {
 }
 
 /** A module's BTF, split over vmlinux. */
-export interface ModuleBtf {
-  readonly name: string;
-  readonly btf: Btf;
-}
 
 const TRACING_TARGETS = new Set<number>([
   AttachType.TRACE_RAW_TP,
@@ -79,33 +74,6 @@ export function kernelTargetType(
     default:
       return { name, kind: 'func' };
   }
-}
-
-let sysfsModules: ModuleBtf[] | undefined;
-/**
- * The running kernel's module BTF (every `/sys/kernel/btf/*` but vmlinux), each split over
- * `Btf.kernel()` and indexed lazily; read once per process, on the first target vmlinux lacks.
- */
-export function kernelModuleBtfs(): readonly ModuleBtf[] {
-  if (sysfsModules) return sysfsModules;
-  let names: string[] = [];
-  try {
-    names = readdirSync('/sys/kernel/btf').filter((n) => n !== 'vmlinux');
-  } catch {
-    // no /sys/kernel/btf: no module BTF either
-  }
-  const out: ModuleBtf[] = [];
-  for (const name of names.sort()) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(`/sys/kernel/btf/${name}`);
-    } catch {
-      continue; // unloaded since the listing
-    }
-    out.push({ name, btf: Btf.parse(bytes, Btf.kernel(), { lazy: true }) });
-  }
-  sysfsModules = out;
-  return out;
 }
 
 export interface ResolveTargetOptions {

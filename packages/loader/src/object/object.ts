@@ -173,8 +173,8 @@ export class ObjectFile {
       new Set((sec?.vars ?? []).map((v) => this.btf!.typeById(v.type).name));
     const inKconfig = varsIn(kconfig);
     const inKsyms = varsIn(ksyms);
-    let offset = 0;
     const undef = this.elf.symbols.filter((s) => s.shndx === SHN_UNDEF && s.name && s.type !== STT.FILE);
+    const kconfigs: { ext: ObjectExtern; align: number }[] = [];
     for (const s of undef) {
       const btfVar = this.btf?.findAll(s.name, 'var')[0];
       const btfFunc = this.btf?.findAll(s.name, 'func')[0];
@@ -182,22 +182,22 @@ export class ObjectFile {
       if (isKconfig) {
         const size = btfVar ? this.btf!.sizeof(btfVar.type) : 8;
         const align = btfVar ? Math.min(this.btf!.alignof(btfVar.type), 8) : 8;
-        offset = Math.ceil(offset / align) * align;
-        if (offset + size > MAX_DATA_SECTION)
+        if (size > MAX_DATA_SECTION)
           throw new ElfError(
             `kconfig extern '${s.name}' of ${size} bytes takes .kconfig past ${MAX_DATA_SECTION} bytes`,
             '.kconfig',
             0,
           );
-        this.externs.set(s.name, {
+        const ext: ObjectExtern = {
           name: s.name,
           kind: 'kconfig',
           weak: s.bind === 2,
           typeId: btfVar?.type ?? 0,
-          offset,
+          offset: 0,
           size,
-        });
-        offset += size;
+        };
+        kconfigs.push({ ext, align });
+        this.externs.set(s.name, ext);
       } else {
         this.externs.set(s.name, {
           name: s.name,
@@ -209,11 +209,31 @@ export class ObjectFile {
         });
       }
     }
+    // The .kconfig layout libbpf gives: by alignment (largest first), then size (smallest
+    // first), then name; the map is exactly as long as its last value.
+    kconfigs.sort(
+      (a, b) =>
+        b.align - a.align ||
+        a.ext.size - b.ext.size ||
+        (a.ext.name < b.ext.name ? -1 : a.ext.name > b.ext.name ? 1 : 0),
+    );
+    let offset = 0;
+    for (const { ext, align } of kconfigs) {
+      ext.offset = Math.ceil(offset / align) * align;
+      offset = ext.offset + ext.size;
+      if (offset > MAX_DATA_SECTION)
+        throw new ElfError(
+          `kconfig extern '${ext.name}' of ${ext.size} bytes takes .kconfig past ${MAX_DATA_SECTION} bytes`,
+          '.kconfig',
+          0,
+        );
+    }
     if (offset > 0) {
+      const prefix = this.name.replace(/[^\w]/g, '_').slice(0, 7);
       this.maps.set('.kconfig', {
-        ...this.#mapDefaults('.kconfig', '.kconfig'),
+        ...this.#mapDefaults(`${prefix}.kconfig`, '.kconfig'),
         kind: 'kconfig',
-        valueSize: Math.ceil(offset / 8) * 8,
+        valueSize: offset,
         readonly: true,
         flags: BPF_F_RDONLY_PROG,
         btfValueTypeId: kconfig?.id ?? 0,
