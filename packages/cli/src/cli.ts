@@ -112,11 +112,25 @@ export function createCli(): Command {
 
   cli
     .command('gen')
-    .description('generate TypeScript with typed maps, programs and globals for an object file (like bpf2go)')
-    .argument('<object>', 'clang-built .o')
+    .description(
+      'generate a TypeScript module for an object file (like bpf2go): typed maps, programs, constants, variables and --type codecs',
+    )
+    .argument('<object>', 'clang-built .o (with BTF: -g)')
     .option('-o, --out <file>', 'write to a file instead of stdout')
-    .action((obj: string, o: { out?: string }) => {
-      const code = generateObjectModule(obj, o.out);
+    .addOption(
+      new Option('--object <how>', 'embed the object in the module (base64) or load it from a file beside it')
+        .choices(['embed', 'file'])
+        .default('embed'),
+    )
+    .option('-t, --type <name...>', 'also generate a codec for these BTF structs or unions (event records)')
+    .option('--name <name>', 'the name for generated identifiers (default: from the file name)')
+    .action((obj: string, o: { out?: string; object: 'embed' | 'file'; type?: string[]; name?: string }) => {
+      const code = generateObjectModule(obj, {
+        object: o.object,
+        ...(o.out ? { out: o.out } : {}),
+        ...(o.type ? { types: o.type } : {}),
+        ...(o.name ? { name: o.name } : {}),
+      });
       if (o.out) writeFileSync(o.out, code);
       else process.stdout.write(code);
     });

@@ -4,9 +4,11 @@
  * @packageDocumentation
  */
 export { createCli, main } from './cli.js';
+export { type GenerateOptions, generateModule } from './codegen/object.js';
+export type { TsTypes } from './codegen/types.js';
 export { type GeneratedTs, generateTs } from './codegen/typescript.js';
 export { formatType, readBtf } from './commands/btf.js';
-export { generateObjectModule } from './commands/gen.js';
+export { type GenOptions, generateObjectModule } from './commands/gen.js';
 export { CliError } from './commands/objects.js';
 export {
   decodeExecEvent,

@@ -4,8 +4,8 @@
 // and freezes .rodata, loads the programs with func/line info and fills initial program-array
 // and map-in-map slots. Everything closes as one; a failure closes whatever was created.
 import { CORE_POISON_IMM, encodeFuncInfo, encodeLineInfo, loadBtf } from '@bpfkit/btf';
-import { BpfMap, type Codec, type MapSpec, u32 } from '@bpfkit/maps';
-import type { Fd } from '@bpfkit/sys';
+import { BpfMap, type Codec, haveMmapableArrays, type MapSpec, u32 } from '@bpfkit/maps';
+import { type Fd, MapFlags } from '@bpfkit/sys';
 import { type PreparedCollection, type PrepareOptions, prepareCollection } from './linker/prepare.js';
 import type { ObjectFile, ObjectMap } from './object/object.js';
 import { Program } from './program.js';
@@ -177,7 +177,8 @@ function mapSpec(
     key: (btfFd && codecs?.key) || (def.kind !== 'map' ? u32 : def.keySize),
     value: (btfFd && codecs?.value) || def.valueSize,
     maxEntries: def.maxEntries,
-    flags: def.flags,
+    // global data is mmap-able, as libbpf makes it, so its variables are read and written in place
+    flags: def.kind === 'data' && haveMmapableArrays() ? def.flags | MapFlags.MMAPABLE : def.flags,
     name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
     numaNode: def.numaNode,
     mapExtra: def.mapExtra,

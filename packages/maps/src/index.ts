@@ -30,4 +30,4 @@ export {
   type UpdateFlag,
 } from './map.js';
 export { MapMemory } from './memory.js';
-export { haveMapType, requireMapType } from './probes.js';
+export { haveMapType, haveMmapableArrays, requireMapType } from './probes.js';

@@ -365,7 +365,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   /** Write `value` at `key`. For prog arrays and map-in-maps, the value is a program, map or fd. */
-  set(key: K, value: V | HasFd | Fd | number, opts: SetOptions = NO_OPTIONS): this {
+  set(key: K, value: V | HasFd | Fd, opts: SetOptions = NO_OPTIONS): this {
     if (this.#ops.closed || !this.#canSet) this.#need('set', this.#canSet);
     this.#encodeKey(key);
     this.#encodeValue(value);
