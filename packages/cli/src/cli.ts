@@ -105,8 +105,16 @@ export function createCli(): Command {
     .command('btf')
     .description('BTF')
     .command('dump')
-    .argument('<id|file>', 'BTF object id, a raw BTF file, or an ELF object')
+    .argument('<id|file>', "BTF object id, a raw BTF file, an ELF object, or 'vmlinux' (the kernel's)")
     .option('--type <name>', 'only types with this name')
+    .addOption(
+      new Option(
+        '--format <format>',
+        'raw: the types as bpftool lists them; c: a compilable C header (vmlinux.h)',
+      )
+        .choices(['raw', 'c'])
+        .default('raw'),
+    )
     .addOption(json())
     .action((t, o) => btfDump(t, o));
 
