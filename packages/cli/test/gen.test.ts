@@ -117,6 +117,7 @@ describe('bpfkit gen', () => {
       stats: { packets: '1', bytes: '50', last_len: 50, seen: 1 },
       perCpuLength: expect.any(Number),
       perCpuTotal: 1,
+      ringRecord: 50, // skb->len: the 64 bytes less the Ethernet header
       fromFile: { packets: '1', bytes: '50', last_len: 50, seen: 1 },
       offset: '-7',
       multiplier: 4,
@@ -150,6 +151,8 @@ describe('bpfkit gen', () => {
 
 /** A user program on two generated modules, printing what it saw as JSON. */
 const MAIN = `
+import { u32 } from '@bpfkit/maps';
+import { RingBufReader } from '@bpfkit/perf';
 import { loadGlobals } from './globals.js';
 import { loadMaps, statsCodec, type MapsStats } from './maps.js';
 import { loadMapsFile } from './maps_file.js';
@@ -157,7 +160,10 @@ import { loadMapsFile } from './maps_file.js';
 const json = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)));
 
 const maps = loadMaps();
+const ring = RingBufReader.open(maps.maps.events, { codec: u32, timeout: 0 });
 maps.programs.use_maps.testRun({ data: new Uint8Array(64) });
+const ringRecord: number | undefined = (await ring.read())?.value;
+ring.close();
 const stats: MapsStats | undefined = maps.maps.stats_map.get(1024);
 const perCpu: Uint8Array[] | undefined = maps.maps.percpu.get(new Uint8Array([1, 0, 0, 0]));
 const perCpuTotal = (perCpu ?? []).reduce((n, v) => n + (v[0] ?? 0), 0);
@@ -197,6 +203,7 @@ console.log(JSON.stringify(json({
   stats,
   perCpuLength: perCpu?.length ?? 0,
   perCpuTotal,
+  ringRecord,
   fromFile: statsFromFile,
   ...out,
   written,
