@@ -25,6 +25,7 @@ export {
   BpfMap,
   type MapSpec,
   type MapValue,
+  type PerCpuType,
   type PerCpuTypeName,
   type SetOptions,
   type UpdateFlag,
