@@ -123,7 +123,10 @@ export function createCli(): Command {
     .description(
       'generate a TypeScript module for an object file (like bpf2go): typed maps, programs, constants, variables and --type codecs',
     )
-    .argument('<object>', 'clang-built .o (with BTF: -g)')
+    .argument(
+      '<object|source>',
+      'a clang-built .o (with BTF: -g), or a .bpf.c to compile with the system clang',
+    )
     .option('-o, --out <file>', 'write to a file instead of stdout')
     .addOption(
       new Option('--object <how>', 'embed the object in the module (base64) or load it from a file beside it')
@@ -132,16 +135,23 @@ export function createCli(): Command {
     )
     .option('-t, --type <name...>', 'also generate a codec for these BTF structs or unions (event records)')
     .option('--name <name>', 'the name for generated identifiers (default: from the file name)')
-    .action((obj: string, o: { out?: string; object: 'embed' | 'file'; type?: string[]; name?: string }) => {
-      const code = generateObjectModule(obj, {
-        object: o.object,
-        ...(o.out ? { out: o.out } : {}),
-        ...(o.type ? { types: o.type } : {}),
-        ...(o.name ? { name: o.name } : {}),
-      });
-      if (o.out) writeFileSync(o.out, code);
-      else process.stdout.write(code);
-    });
+    .option('--cflags <flags...>', "for a .bpf.c: more clang flags, after bpfkit's (-O2 -g -target bpf ...)")
+    .action(
+      (
+        obj: string,
+        o: { out?: string; object: 'embed' | 'file'; type?: string[]; name?: string; cflags?: string[] },
+      ) => {
+        const code = generateObjectModule(obj, {
+          ...(o.cflags ? { cflags: o.cflags } : {}),
+          object: o.object,
+          ...(o.out ? { out: o.out } : {}),
+          ...(o.type ? { types: o.type } : {}),
+          ...(o.name ? { name: o.name } : {}),
+        });
+        if (o.out) writeFileSync(o.out, code);
+        else process.stdout.write(code);
+      },
+    );
 
   cli
     .command('top')

@@ -5,6 +5,7 @@
  */
 export { createCli, main } from './cli.js';
 export { btfToC, type CHeaderOptions } from './codegen/c.js';
+export { type CompileOptions, clangArgs, compileBpf } from './codegen/compile.js';
 export { type GenerateOptions, generateModule } from './codegen/object.js';
 export type { TsTypes } from './codegen/types.js';
 export { type GeneratedTs, generateTs } from './codegen/typescript.js';

@@ -130,7 +130,7 @@ describe('bpfkit gen', () => {
     });
   });
 
-  it('the CLI writes the module, embeds or copies the object, and names a missing --type', () => {
+  it('the CLI writes the module from a .o or a .bpf.c, embeds or copies the object, and names what fails', () => {
     const maps = objects.find((o) => o.endsWith('/maps.bpf.o'))!;
     const out = spawnSync(process.execPath, [bin, 'gen', maps, '--type', 'stats'], { encoding: 'utf8' });
     expect(out.status).toBe(0);
@@ -143,6 +143,20 @@ describe('bpfkit gen', () => {
     expect(beside.status).toBe(0);
     expect(readFileSync(file, 'utf8')).toContain(`readFileSync(new URL("./maps.bpf.o", import.meta.url))`);
     expect(readFileSync(join(dir, 'maps.bpf.o'))).toEqual(readFileSync(maps));
+    // From C: compiled with the system clang, against a vmlinux.h bpfkit writes from the kernel's BTF.
+    const core = here('../../loader/test/fixtures/core.bpf.c');
+    const fromC = spawnSync(process.execPath, [bin, 'gen', core], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    expect(fromC.stderr).toBe('');
+    expect(fromC.status).toBe(0);
+    expect(fromC.stdout).toContain('export function loadCore(');
+    expect(fromC.stdout).toContain('target_tgid?: number;');
+    const broken = join(dir, 'broken.bpf.c');
+    writeFileSync(broken, 'int f(void) { return nope; }\n');
+    const failed = spawnSync(process.execPath, [bin, 'gen', broken], { encoding: 'utf8' });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(
+      /^bpfkit: clang failed to compile .*broken\.bpf\.c:\n.*use of undeclared identifier 'nope'/s,
+    );
     const missing = spawnSync(process.execPath, [bin, 'gen', maps, '--type', 'nope'], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toBe(`bpfkit: --type nope: no struct or union 'nope' in ${maps}'s BTF\n`);
