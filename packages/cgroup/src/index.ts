@@ -13,6 +13,7 @@ export {
   type CgroupAttachMode,
   CgroupAttachment,
   type CgroupAttachOptions,
+  cgroupProgType,
   type CgroupQuery,
   type LegacyFlag,
   queryCgroup,
