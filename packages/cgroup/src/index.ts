@@ -13,8 +13,8 @@ export {
   type CgroupAttachMode,
   CgroupAttachment,
   type CgroupAttachOptions,
-  cgroupProgType,
   type CgroupQuery,
+  cgroupProgType,
   type LegacyFlag,
   queryCgroup,
 } from './attach.js';
