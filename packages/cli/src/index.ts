@@ -17,6 +17,8 @@ export {
   EXECSNOOP_OBJECT,
   type ExecEvent,
   type ExecsnoopOptions,
+  execEventCodec,
+  execEventOf,
   runExecsnoop,
 } from './demos/execsnoop.js';
 export { runTop, type TopOptions, type TopRow, topProgram } from './demos/top.js';
