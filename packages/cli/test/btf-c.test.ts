@@ -124,7 +124,7 @@ describe('btf dump --format c', () => {
     }
   });
 
-  it('--format c takes no --type, and an unknown format is a usage error', () => {
+  it('--format c takes no --type, an unknown format is a usage error, a missing --type a failure', () => {
     const withType = spawnSync(
       process.execPath,
       [bin, 'btf', 'dump', 'vmlinux', '--format', 'c', '--type', 'x'],
@@ -135,5 +135,14 @@ describe('btf dump --format c', () => {
     expect(withType.status).toBe(2);
     expect(withType.stderr).toContain('--format c writes every type');
     expect(spawnSync(process.execPath, [bin, 'btf', 'dump', 'vmlinux', '--format', 'go']).status).toBe(2);
+    const missing = spawnSync(
+      process.execPath,
+      [bin, 'btf', 'dump', 'vmlinux', '--type', 'bpfkit_no_such_type'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe("bpfkit: no type named 'bpfkit_no_such_type' in vmlinux's BTF\n");
   });
 });

@@ -87,6 +87,7 @@ export function btfDump(target: string, opts: OutputOptions & { type?: string; f
     return;
   }
   const types = [...btf.types()].filter((t) => !opts.type || t.name === opts.type);
+  if (opts.type && types.length === 0) throw new CliError(`no type named '${opts.type}' in ${target}'s BTF`);
   if (opts.json) console.log(JSON.stringify(types, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
   else for (const t of types) console.log(formatType(t));
 }
