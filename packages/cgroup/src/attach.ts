@@ -9,9 +9,11 @@ import {
   linkCreate,
   NativeBuffer,
   oneOf,
+  ProgType,
   progAttach,
   progDetach,
   progQuery,
+  progTypes,
 } from '@bpfkit/sys';
 import { Cgroup } from './cgroup.js';
 
@@ -21,6 +23,22 @@ export const CGROUP_ATTACH_TYPES = new Set<number>(
     .filter(([k]) => k.startsWith('CGROUP_') || k === 'LSM_CGROUP')
     .map(([, v]) => v),
 );
+
+/** The program type each cgroup attach type takes (the kernel's attach_type_to_prog_type). */
+export function cgroupProgType(attachType: number): ProgType | undefined {
+  const name = Object.entries(AttachType).find(([, v]) => v === attachType)?.[0];
+  if (!name || !CGROUP_ATTACH_TYPES.has(attachType)) return undefined;
+  if (name === 'LSM_CGROUP') return ProgType.LSM;
+  const what = name.slice('CGROUP_'.length);
+  if (what === 'INET_INGRESS' || what === 'INET_EGRESS') return ProgType.CGROUP_SKB;
+  if (/^(INET_SOCK_(CREATE|RELEASE)|INET[46]_POST_BIND)$/.test(what)) return ProgType.CGROUP_SOCK;
+  if (what === 'SOCK_OPS') return ProgType.SOCK_OPS;
+  if (what === 'DEVICE') return ProgType.CGROUP_DEVICE;
+  if (what === 'SYSCTL') return ProgType.CGROUP_SYSCTL;
+  if (what === 'GETSOCKOPT' || what === 'SETSOCKOPT') return ProgType.CGROUP_SOCKOPT;
+  if (/(BIND|CONNECT|SENDMSG|RECVMSG|GETPEERNAME|GETSOCKNAME)$/.test(what)) return ProgType.CGROUP_SOCK_ADDR;
+  return undefined;
+}
 
 export type CgroupAttachMode = AttachMode;
 export type LegacyFlag = 'none' | 'override' | 'multi';
@@ -101,6 +119,11 @@ export function attachCgroup(
 ): Link | CgroupAttachment {
   const cg = cgroupOf(cgroup);
   const type = attachTypeOf(attachType);
+  const wanted = cgroupProgType(type);
+  if (wanted !== undefined && program.type !== wanted)
+    throw new TypeError(
+      `attach type ${attachTypes.toName(type)} takes ${progTypes.toName(wanted)} programs, not ${progTypes.toName(program.type)}${program.name ? ` ('${program.name}')` : ''}`,
+    );
   if (typeof opts.flags === 'number') intOption(opts.flags, 'flags', 0, 0xffffffff);
   else if (opts.flags !== undefined) oneOf(opts.flags, LEGACY_FLAG_NAMES, 'flags');
   const mode = opts.mode ?? (opts.flags !== undefined || opts.replace ? 'legacy' : 'auto');

@@ -14,6 +14,7 @@ export {
   CgroupAttachment,
   type CgroupAttachOptions,
   type CgroupQuery,
+  cgroupProgType,
   type LegacyFlag,
   queryCgroup,
 } from './attach.js';

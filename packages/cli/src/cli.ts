@@ -105,21 +105,53 @@ export function createCli(): Command {
     .command('btf')
     .description('BTF')
     .command('dump')
-    .argument('<id|file>', 'BTF object id, a raw BTF file, or an ELF object')
+    .argument('<id|file>', "BTF object id, a raw BTF file, an ELF object, or 'vmlinux' (the kernel's)")
     .option('--type <name>', 'only types with this name')
+    .addOption(
+      new Option(
+        '--format <format>',
+        'raw: the types as bpftool lists them; c: a compilable C header (vmlinux.h)',
+      )
+        .choices(['raw', 'c'])
+        .default('raw'),
+    )
     .addOption(json())
     .action((t, o) => btfDump(t, o));
 
   cli
     .command('gen')
-    .description('generate TypeScript with typed maps, programs and globals for an object file (like bpf2go)')
-    .argument('<object>', 'clang-built .o')
+    .description(
+      'generate a TypeScript module for an object file (like bpf2go): typed maps, programs, constants, variables and --type codecs',
+    )
+    .argument(
+      '<object|source>',
+      'a clang-built .o (with BTF: -g), or a .bpf.c to compile with the system clang',
+    )
     .option('-o, --out <file>', 'write to a file instead of stdout')
-    .action((obj: string, o: { out?: string }) => {
-      const code = generateObjectModule(obj, o.out);
-      if (o.out) writeFileSync(o.out, code);
-      else process.stdout.write(code);
-    });
+    .addOption(
+      new Option('--object <how>', 'embed the object in the module (base64) or load it from a file beside it')
+        .choices(['embed', 'file'])
+        .default('embed'),
+    )
+    .option('-t, --type <name...>', 'also generate a codec for these BTF structs or unions (event records)')
+    .option('--name <name>', 'the name for generated identifiers (default: from the file name)')
+    .option('--cflags <flags...>', "for a .bpf.c: more clang flags, after bpfkit's (-O2 -g -target bpf ...)")
+    .action(
+      (
+        obj: string,
+        o: { out?: string; object: 'embed' | 'file'; type?: string[]; name?: string; cflags?: string[] },
+      ) => {
+        const code = generateObjectModule(obj, {
+          ...(o.cflags ? { cflags: o.cflags } : {}),
+          object: o.object,
+          ...(o.out ? { out: o.out } : {}),
+          ...(o.type ? { types: o.type } : {}),
+          ...(o.name ? { name: o.name } : {}),
+        });
+        if (o.out) writeFileSync(o.out, code);
+        else process.stdout.write(code);
+      },
+    );
 
   cli
     .command('top')

@@ -101,10 +101,10 @@ describe('bpfkit CLI', () => {
 
   it('gen writes typed accessors that load and type the object', async () => {
     const out = new URL(`./gen-${process.pid}.ts`, import.meta.url).pathname;
-    writeFileSync(out, generateObjectModule(mapsObject, out));
+    writeFileSync(out, generateObjectModule(mapsObject, { out, types: ['stats'] }));
     try {
       const mod = await import(out);
-      expect(mod.stats.size).toBe(24);
+      expect(mod.statsCodec.size).toBe(24);
       const coll = mod.loadMaps();
       try {
         coll.programs.use_maps.testRun({ data: new Uint8Array(64) });

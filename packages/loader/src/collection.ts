@@ -12,8 +12,26 @@ import {
   kernelBtfFeatures,
   loadBtf,
 } from '@bpfkit/btf';
-import { BpfMap, type Codec, type MapSpec, possibleCpus, takesKeyValueBtf, u32 } from '@bpfkit/maps';
-import { BpfError, btfFdById, btfIds, btfInfo, Fd, type HasFd, MapType, progInfo } from '@bpfkit/sys';
+import {
+  BpfMap,
+  type Codec,
+  haveMmapableArrays,
+  type MapSpec,
+  possibleCpus,
+  takesKeyValueBtf,
+  u32,
+} from '@bpfkit/maps';
+import {
+  BpfError,
+  btfFdById,
+  btfIds,
+  btfInfo,
+  Fd,
+  type HasFd,
+  MapFlags,
+  MapType,
+  progInfo,
+} from '@bpfkit/sys';
 import {
   type PreparedCollection,
   type PreparedProgram,
@@ -265,7 +283,8 @@ function mapSpec(
     key: (btfFd && codecs?.key) || (def.kind !== 'map' ? u32 : def.keySize),
     value: (btfFd && codecs?.value) || def.valueSize,
     maxEntries,
-    flags: def.flags,
+    // global data is mmap-able, as libbpf makes it, so its variables are read and written in place
+    flags: def.kind === 'data' && haveMmapableArrays() ? def.flags | MapFlags.MMAPABLE : def.flags,
     name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
     numaNode: def.numaNode,
     mapExtra: def.mapExtra,

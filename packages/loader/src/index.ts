@@ -87,4 +87,5 @@ export {
   type TestRunResult,
 } from './program.js';
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket.js';
+export { collectionVariables, Variable } from './variable.js';
 export { excerptAround, lastInsnIndex, logTail, VerifierError } from './verifier.js';

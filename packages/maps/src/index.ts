@@ -26,9 +26,10 @@ export {
   BpfMap,
   type MapSpec,
   type MapValue,
+  type PerCpuType,
   type PerCpuTypeName,
   type SetOptions,
   type UpdateFlag,
 } from './map.js';
 export { MapMemory } from './memory.js';
-export { haveMapType, requireMapType } from './probes.js';
+export { haveMapType, haveMmapableArrays, requireMapType } from './probes.js';

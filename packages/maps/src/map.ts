@@ -74,6 +74,15 @@ const PERCPU = new Set<number>([
   MapType.LRU_PERCPU_HASH,
   MapType.PERCPU_CGROUP_STORAGE,
 ]);
+/** Maps indexed by a u32 below maxEntries: an index past the end is E2BIG from the kernel. */
+const ARRAYS = new Set<number>([
+  MapType.ARRAY,
+  MapType.PERCPU_ARRAY,
+  MapType.PROG_ARRAY,
+  MapType.PERF_EVENT_ARRAY,
+  MapType.CGROUP_ARRAY,
+  MapType.ARRAY_OF_MAPS,
+]);
 /** Maps whose values are fds on write and ids on read. */
 const FD_VALUES = new Set<number>([
   MapType.PROG_ARRAY,
@@ -119,6 +128,13 @@ function asCodec<T>(c: Codec<T> | number, what: string): Codec<T> {
 
 /** Names of the per-CPU map types: their values are arrays with one element per possible CPU. */
 export type PerCpuTypeName = 'percpu_hash' | 'percpu_array' | 'lru_percpu_hash' | 'percpu_cgroup_storage';
+/** The per-CPU map types by name or by their `MapType` number: `create()` types their values as arrays. */
+export type PerCpuType =
+  | PerCpuTypeName
+  | typeof MapType.PERCPU_HASH
+  | typeof MapType.PERCPU_ARRAY
+  | typeof MapType.LRU_PERCPU_HASH
+  | typeof MapType.PERCPU_CGROUP_STORAGE;
 
 /** Per-CPU maps read and write one value per possible CPU. */
 export type MapValue<V, PerCpu extends boolean> = PerCpu extends true ? V[] : V;
@@ -142,6 +158,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   readonly perCpu: boolean;
   /** Values are fds on write and ids on read (program arrays, map-in-maps, ...). */
   readonly #fdValues: boolean;
+  /** Keys are u32 indexes below maxEntries (array-like types). */
+  readonly #array: boolean;
   readonly #allowed: ReadonlySet<MapOperation>;
   readonly #canGet: boolean;
   readonly #canSet: boolean;
@@ -174,6 +192,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.#canDelete = this.#allowed.has('delete');
     this.perCpu = PERCPU.has(this.type);
     this.#fdValues = FD_VALUES.has(this.type);
+    this.#array = ARRAYS.has(this.type) && info.keySize === 4;
     this.#value = this.perCpu ? perCpu(this.valueCodec, possibleCpus()) : this.valueCodec;
     // The ops check `fd` before every syscall: closing it (map.close(), or fd.close() by whoever
     // holds it) closes the map, and its cached fd number is never used again.
@@ -188,7 +207,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   /** Create a map. Sizes and kinds are checked before the syscall. Per-CPU maps hold `V[]`. */
   static create<K = Uint8Array, V = Uint8Array, T extends MapType | MapTypeName = MapType | MapTypeName>(
     spec: MapSpec<K, V> & { type: T },
-  ): BpfMap<K, T extends PerCpuTypeName ? V[] : V> {
+  ): BpfMap<K, T extends PerCpuType ? V[] : V> {
     const type = mapTypes.toValue(spec.type);
     const key = asCodec(spec.key, 'key');
     const value =
@@ -239,7 +258,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
       );
       // A program array empties when its last fd closes: never let the collector do that.
       if (type === MapType.PROG_ARRAY) fd.persistent();
-      return new BpfMap<K, T extends PerCpuTypeName ? V[] : V>(
+      return new BpfMap<K, T extends PerCpuType ? V[] : V>(
         fd,
         {
           type,
@@ -367,9 +386,10 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
   }
 
   /** Write `value` at `key`. For prog arrays and map-in-maps, the value is a program, map or fd. */
-  set(key: K, value: V | HasFd | Fd | number, opts: SetOptions = NO_OPTIONS): this {
+  set(key: K, value: V | HasFd | Fd, opts: SetOptions = NO_OPTIONS): this {
     if (this.#ops.closed || !this.#canSet) this.#need('set', this.#canSet);
     this.#encodeKey(key);
+    if (this.#array && this.#ops.keyView.getUint32(0, true) >= this.maxEntries) throw this.#outside();
     this.#encodeValue(value);
     this.#update(opts);
     return this;
@@ -380,8 +400,19 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     try {
       this.#ops.update(updateFlags(opts));
     } catch (e) {
+      // an array is never full: E2BIG is an index past its end
+      if (this.#array && e instanceof BpfError && e.code === 'E2BIG') throw this.#outside(e);
       throw explainUpdate(e, flag, this.name || this.typeName);
     }
+  }
+
+  /** An array index (the encoded key) past the array's end. */
+  #outside(cause?: unknown): RangeError {
+    const index = this.#ops.keyView.getUint32(0, true);
+    return new RangeError(
+      `index ${index} is outside ${this.name ? `${this.typeName} '${this.name}'` : `the ${this.typeName}`} (maxEntries ${this.maxEntries}: indexes 0..${this.maxEntries - 1})`,
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   /** Raw access: the value bytes at the key bytes (copied), whatever the codecs. */

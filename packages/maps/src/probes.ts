@@ -143,3 +143,16 @@ export function requireMapType(type: MapType | MapTypeName): void {
   const name = mapTypes.toName(t);
   if (!haveMapType(t)) throw new NotSupportedError(`map type ${name}`, MAP_SINCE[name]);
 }
+
+/** Whether this kernel creates mmap-able array maps (BPF_F_MMAPABLE, Linux 5.5). Cached. */
+export function haveMmapableArrays(): boolean {
+  return cachedProbe('map-flag:mmapable', () =>
+    tryCreate({
+      mapType: MapType.ARRAY,
+      keySize: 4,
+      valueSize: 4,
+      maxEntries: 1,
+      mapFlags: MapFlags.MMAPABLE,
+    }),
+  );
+}

@@ -14,7 +14,7 @@ import {
   u32,
   u64,
 } from '@bpfkit/maps';
-import { BpfError, MapFlags, mapInfo, PerfType, perfEventOpen } from '@bpfkit/sys';
+import { BpfError, MapFlags, MapType, mapInfo, PerfType, perfEventOpen } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 import { cgroup2Root } from '../../../tools/testing/kernel.js';
 
@@ -32,7 +32,18 @@ describe('array', () => {
     m.set(2, 5n);
     expect(m.get(2)).toBe(5n);
     expect(m.get(4)).toBeUndefined();
-    expect(() => m.set(4, 1n)).toThrow(expect.objectContaining({ code: 'E2BIG' }));
+    // an index past the end is named as such (not "the map is full"), before the syscall or after it
+    expect(() => m.set(4, 1n)).toThrow(
+      new RangeError('index 4 is outside the array (maxEntries 4: indexes 0..3)'),
+    );
+    expect(() => m.setBytes(new Uint8Array([9, 0, 0, 0]), new Uint8Array(8))).toThrow(
+      expect.objectContaining({
+        name: 'RangeError',
+        message: expect.stringMatching(/^index 9 is outside the array/),
+      }),
+    );
+    // @ts-expect-error a u64 map's value is a bigint: a number does not compile
+    expect(() => m.set(1, 1)).toThrow(TypeError);
     const err = (() => {
       try {
         m.delete(2);
@@ -66,6 +77,12 @@ describe('per-CPU maps', () => {
     expect(raw.length).toBe(8 * n);
     expect(raw[8 * (n - 1)]).toBe(n - 1);
     expect(() => m.set(0, vals.slice(1))).toThrow(RangeError);
+    // the MapType number types values per CPU as the name does
+    using e = BpfMap.create({ type: MapType.PERCPU_ARRAY, key: u32, value: u64, maxEntries: 1 });
+    const perCpu: bigint[] | undefined = e.get(0);
+    expect(perCpu).toEqual(Array(n).fill(0n));
+    // @ts-expect-error one bigint is not one per CPU
+    expect(() => e.set(0, 1n)).toThrow(RangeError);
     using h = BpfMap.create({ type: 'percpu_hash', key: u32, value: u32, maxEntries: 4 });
     h.set(7, Array(n).fill(3));
     expect([...h]).toEqual([[7, Array(n).fill(3)]]);

@@ -1,4 +1,4 @@
-import { BpfMap, onlineCpus } from '@bpfkit/maps';
+import { BpfMap, type Codec, onlineCpus } from '@bpfkit/maps';
 import {
   ClosedError,
   Defines,
@@ -14,10 +14,20 @@ import {
 } from '@bpfkit/sys';
 import { claim, MapInUseError, taken } from './claims.js';
 import { openBpfOutput } from './events.js';
-import { checkFlag, checkOptions, checkSignal, EpollWaiter, Holdings, RingReader } from './reader.js';
+import {
+  checkCodec,
+  checkFlag,
+  checkOptions,
+  checkSignal,
+  checkTimeout,
+  decodeRecord,
+  EpollWaiter,
+  Holdings,
+  RingReader,
+} from './reader.js';
 import { RingRegion } from './ring-memory.js';
 
-export interface PerfReaderOptions {
+export interface PerfReaderOptions<T = Uint8Array> {
   /** Data pages per CPU ring, a power of two (default 64: 256 KiB, a few ms of headroom at millions of records/s; at most 2 GiB). */
   pagesPerCpu?: number;
   /** Wake up once this many bytes are waiting (default 0: on every record); less than the ring's size. */
@@ -29,10 +39,19 @@ export interface PerfReaderOptions {
   /** Hand out copies instead of views into the ring. */
   copy?: boolean;
   signal?: AbortSignal;
+  /** Decode each sample with this codec (a `bpfkit gen --type` codec, `struct({...})`, ...) into `value`. */
+  codec?: Codec<T>;
+  /** Per-read timeout in ms for reads that give none, `for await` included (which ends when it passes with no record). */
+  timeout?: number;
 }
 
-export interface PerfRecord {
+export interface PerfRecord<T = Uint8Array> {
   cpu: number;
+  /**
+   * The sample decoded by the reader's `codec` (without one, the same view as {@link data});
+   * undefined for a lost-records notice.
+   */
+  value: T | undefined;
   /** The raw sample (padded by the kernel to 8-byte alignment with its size field); empty for lost records. */
   data: Uint8Array;
   /** For a lost-records notice: how many samples the kernel dropped on this CPU. */
@@ -79,23 +98,31 @@ const LOST_AT = HEADER + 8;
  * (readers on disjoint `cpus` may coexist). After `close()` a record's `data` reads zeros; copy
  * what you keep.
  */
-export class PerfReader extends RingReader<PerfRecord> {
+export class PerfReader<T = Uint8Array> extends RingReader<PerfRecord<T>> {
   #rings: Ring[];
   readonly #copy: boolean;
+  readonly #codec: Codec<T> | undefined;
   readonly #overwritable: boolean;
   readonly #lost = new Map<number, number>();
   #cur = 0;
   #scratch = new Uint8Array(256);
 
-  private constructor(rings: Ring[], epoll: Epoll, waiter: EpollWaiter, holdings: Holdings, opts: Options) {
-    super(epoll, opts.signal, waiter, holdings);
+  private constructor(
+    rings: Ring[],
+    epoll: Epoll,
+    waiter: EpollWaiter,
+    holdings: Holdings,
+    opts: Options<T>,
+  ) {
+    super(epoll, opts.signal, waiter, holdings, opts.timeout);
     this.#rings = rings;
     this.#copy = opts.copy;
+    this.#codec = opts.codec;
     this.#overwritable = opts.overwritable;
     for (const r of rings) r.head = Number(Atomics.load(r.meta, HEAD));
   }
 
-  static open(map: BpfMap<unknown, unknown>, opts: PerfReaderOptions = {}): PerfReader {
+  static open<T = Uint8Array>(map: BpfMap<unknown, unknown>, opts: PerfReaderOptions<T> = {}): PerfReader<T> {
     if (typeof map !== 'object' || map === null || typeof map.type !== 'number')
       throw new TypeError('PerfReader.open needs a BpfMap (a perf_event_array)');
     if (map.closed) throw new ClosedError(`map '${map.name || 'perf_event_array'}'`);
@@ -158,7 +185,7 @@ export class PerfReader extends RingReader<PerfRecord> {
         r.pos = Number(Atomics.load(r.meta, TAIL));
         r.published = r.pos;
       }
-      return new PerfReader(rings, epoll, waiter, holdings, o);
+      return new PerfReader<T>(rings, epoll, waiter, holdings, o);
     } catch (e) {
       holdings.release();
       throw e;
@@ -205,7 +232,7 @@ export class PerfReader extends RingReader<PerfRecord> {
     return this.#scratch.subarray(0, len);
   }
 
-  protected poll(): PerfRecord | undefined {
+  protected poll(): PerfRecord<T> | undefined {
     if (this.#overwritable) throw new TypeError('overwritable rings are read with snapshot(), not awaited');
     const n = this.#rings.length;
     let switches = 0;
@@ -226,7 +253,14 @@ export class PerfReader extends RingReader<PerfRecord> {
   }
 
   /** Parse the record at `r.pos` (headers are 8-byte aligned and never wrap) and step past it. */
-  #record(r: Ring): PerfRecord | undefined {
+  /** The sample's value: decoded by the codec, or the bytes themselves. */
+  #value(data: Uint8Array): T {
+    const codec = this.#codec;
+    if (!codec) return data as T;
+    return decodeRecord(codec, new DataView(data.buffer, data.byteOffset, data.byteLength), 0, data.length);
+  }
+
+  #record(r: Ring): PerfRecord<T> | undefined {
     const off = r.pos & (r.size - 1);
     const type = r.view.getUint32(off, true);
     const size = r.view.getUint16(off + SIZE_AT, true);
@@ -240,9 +274,11 @@ export class PerfReader extends RingReader<PerfRecord> {
       const rawSize = r.view.getUint32((off + RAW_SIZE_AT) & (r.size - 1), true);
       const data = this.#bytes(r, at + RAW_AT, Math.min(rawSize, size - RAW_AT));
       const copy = this.#copy || data.buffer === this.#scratch.buffer;
+      const bytes = copy ? data.slice() : data;
       return {
         cpu: r.cpu,
-        data: copy ? data.slice() : data,
+        value: this.#value(bytes),
+        data: bytes,
         lost: 0,
         remaining: r.head - r.pos,
         size: r.size,
@@ -251,7 +287,14 @@ export class PerfReader extends RingReader<PerfRecord> {
     if (type === PerfRecordType.LOST) {
       const lost = Number(r.view.getBigUint64((off + LOST_AT) & (r.size - 1), true));
       this.#lost.set(r.cpu, (this.#lost.get(r.cpu) ?? 0) + lost);
-      return { cpu: r.cpu, data: new Uint8Array(), lost, remaining: r.head - r.pos, size: r.size };
+      return {
+        cpu: r.cpu,
+        value: undefined,
+        data: new Uint8Array(),
+        lost,
+        remaining: r.head - r.pos,
+        size: r.size,
+      };
     }
     return undefined; // other record types are skipped
   }
@@ -321,11 +364,11 @@ export class PerfReader extends RingReader<PerfRecord> {
    * Overwritable rings only: pause output, copy out what each CPU's ring holds (newest first),
    * resume. The flight recorder's "what just happened".
    */
-  snapshot(): PerfRecord[] {
+  snapshot(): PerfRecord<T>[] {
     this.live();
     if (!this.#overwritable)
       throw new TypeError('snapshot() reads overwritable rings; open the reader with overwritable: true');
-    const out: PerfRecord[] = [];
+    const out: PerfRecord<T>[] = [];
     this.pause();
     try {
       for (const r of this.#rings) {
@@ -339,9 +382,11 @@ export class PerfReader extends RingReader<PerfRecord> {
           if (type === PerfRecordType.SAMPLE) {
             const body = this.#bytes(r, pos + HEADER, size - HEADER);
             const rawSize = body[0]! | (body[1]! << 8) | (body[2]! << 16);
+            const data = body.slice(RAW_AT - HEADER, RAW_AT - HEADER + Math.min(rawSize, size - RAW_AT));
             out.push({
               cpu: r.cpu,
-              data: body.slice(RAW_AT - HEADER, RAW_AT - HEADER + Math.min(rawSize, size - RAW_AT)),
+              value: this.#value(data),
+              data,
               lost: 0,
               remaining: 0,
               size: r.size,
@@ -361,7 +406,9 @@ export class PerfReader extends RingReader<PerfRecord> {
   }
 }
 
-interface Options {
+interface Options<T> {
+  codec: Codec<T> | undefined;
+  timeout: number | undefined;
   pages: number;
   watermark: number;
   cpus: number[];
@@ -371,7 +418,7 @@ interface Options {
 }
 
 /** Every option checked before anything is opened. */
-function options(opts: PerfReaderOptions, slots: number): Options {
+function options<T>(opts: PerfReaderOptions<T>, slots: number): Options<T> {
   checkOptions(opts, 'PerfReader');
   const pages = opts.pagesPerCpu ?? 64;
   if (typeof pages !== 'number') throw new TypeError(`pagesPerCpu must be a number, got ${typeof pages}`);
@@ -395,6 +442,8 @@ function options(opts: PerfReaderOptions, slots: number): Options {
     if (cpus.indexOf(c) !== i) throw new RangeError(`CPU ${c} is listed twice in cpus`);
   }
   return {
+    codec: checkCodec(opts.codec),
+    timeout: checkTimeout(opts.timeout),
     pages,
     watermark,
     cpus,

@@ -1,3 +1,4 @@
+import type { Codec } from '@bpfkit/maps';
 import { ClosedError, type Epoll, EventFd, Readiness } from '@bpfkit/sys';
 
 /** How a reader sleeps until its rings may have data. */
@@ -161,6 +162,31 @@ export function checkTimeout(timeout: unknown): number | undefined {
   return timeout;
 }
 
+/** A record codec option: undefined or a codec (an object with `size` and `decode`). */
+export function checkCodec<T>(codec: Codec<T> | undefined): Codec<T> | undefined {
+  if (codec === undefined) return undefined;
+  if (
+    typeof codec !== 'object' ||
+    codec === null ||
+    typeof codec.decode !== 'function' ||
+    !Number.isInteger(codec.size) ||
+    codec.size < 0
+  )
+    throw new TypeError(
+      `codec must be a codec (u32, struct({...}), btfCodec(...)), got ${codec === null ? 'null' : typeof codec}`,
+    );
+  return codec;
+}
+
+/** Decode a record with `codec`: a record shorter than the codec is a RangeError naming both sizes. */
+export function decodeRecord<T>(codec: Codec<T>, view: DataView, offset: number, length: number): T {
+  if (length < codec.size)
+    throw new RangeError(
+      `a ${length}-byte record is shorter than its codec ${codec.name} (${codec.size} bytes)`,
+    );
+  return codec.decode(view, offset);
+}
+
 /** A signal option: undefined or an AbortSignal. */
 export function checkSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined || signal instanceof AbortSignal) return signal;
@@ -200,16 +226,26 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
   readonly #ready: Waiter;
   readonly #signal: AbortSignal | undefined;
   readonly #holdings: Holdings;
+  /** The reader's own per-read timeout (ms), for reads and iteration that give none. */
+  readonly #timeout: number | undefined;
   #reading = false;
   #draining = false;
 
   /**
    * `waiter` defaults to a libuv poll handle on the epoll fd (right for fds whose poll is not
    * destructive). `holdings` is what `close()` releases (created empty when omitted; the epoll
-   * set and the waiter are added to it).
+   * set and the waiter are added to it). `timeout` is the per-read timeout of reads that give none,
+   * `for await` included (which then ends when no record comes within it).
    */
-  protected constructor(epoll: Epoll, signal?: AbortSignal, waiter?: Waiter, holdings?: Holdings) {
+  protected constructor(
+    epoll: Epoll,
+    signal?: AbortSignal,
+    waiter?: Waiter,
+    holdings?: Holdings,
+    timeout?: number,
+  ) {
     this.epoll = epoll;
+    this.#timeout = timeout;
     this.#ready = waiter ?? new Readiness(epoll.fd.value);
     this.#signal = signal;
     this.#holdings = holdings ?? new Holdings(new.target.name);
@@ -250,12 +286,13 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
   }
 
   /**
-   * The next record, waiting for one. Undefined after `close()` or on timeout. A record's
+   * The next record, waiting for one (at most `timeout` ms: the read's, or else the reader's own).
+   * Undefined after `close()` or on timeout. A record's
    * `data` is valid until the next read, unless the reader copies: a view into the ring for a
    * `PerfReader`, a view of the reader's writable scratch copy for a `RingBufReader`.
    */
   async read(opts: ReadOptions = {}): Promise<R | undefined> {
-    const timeout = checkTimeout(opts.timeout);
+    const timeout = opts.timeout === undefined ? this.#timeout : checkTimeout(opts.timeout);
     const signal = opts.signal === undefined ? this.#signal : checkSignal(opts.signal);
     if (this.#reading) throw new Error('one read at a time: await the previous read first');
     if (this.#draining) throw new Error('read() was called inside a drain callback');
@@ -287,6 +324,7 @@ export abstract class RingReader<R> implements AsyncIterable<R>, Disposable, Asy
     return this.#ready.wait(timeout, signal);
   }
 
+  /** Every record as it comes; ends on `close()`, or when the reader's `timeout` passes with none. */
   async *[Symbol.asyncIterator](): AsyncIterator<R> {
     for (;;) {
       const r = await this.read();

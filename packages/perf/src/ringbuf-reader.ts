@@ -1,12 +1,23 @@
-import type { BpfMap } from '@bpfkit/maps';
+import type { BpfMap, Codec } from '@bpfkit/maps';
 import { ClosedError, Epoll, MapType, PROT_READ, PROT_WRITE, pageSize, RingbufHeader } from '@bpfkit/sys';
 import { claim, MapInUseError, taken, WHOLE } from './claims.js';
-import { checkFlag, checkOptions, checkSignal, Holdings, RingReader } from './reader.js';
+import {
+  checkCodec,
+  checkFlag,
+  checkOptions,
+  checkSignal,
+  checkTimeout,
+  decodeRecord,
+  Holdings,
+  RingReader,
+} from './reader.js';
 import { RingRegion } from './ring-memory.js';
 
-export interface RingBufRecord {
+export interface RingBufRecord<T = Uint8Array> {
   /** Which of the reader's ring buffers (index in the order they were given). */
   ring: number;
+  /** The record decoded by the reader's `codec`; without one, the same view as {@link data}. */
+  value: T;
   /**
    * The record: a view of the reader's scratch copy of it, valid until the reader takes its next
    * record (the next `read()`, `for await` step or drain), or a fresh copy of your own with
@@ -28,16 +39,22 @@ interface Ring {
   dst: number;
   /** The scratch alone (writable, its own ArrayBuffer): what user code sees. */
   scratch: Uint8Array;
+  /** The scratch, for codecs. */
+  scratchView: DataView;
   mask: number;
   pos: number;
   /** Snapshot of the producer position for this turn. */
   end: number;
 }
 
-export interface RingBufReaderOptions {
+export interface RingBufReaderOptions<T = Uint8Array> {
   /** Hand out copies instead of views into the ring. */
   copy?: boolean;
   signal?: AbortSignal;
+  /** Decode each record with this codec (a `bpfkit gen --type` codec, `struct({...})`, ...) into `value`. */
+  codec?: Codec<T>;
+  /** Per-read timeout in ms for reads that give none, `for await` included (which ends when it passes with no record). */
+  timeout?: number;
 }
 
 const BUSY = RingbufHeader.BUSY_BIT >>> 0;
@@ -79,26 +96,38 @@ function toScratch(r: Ring, off: number, len: number): void {
  * opening a second one while the first is open throws {@link MapInUseError} (fan records out in
  * JavaScript instead). After `close()` a record's `data` reads zeros; copy what you keep.
  */
-export class RingBufReader extends RingReader<RingBufRecord> {
+export class RingBufReader<T = Uint8Array> extends RingReader<RingBufRecord<T>> {
   #rings: Ring[];
   readonly #copy: boolean;
+  readonly #codec: Codec<T> | undefined;
   #cur = 0;
   /** The ring whose last record is still in the caller's hands. */
   #held: Ring | undefined;
 
-  private constructor(rings: Ring[], epoll: Epoll, holdings: Holdings, copy: boolean, signal?: AbortSignal) {
-    super(epoll, signal, undefined, holdings);
+  private constructor(
+    rings: Ring[],
+    epoll: Epoll,
+    holdings: Holdings,
+    copy: boolean,
+    codec: Codec<T> | undefined,
+    signal: AbortSignal | undefined,
+    timeout: number | undefined,
+  ) {
+    super(epoll, signal, undefined, holdings, timeout);
     this.#rings = rings;
     this.#copy = copy;
+    this.#codec = codec;
   }
 
-  static open(
+  static open<T = Uint8Array>(
     maps: BpfMap<unknown, unknown> | BpfMap<unknown, unknown>[],
-    opts: RingBufReaderOptions = {},
-  ): RingBufReader {
+    opts: RingBufReaderOptions<T> = {},
+  ): RingBufReader<T> {
     checkOptions(opts, 'RingBufReader');
     const copy = checkFlag(opts.copy, 'copy', false);
     const signal = checkSignal(opts.signal);
+    const codec = checkCodec(opts.codec);
+    const timeout = checkTimeout(opts.timeout);
     const list = Array.isArray(maps) ? maps : [maps];
     if (list.length === 0) throw new TypeError('RingBufReader needs at least one ring buffer');
     for (const m of list) {
@@ -143,6 +172,7 @@ export class RingBufReader extends RingReader<RingBufRecord> {
           ints: new Int32Array(producer.buffer),
           dst: pageSize + 2 * size,
           scratch: new Uint8Array(producer.scratch),
+          scratchView: new DataView(producer.scratch),
           mask: size - 1,
           pos: 0,
           end: 0,
@@ -150,7 +180,7 @@ export class RingBufReader extends RingReader<RingBufRecord> {
         epoll.add(fd, rings.length - 1);
       }
       for (const r of rings) r.pos = Number(Atomics.load(r.cons, 0));
-      return new RingBufReader(rings, epoll, holdings, copy, signal);
+      return new RingBufReader<T>(rings, epoll, holdings, copy, codec, signal, timeout);
     } catch (e) {
       holdings.release();
       throw e;
@@ -173,7 +203,7 @@ export class RingBufReader extends RingReader<RingBufRecord> {
     }
   }
 
-  protected poll(): RingBufRecord | undefined {
+  protected poll(): RingBufRecord<T> | undefined {
     this.#release();
     const n = this.#rings.length;
     let switches = 0;
@@ -193,9 +223,19 @@ export class RingBufReader extends RingReader<RingBufRecord> {
           continue;
         }
         this.#held = r;
-        if (this.#copy) return { ring: this.#cur, data: r.data.slice(off + HDR, off + HDR + len) };
+        const codec = this.#codec;
+        if (this.#copy) {
+          const data = r.data.slice(off + HDR, off + HDR + len);
+          const value = codec ? decodeRecord(codec, new DataView(data.buffer), 0, len) : (data as T);
+          return { ring: this.#cur, value, data };
+        }
         toScratch(r, off + HDR, len);
-        return { ring: this.#cur, data: r.scratch.subarray(0, len) };
+        const data = r.scratch.subarray(0, len);
+        return {
+          ring: this.#cur,
+          value: codec ? decodeRecord(codec, r.scratchView, 0, len) : (data as T),
+          data,
+        };
       }
       // This ring's turn is over: move on and take the next one's producer position once.
       if (switches++ >= n) return undefined;

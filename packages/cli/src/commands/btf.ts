@@ -1,12 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Btf, type BtfType, btfFromKernel } from '@bpfkit/btf';
 import { parseElf } from '@bpfkit/loader';
+import { btfToC } from '../codegen/c.js';
 import type { OutputOptions } from '../output.js';
 import { CliError } from './objects.js';
 
 /** BTF by object id, from a raw BTF file (/sys/kernel/btf/...) or from an ELF object's .BTF. */
 export function readBtf(target: string): Btf {
   if (/^\d+$/.test(target)) return btfFromKernel(Number(target));
+  if (target === 'vmlinux') target = '/sys/kernel/btf/vmlinux';
   if (!existsSync(target))
     throw new CliError(`no BTF '${target}': give a BTF id, a BTF file or an object file`, 2);
   const bytes = readFileSync(target);
@@ -76,9 +78,16 @@ export function formatType(t: BtfType): string {
   }
 }
 
-export function btfDump(target: string, opts: OutputOptions & { type?: string }): void {
+export function btfDump(target: string, opts: OutputOptions & { type?: string; format?: string }): void {
   const btf = readBtf(target);
+  if (opts.format === 'c') {
+    if (opts.type || opts.json)
+      throw new CliError('--format c writes every type: it takes neither --type nor --json', 2);
+    process.stdout.write(btfToC(btf));
+    return;
+  }
   const types = [...btf.types()].filter((t) => !opts.type || t.name === opts.type);
+  if (opts.type && types.length === 0) throw new CliError(`no type named '${opts.type}' in ${target}'s BTF`);
   if (opts.json) console.log(JSON.stringify(types, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
   else for (const t of types) console.log(formatType(t));
 }

@@ -2,8 +2,8 @@
 // CO-RE program shipped with the CLI (bpf/execsnoop.bpf.c).
 import { fileURLToPath } from 'node:url';
 import { loadCollection } from '@bpfkit/loader';
+import { bytes, cstring, struct, u32, type ValueOf } from '@bpfkit/maps';
 import { attachTracepoint, RingBufReader } from '@bpfkit/perf';
-import { cString } from '@bpfkit/sys';
 
 export const EXECSNOOP_OBJECT = fileURLToPath(new URL('../../bpf/execsnoop.bpf.o', import.meta.url));
 
@@ -17,18 +17,27 @@ export interface ExecEvent {
 
 const decoder = new TextDecoder();
 
-/** Decode one ring buffer record of execsnoop.bpf.c's `struct exec_event`. */
-export function decodeExecEvent(data: Uint8Array): ExecEvent {
-  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const argsLen = Math.min(dv.getUint32(12, true), 256);
-  const args = decoder.decode(data.subarray(32, 32 + argsLen));
+/** execsnoop.bpf.c's `struct exec_event`, as a codec: what the ring buffer reader decodes records with. */
+export const execEventCodec = struct(
+  { pid: u32, ppid: u32, uid: u32, args_len: u32, comm: cstring(16), args: bytes(256) },
+  'exec_event',
+);
+
+/** An exec_event record as the codec decodes it, made readable: argv split at the NULs. */
+export function execEventOf(raw: ValueOf<typeof execEventCodec>): ExecEvent {
+  const args = decoder.decode(raw.args.subarray(0, Math.min(raw.args_len, raw.args.length)));
   return {
-    pid: dv.getUint32(0, true),
-    ppid: dv.getUint32(4, true),
-    uid: dv.getUint32(8, true),
-    comm: cString(data.subarray(16, 32)),
+    pid: raw.pid,
+    ppid: raw.ppid,
+    uid: raw.uid,
+    comm: raw.comm,
     argv: args.split('\0').filter((a, i, all) => a || i < all.length - 1),
   };
+}
+
+/** Decode one ring buffer record of execsnoop.bpf.c's `struct exec_event`. */
+export function decodeExecEvent(data: Uint8Array): ExecEvent {
+  return execEventOf(execEventCodec.decode(new DataView(data.buffer, data.byteOffset, data.byteLength), 0));
 }
 
 export interface ExecsnoopOptions {
@@ -52,14 +61,14 @@ export async function runExecsnoop(opts: ExecsnoopOptions = {}): Promise<number>
       ));
   using coll = loadCollection(EXECSNOOP_OBJECT);
   using _link = attachTracepoint(coll.program('handle_exec'), 'sched', 'sched_process_exec');
-  using reader = RingBufReader.open(coll.map('events'), { signal: ac.signal });
+  using reader = RingBufReader.open(coll.map('events'), { signal: ac.signal, codec: execEventCodec });
   // the header says it is tracing: printed once the program is attached and the ring is open
   if (!opts.onEvent)
     console.log(`${'PID'.padStart(7)} ${'PPID'.padStart(7)} ${'UID'.padStart(5)}  ${'COMM'.padEnd(16)} ARGS`);
   let n = 0;
   try {
     for await (const rec of reader) {
-      print(decodeExecEvent(rec.data));
+      print(execEventOf(rec.value));
       n++;
     }
   } catch (e) {
