@@ -31,17 +31,20 @@ export interface CHeaderOptions {
 export function btfToC(btf: Btf, opts: CHeaderOptions = {}): string {
   const d = new CDump(btf);
   const guard = opts.guard ?? '__VMLINUX_H__';
-  const pai = opts.preserveAccessIndex ?? true;
-  d.out.push(`#ifndef ${guard}\n#define ${guard}\n\n`);
-  if (pai)
-    d.out.push(
-      '#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)\n#endif\n\n',
-    );
   const first = btf.base ? btf.base.typeCount : 1;
   for (let id = first; id < btf.typeCount; id++) d.dumpType(id);
-  if (pai) d.out.push('#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute pop\n#endif\n\n');
-  d.out.push(`#endif /* ${guard} */\n`);
-  return d.out.join('');
+  const body = d.out.join('');
+  // the pragma only around records for it to apply to (clang warns of an unused one)
+  const pai = (opts.preserveAccessIndex ?? true) && /\b(struct|union)\b[^;()]*\{/.test(body);
+  return [
+    `#ifndef ${guard}\n#define ${guard}\n\n`,
+    pai
+      ? '#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)\n#endif\n\n'
+      : '',
+    body,
+    pai ? '#ifndef BPF_NO_PRESERVE_ACCESS_INDEX\n#pragma clang attribute pop\n#endif\n\n' : '',
+    `#endif /* ${guard} */\n`,
+  ].join('');
 }
 
 /** The dump of one BTF: per-type ordering and emission state, and names made unique. */

@@ -60,7 +60,7 @@ export function generateModule(bytes: Uint8Array, fileName: string, opts: Genera
     'loadCollection',
     'ObjectFile',
   ]);
-  const mapsImports = new Set<string>(['type BpfMap']);
+  const mapsImports = new Set<string>(obj.maps.size ? ['type BpfMap'] : []);
 
   // Codecs for --type.
   const codecs: string[] = [];
@@ -113,7 +113,7 @@ export function generateModule(bytes: Uint8Array, fileName: string, opts: Genera
       : `import { readFileSync } from 'node:fs';`,
     ...(codecs.length ? [`import type { Btf } from '@bpfkit/btf';`] : []),
     importLine([...loaderImports], '@bpfkit/loader'),
-    importLine([...mapsImports], '@bpfkit/maps'),
+    ...(mapsImports.size ? [importLine([...mapsImports], '@bpfkit/maps')] : []),
     '',
     `let object: ObjectFile | undefined;`,
     `/** ${basename(fileName)}, parsed once. */`,
