@@ -1,7 +1,8 @@
 // Which errors count as typed. A fuzz input may fail, but only the way the project promises:
 //
-// 1. an instance of one of the project's error classes for bad input — ElfError (@bpfkit/loader),
-//    BtfParseError, BtfLookupError, CoreError (@bpfkit/btf), NotSupportedError (@bpfkit/sys); or
+// 1. an instance of one of the project's error classes for bad input — ElfError,
+//    UnknownSectionError, ExternError (@bpfkit/loader), BtfParseError, BtfLookupError (and its
+//    AttachTargetError), CoreError (@bpfkit/btf), NotSupportedError (@bpfkit/sys); or
 // 2. a TypeError, RangeError or Error that project code raised on purpose: the error's top stack
 //    frame is in a package's own code (packages/*/dist, not node_modules) and points exactly at a
 //    `new TypeError(` / `new RangeError(` / `new Error(` expression there.
@@ -54,6 +55,8 @@ export function deliberate(error) {
 export function classifier({ btf, loader, sys }) {
   const classes = [
     loader.ElfError,
+    loader.UnknownSectionError,
+    loader.ExternError,
     btf.BtfParseError,
     btf.BtfLookupError,
     btf.CoreError,
