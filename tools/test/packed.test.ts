@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { strictCompilerOptions } from '../testing/strict-tsconfig.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const PACKAGES = {
@@ -140,19 +141,7 @@ describe('packed packages in a fresh project', () => {
     writeFileSync(
       join(app, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: {
-          target: 'ES2022',
-          lib: ['ES2023', 'ESNext.Disposable'],
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          strict: true,
-          exactOptionalPropertyTypes: true,
-          noUncheckedIndexedAccess: true,
-          verbatimModuleSyntax: true,
-          skipLibCheck: false,
-          types: ['node'],
-          outDir: 'dist',
-        },
+        compilerOptions: strictCompilerOptions,
         include: ['src'],
       }),
     );

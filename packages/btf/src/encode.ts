@@ -52,6 +52,19 @@ class StringTable {
   }
 }
 
+/** C's `int` as a BTF type with id `id`: what probes and small hand-made blobs start from. */
+export const intType = (id = 1): BtfType & { kind: 'int' } => ({
+  kind: 'int',
+  id,
+  name: 'int',
+  size: 4,
+  signed: true,
+  char: false,
+  bool: false,
+  bits: 32,
+  offset: 0,
+});
+
 /**
  * Encode types (in id order, starting at id 1; `void` excluded) into a raw BTF blob. Pass the
  * original string section as `strings` to keep offsets that other data (line info) points at.

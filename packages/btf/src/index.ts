@@ -16,7 +16,7 @@ export {
   resolveCoreRelo,
   type SlotRelo,
 } from './core.js';
-export { encodeBtf } from './encode.js';
+export { encodeBtf, intType } from './encode.js';
 export { BtfLookupError, BtfParseError } from './errors.js';
 export {
   type BtfExt,

@@ -2,7 +2,7 @@
 // tiny blob (built with encodeBtf) once per process; the answers are kept in @bpfkit/sys's probe
 // cache. The loader rewrites an object's BTF for what is missing, as libbpf sanitises it.
 import { BpfError, btfLoad, cachedProbe, NativeBuffer } from '@bpfkit/sys';
-import { encodeBtf } from './encode.js';
+import { encodeBtf, intType } from './encode.js';
 import type { BtfType } from './types.js';
 
 /** What a kernel's BTF loader accepts, as libbpf's FEAT_BTF_* probes ask it. */
@@ -39,17 +39,7 @@ export const ALL_BTF_FEATURES: Readonly<BtfFeatures> = Object.freeze({
   enum64: true,
 });
 
-const int = (id = 1): BtfType => ({
-  kind: 'int',
-  id,
-  name: 'int',
-  size: 4,
-  signed: true,
-  char: false,
-  bool: false,
-  bits: 32,
-  offset: 0,
-});
+const int = intType;
 const funcProto = (id: number): BtfType => ({
   kind: 'func_proto',
   id,

@@ -19,6 +19,7 @@ import { basename, dirname, join } from 'node:path';
 import { ObjectFile } from '@bpfkit/loader';
 import { generateModule, generateObjectModule } from 'bpfkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { strictCompilerOptions } from '../../../tools/testing/strict-tsconfig.js';
 
 const here = (p: string) => new URL(p, import.meta.url).pathname;
 const packages = here('../../');
@@ -60,23 +61,7 @@ describe('bpfkit gen', () => {
     writeFileSync(
       join(dir, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: {
-          target: 'ES2022',
-          lib: ['ES2023', 'ESNext.Disposable'],
-          module: 'nodenext',
-          moduleResolution: 'nodenext',
-          strict: true,
-          exactOptionalPropertyTypes: true,
-          noUncheckedIndexedAccess: true,
-          noUnusedLocals: true,
-          noUnusedParameters: true,
-          noImplicitOverride: true,
-          noImplicitReturns: true,
-          verbatimModuleSyntax: true,
-          skipLibCheck: false,
-          types: ['node'],
-          outDir: 'dist',
-        },
+        compilerOptions: strictCompilerOptions,
         include: ['src'],
       }),
     );

@@ -13,6 +13,7 @@ import {
   type BtfFeatures,
   type BtfType,
   encodeBtf,
+  intType,
   loadBtf,
   type ModuleBtf,
 } from '@bpfkit/btf';
@@ -218,17 +219,7 @@ describe('__ksym and kfunc externs', () => {
       id: 4242,
       btf: Btf.parse(
         encodeBtf([
-          {
-            kind: 'int',
-            id: 1,
-            name: 'int',
-            size: 4,
-            signed: true,
-            char: false,
-            bool: false,
-            bits: 32,
-            offset: 0,
-          },
+          intType(),
           param,
           { kind: 'func_proto', id: 3, name: '', returnType: 1, params: [{ name: 'ctx', type: 2 }] },
           { kind: 'func', id: 4, name: 'bpfkit_no_such_kfunc', type: 3, linkage: 1 },
@@ -293,7 +284,7 @@ describe('__ksym and kfunc externs', () => {
 /** Every kind a kernel may lack, in one blob. */
 function everyKind(): Uint8Array {
   const types: BtfType[] = [
-    { kind: 'int', id: 1, name: 'int', size: 4, signed: true, char: false, bool: false, bits: 32, offset: 0 },
+    intType(),
     { kind: 'float', id: 2, name: 'double', size: 8 },
     { kind: 'enum64', id: 3, name: 'big', size: 8, signed: false, values: [{ name: 'a', value: 1n << 40n }] },
     { kind: 'enum', id: 4, name: 'sgn', size: 4, signed: true, values: [{ name: 'm', value: -1n }] },

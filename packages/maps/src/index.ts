@@ -15,10 +15,12 @@ export { btfCodec } from './btf.js';
 export * from './codec.js';
 export { onlineCpus, parseCpuList, possibleCpus } from './cpus.js';
 export {
+  FD_VALUE_MAP_TYPES,
   type MapFlagName,
   type MapOperation,
   MapOperationError,
   mapFlagsValue,
+  PER_CPU_MAP_TYPES,
   takesKeyValueBtf,
 } from './kinds.js';
 export { cidr, type LpmKey, lpmKey } from './lpm.js';

@@ -156,3 +156,20 @@ export function checkCreateFlags(type: number, flags: number, valueSize: number)
   if (type === MapType.STACK_TRACE && (valueSize === 0 || valueSize % 8 !== 0))
     throw new RangeError(`stack_trace values are arrays of 8-byte addresses, got a ${valueSize}-byte value`);
 }
+
+/** Map types whose values are one per possible CPU (read and written as arrays). */
+export const PER_CPU_MAP_TYPES: ReadonlySet<number> = new Set<number>([
+  MapType.PERCPU_HASH,
+  MapType.PERCPU_ARRAY,
+  MapType.LRU_PERCPU_HASH,
+  MapType.PERCPU_CGROUP_STORAGE,
+]);
+
+/** Map types whose values are fds on write and object ids on read. */
+export const FD_VALUE_MAP_TYPES: ReadonlySet<number> = new Set<number>([
+  MapType.PROG_ARRAY,
+  MapType.ARRAY_OF_MAPS,
+  MapType.HASH_OF_MAPS,
+  MapType.PERF_EVENT_ARRAY,
+  MapType.CGROUP_ARRAY,
+]);

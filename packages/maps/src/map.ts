@@ -33,10 +33,12 @@ import { possibleCpus } from './cpus.js';
 import {
   checkCreateFlags,
   denied,
+  FD_VALUE_MAP_TYPES,
   type MapFlagName,
   type MapOperation,
   mapFlagsValue,
   operationsOf,
+  PER_CPU_MAP_TYPES,
 } from './kinds.js';
 import { MapMemory } from './memory.js';
 import { requireMapType } from './probes.js';
@@ -68,12 +70,6 @@ export interface MapSpec<K, V> {
   btf?: { fd: Fd; keyTypeId: number; valueTypeId: number };
 }
 
-const PERCPU = new Set<number>([
-  MapType.PERCPU_HASH,
-  MapType.PERCPU_ARRAY,
-  MapType.LRU_PERCPU_HASH,
-  MapType.PERCPU_CGROUP_STORAGE,
-]);
 /** Maps indexed by a u32 below maxEntries: an index past the end is E2BIG from the kernel. */
 const ARRAYS = new Set<number>([
   MapType.ARRAY,
@@ -82,14 +78,6 @@ const ARRAYS = new Set<number>([
   MapType.PERF_EVENT_ARRAY,
   MapType.CGROUP_ARRAY,
   MapType.ARRAY_OF_MAPS,
-]);
-/** Maps whose values are fds on write and ids on read. */
-const FD_VALUES = new Set<number>([
-  MapType.PROG_ARRAY,
-  MapType.ARRAY_OF_MAPS,
-  MapType.HASH_OF_MAPS,
-  MapType.PERF_EVENT_ARRAY,
-  MapType.CGROUP_ARRAY,
 ]);
 const FLAGS: Record<UpdateFlag, number> = {
   any: UpdateFlags.ANY,
@@ -190,8 +178,8 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
     this.#canGet = this.#allowed.has('get');
     this.#canSet = this.#allowed.has('set');
     this.#canDelete = this.#allowed.has('delete');
-    this.perCpu = PERCPU.has(this.type);
-    this.#fdValues = FD_VALUES.has(this.type);
+    this.perCpu = PER_CPU_MAP_TYPES.has(this.type);
+    this.#fdValues = FD_VALUE_MAP_TYPES.has(this.type);
     this.#array = ARRAYS.has(this.type) && info.keySize === 4;
     this.#value = this.perCpu ? perCpu(this.valueCodec, possibleCpus()) : this.valueCodec;
     // The ops check `fd` before every syscall: closing it (map.close(), or fd.close() by whoever
@@ -216,7 +204,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
         : asCodec(spec.value, 'value');
     const flags = mapFlagsValue(spec.flags);
     checkCreateFlags(type, flags, value.size);
-    const isFdMap = FD_VALUES.has(type);
+    const isFdMap = FD_VALUE_MAP_TYPES.has(type);
     if (!Number.isInteger(spec.maxEntries) || spec.maxEntries < 0 || spec.maxEntries > 0xffffffff)
       throw new RangeError(
         `maxEntries must be a whole number in 0..4294967295 (a u32), got ${spec.maxEntries}`,

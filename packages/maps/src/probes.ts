@@ -1,7 +1,7 @@
 // Map-type probes: does this kernel create maps of a type? Each creates the smallest map of the
 // type that the kernel accepts (some need BTF, an inner map or particular flags), closes it, and
 // keeps the answer in @bpfkit/sys's probe cache.
-import { type BtfType, encodeBtf, loadBtf } from '@bpfkit/btf';
+import { encodeBtf, intType, loadBtf } from '@bpfkit/btf';
 import {
   BpfError,
   cachedProbe,
@@ -54,18 +54,7 @@ const MAP_SINCE: Partial<Record<string, string>> = {
 };
 /** A BTF blob with one type, `int` (id 1): enough for the storage maps, which insist on BTF. */
 function intBtf(): Fd {
-  const int: BtfType = {
-    kind: 'int',
-    id: 1,
-    name: 'int',
-    size: 4,
-    signed: true,
-    char: false,
-    bool: false,
-    bits: 32,
-    offset: 0,
-  };
-  return loadBtf(encodeBtf([int], new TextEncoder().encode('\0int\0')));
+  return loadBtf(encodeBtf([intType()]));
 }
 
 function tryCreate(args: Parameters<typeof mapCreate>[0]): boolean {

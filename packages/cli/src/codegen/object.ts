@@ -7,6 +7,7 @@
 // compiles under strict TypeScript (exactOptionalPropertyTypes, module nodenext).
 import { basename } from 'node:path';
 import { ObjectFile, type ObjectMap } from '@bpfkit/loader';
+import { FD_VALUE_MAP_TYPES, PER_CPU_MAP_TYPES } from '@bpfkit/maps';
 import { MapType } from '@bpfkit/sys';
 import { CliError } from '../commands/objects.js';
 import { identifier, pascal, propName, TsTypes } from './types.js';
@@ -24,21 +25,6 @@ export interface GenerateOptions {
   /** Name used for the generated identifiers (default: from the object's file name). */
   name?: string;
 }
-
-const PERCPU = new Set<number>([
-  MapType.PERCPU_HASH,
-  MapType.PERCPU_ARRAY,
-  MapType.LRU_PERCPU_HASH,
-  MapType.PERCPU_CGROUP_STORAGE,
-]);
-/** Maps whose values are fds on write and ids (numbers) on read. */
-const FD_VALUES = new Set<number>([
-  MapType.PROG_ARRAY,
-  MapType.ARRAY_OF_MAPS,
-  MapType.HASH_OF_MAPS,
-  MapType.PERF_EVENT_ARRAY,
-  MapType.CGROUP_ARRAY,
-]);
 
 /** The base name of an object without `.bpf.o` / `.o`. */
 export const objectStem = (path: string): string => basename(path).replace(/\.(bpf\.)?o$/, '');
@@ -197,13 +183,13 @@ function keyType(def: ObjectMap, types: TsTypes): string {
 
 function valueType(def: ObjectMap, types: TsTypes): string {
   if (def.kind === 'map' && def.valueSize === 0) return 'never';
-  const one = FD_VALUES.has(def.type)
+  const one = FD_VALUE_MAP_TYPES.has(def.type)
     ? 'number'
     : def.btfValueTypeId
       ? types.type(def.btfValueTypeId)
       : def.type === MapType.STACK_TRACE && def.valueSize % 8 === 0
         ? 'bigint[]'
         : 'Uint8Array';
-  if (!PERCPU.has(def.type)) return one;
+  if (!PER_CPU_MAP_TYPES.has(def.type)) return one;
   return /^[\w.]+$/.test(one) ? `${one}[]` : `Array<${one}>`;
 }

@@ -129,26 +129,7 @@ export function fixObjectBtf(obj: ObjectFile): { blob: Uint8Array; btf: Btf } {
     });
   }
 
-  const typeLen = types.length + extra.length * 4;
-  const blob = new Uint8Array(HEADER + typeLen + strLen);
-  const out = new DataView(blob.buffer);
-  out.setUint16(0, BTF_MAGIC, le);
-  out.setUint8(2, 1); // version
-  out.setUint32(4, HEADER, le);
-  out.setUint32(8, 0, le);
-  out.setUint32(12, typeLen, le);
-  out.setUint32(16, typeLen, le);
-  out.setUint32(20, strLen, le);
-  blob.set(types, HEADER);
-  extra.forEach((w, i) => {
-    out.setUint32(HEADER + types.length + i * 4, w >>> 0, le);
-  });
-  let at = HEADER + typeLen;
-  for (const s of strings) {
-    blob.set(s, at);
-    at += s.length;
-  }
-  return { blob, btf: Btf.parse(blob, undefined, { lazy: true }) };
+  return assemble(types, extra, strings, le);
 }
 
 /**
@@ -241,12 +222,25 @@ export function sanitizeBtf(
       }
     }
   }
+  return assemble(types, extra, [strings, new Uint8Array(extraStrings)], le);
+}
+
+/**
+ * A BTF blob from a (patched) type section, words of types to append after it and the string
+ * section's parts, with a fresh header; and a lazy index of it.
+ */
+function assemble(
+  types: Uint8Array,
+  extra: readonly number[],
+  strings: readonly Uint8Array[],
+  le: boolean,
+): { blob: Uint8Array; btf: Btf } {
   const typeLen = types.length + extra.length * 4;
-  const strLen = strings.length + extraStrings.length;
+  const strLen = strings.reduce((n, s) => n + s.length, 0);
   const blob = new Uint8Array(HEADER + typeLen + strLen);
   const out = new DataView(blob.buffer);
   out.setUint16(0, BTF_MAGIC, le);
-  out.setUint8(2, 1);
+  out.setUint8(2, 1); // version
   out.setUint32(4, HEADER, le);
   out.setUint32(8, 0, le);
   out.setUint32(12, typeLen, le);
@@ -256,7 +250,10 @@ export function sanitizeBtf(
   extra.forEach((w, i) => {
     out.setUint32(HEADER + types.length + i * 4, w >>> 0, le);
   });
-  blob.set(strings, HEADER + typeLen);
-  blob.set(extraStrings, HEADER + typeLen + strings.length);
+  let at = HEADER + typeLen;
+  for (const s of strings) {
+    blob.set(s, at);
+    at += s.length;
+  }
   return { blob, btf: Btf.parse(blob, undefined, { lazy: true }) };
 }

@@ -1,0 +1,1 @@
+export const strictCompilerOptions: Record<string, unknown>;
