@@ -284,7 +284,7 @@ function mapSpec(
     value: (btfFd && codecs?.value) || def.valueSize,
     maxEntries,
     // global data is mmap-able, as libbpf makes it, so its variables are read and written in place
-    flags: def.kind === 'data' && haveMmapableArrays() ? def.flags | MapFlags.MMAPABLE : def.flags,
+    flags: def.kind !== 'map' && haveMmapableArrays() ? def.flags | MapFlags.MMAPABLE : def.flags,
     name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
     numaNode: def.numaNode,
     mapExtra: def.mapExtra,

@@ -64,7 +64,6 @@ const progView = (fd: Fd): ProgView => {
   };
 };
 
-const BPF_F_MMAPABLE = 1 << 10;
 /** What libbpf and bpfkit must agree on for a map (BTF ids are the object's own, numbered alike). */
 const mapView = (fd: Fd) => {
   const i = mapInfo(fd);
@@ -73,7 +72,7 @@ const mapView = (fd: Fd) => {
     keySize: i.keySize,
     valueSize: i.valueSize,
     maxEntries: i.maxEntries,
-    flags: i.mapFlags & ~BPF_F_MMAPABLE, // libbpf also maps global data; bpfkit does not (yet)
+    flags: i.mapFlags, // global data is mmap-able on both sides
     mapExtra: i.mapExtra,
     hasBtf: i.btfId !== 0,
     btfKeyTypeId: i.btfKeyTypeId,

@@ -7,16 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include "now.h"
 
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list args) {
   if (level != LIBBPF_WARN) return 0;
   return vfprintf(stderr, fmt, args);
-}
-
-static long long now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int main(int argc, char **argv) {

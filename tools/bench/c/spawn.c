@@ -7,12 +7,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static long long now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "now.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) {

@@ -6,15 +6,14 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CollectionOptions, loadCollection } from '@bpfkit/loader';
-import { type Fd, mapFdById, mapInfo, NativeBuffer, objGet, progInfo } from '@bpfkit/sys';
+import { type Fd, MapFlags, mapFdById, mapInfo, NativeBuffer, objGet, progInfo } from '@bpfkit/sys';
 import { expect } from 'vitest';
 import { tempBpffs } from '../../../../tools/testing/kernel.js';
 
 const LD_IMM64 = 0x18;
 const PSEUDO_MAP_FD = 1; // in a dump: imm is the map's id
 const PSEUDO_MAP_VALUE = 2; // the same, with the value offset in the second slot
-const BPF_F_MMAPABLE = 1 << 10;
-const BPF_F_RDONLY_PROG = 1 << 7;
+const BPF_F_RDONLY_PROG = MapFlags.RDONLY_PROG;
 
 export interface KernelView {
   type: string;
@@ -53,8 +52,8 @@ export function kernelView(fd: Fd): KernelView {
   const shape = (id: number) => {
     using m = mapFdById(id);
     const { typeName, keySize, valueSize, maxEntries, mapFlags } = mapInfo(m);
-    // libbpf also makes global data (.rodata, .data, .bss) mmap-able; bpfkit does not (yet)
-    return { type: typeName, keySize, valueSize, maxEntries, flags: mapFlags & ~BPF_F_MMAPABLE };
+    // global data (.rodata, .data, .bss) is mmap-able on both sides
+    return { type: typeName, keySize, valueSize, maxEntries, flags: mapFlags };
   };
   // The verifier may drop every instruction that used a map (dead code under a frozen .rodata
   // value) and still hold the map: those are compared as a set.
