@@ -37,7 +37,7 @@ export {
   type PrepareOptions,
   prepareCollection,
 } from './linker/prepare.js';
-export { ExternError, KFUNC_POISON_BASE } from './linker/refs.js';
+export { ExternError, KFUNC_POISON_BASE, KfuncNotSupportedError } from './linker/refs.js';
 export type { MapOptions, ProgramOptions, SelectOptions, TypedProgram } from './linker/select.js';
 export {
   type AttachTarget,

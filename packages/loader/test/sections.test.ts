@@ -2,9 +2,11 @@
 // compared with libbpf (the system's, through test/libbpf/load.c): for every program, loaded or
 // not and its translated instructions are the same.
 import { readFileSync } from 'node:fs';
+import { Builder, R0 } from '@bpfkit/asm';
 import {
   loadCollection,
   ObjectFile,
+  Program,
   type ProgramLoadError,
   programForSection,
   UnknownSectionError,
@@ -16,6 +18,32 @@ import { expectSamePrograms, libbpfLoader, viaBpfkit } from './libbpf/compare.js
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 const SECTIONS = fixture('sections.bpf.o');
+
+/**
+ * The fixture's programs this kernel cannot load at all (a program type, attach type or flag it
+ * lacks, as `r0 = 0; exit` of the same kind shows): left out on both sides, so an older kernel
+ * compares what it has (netfilter programs need 6.4, tcx 6.6, ...).
+ */
+const lacking = (() => {
+  const out = new Set<string>();
+  for (const p of ObjectFile.read(SECTIONS).programs.values()) {
+    if (p.type === undefined) continue;
+    try {
+      Program.load({
+        type: p.type,
+        ...(p.attachType !== undefined ? { attachType: p.attachType } : {}),
+        flags: p.flags,
+        license: 'GPL',
+        instructions: new Builder().mov64(R0, 0).exit(),
+      }).close();
+    } catch (e) {
+      if (!(e instanceof BpfError) || e.code === 'EPERM') throw e;
+      out.add(p.name);
+    }
+  }
+  return out;
+})();
+const leaveOut = [...lacking].map((n) => `-${n}`);
 
 describe('section names, the libbpf way', () => {
   const kind = programForSection;
@@ -129,10 +157,12 @@ describe('an object with an unknown section', () => {
     expect(e).toBeInstanceOf(UnknownSectionError);
     expect(e).toMatchObject({ program: 'unknown_section', section: 'not_a_program_type/x' });
     // the others load
-    using c = loadCollection(obj, { programs: (p) => p.name !== 'unknown_section' && p.autoload });
+    using c = loadCollection(obj, {
+      programs: (p) => p.name !== 'unknown_section' && p.autoload && !lacking.has(p.name),
+    });
     expect(Object.keys(c.programs)).not.toContain('unknown_section');
     expect(Object.keys(c.programs)).not.toContain('optional_sock');
-    expect(Object.keys(c.programs).length).toBe(obj.programs.size - 2);
+    expect(Object.keys(c.programs).length).toBe(obj.programs.size - 2 - lacking.size);
   });
 });
 
@@ -159,7 +189,7 @@ describe('loaded as libbpf loads them', () => {
   const byHand = Object.entries(newer).map(([name, [t, a]]) => `${name}=${t}:${a}`);
 
   it('both refuse the object as it is: its unknown section is chosen by default', () => {
-    expect(libbpf.run(SECTIONS, byHand)).toMatchObject({
+    expect(libbpf.run(SECTIONS, [...byHand, ...leaveOut])).toMatchObject({
       loaded: false,
       log: expect.stringContaining("prog 'unknown_section': missing BPF prog type"),
     });
@@ -167,24 +197,28 @@ describe('loaded as libbpf loads them', () => {
   });
 
   it('without the unknown one: the same programs, instruction for instruction, and no "?" program', () => {
-    const theirs = libbpf.run(SECTIONS, [...byHand, '-unknown_section']);
+    const theirs = libbpf.run(SECTIONS, [...byHand, ...leaveOut, '-unknown_section']);
     if (!theirs.loaded) throw new Error(theirs.log);
-    const ours = viaBpfkit(SECTIONS, { programs: (p) => p.autoload && p.name !== 'unknown_section' });
+    const ours = viaBpfkit(SECTIONS, {
+      programs: (p) => p.autoload && p.name !== 'unknown_section' && !lacking.has(p.name),
+    });
     expect(Object.keys(ours)).not.toContain('optional_sock');
-    expect(Object.keys(ours).length).toBeGreaterThanOrEqual(45);
+    expect(Object.keys(ours).length).toBeGreaterThanOrEqual(45 - lacking.size);
     expectSamePrograms(ours, theirs.programs);
   });
 
   it('a "?" program asked for, an unknown one given a type: the same again', () => {
     const theirs = libbpf.run(SECTIONS, [
       ...byHand,
+      ...leaveOut,
       '+optional_sock',
       `unknown_section=${ProgType.SOCKET_FILTER}:0`,
       '-xdp_bare',
     ]);
     if (!theirs.loaded) throw new Error(theirs.log);
     const ours = viaBpfkit(SECTIONS, {
-      programs: (p) => p.name !== 'xdp_bare' && (p.autoload || p.name === 'optional_sock'),
+      programs: (p) =>
+        p.name !== 'xdp_bare' && !lacking.has(p.name) && (p.autoload || p.name === 'optional_sock'),
       programOptions: { unknown_section: { type: 'socket_filter' } },
     });
     expect(Object.keys(ours)).toContain('optional_sock');

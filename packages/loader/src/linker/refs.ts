@@ -6,6 +6,7 @@
 // symbolic until the maps exist (Program.load fills them).
 import { Class, type Insn, JmpOp, Pseudo } from '@bpfkit/asm';
 import { type Btf, coreTypesCompat, type ModuleBtf } from '@bpfkit/btf';
+import { NotSupportedError } from '@bpfkit/sys';
 import type { ObjectExtern, ObjectFile } from '../object/object.js';
 
 /** A missing or unusable extern: names the symbol and, where one reads it, the program and section. */
@@ -22,6 +23,21 @@ export class ExternError extends TypeError {
     super(user ? `program '${user.program}' (section '${user.section}'): ${message}` : message);
     this.program = user?.program;
     this.section = user?.section ?? section;
+  }
+}
+
+/**
+ * A kfunc (not `__weak`) that neither vmlinux nor a module's BTF has: a kernel feature this
+ * kernel lacks, so a `NotSupportedError` (feature `kfunc <name>`), naming program, section and symbol.
+ */
+export class KfuncNotSupportedError extends NotSupportedError {
+  override name = 'KfuncNotSupportedError';
+  constructor(
+    readonly symbol: string,
+    readonly program: string,
+    readonly section: string,
+  ) {
+    super(`kfunc ${symbol} (called by program '${program}' in section '${section}')`);
   }
 }
 
@@ -70,6 +86,8 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
   const missingKfuncs: string[] = [];
   const fail = (why: string, symbol: string) =>
     new ExternError(why, symbol, '.ksyms', { program: ctx.program.name, section: ctx.program.section });
+  const missingKfunc = (name: string) =>
+    new KfuncNotSupportedError(name, ctx.program.name, ctx.program.section);
   /** vmlinux first, then each module: the BTF that has `name` as `kind`. */
   const lookup = (name: string, kind: 'var' | 'func') => {
     const v = ctx.kernel().findAll(name, kind)[0];
@@ -117,7 +135,7 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
           const f = kfunc(ref.name);
           if (!f) {
             if (weak) return zero;
-            throw fail(`kfunc '${ref.name}' is not in the kernel's or a module's BTF`, ref.name);
+            throw missingKfunc(ref.name);
           }
           if (f.module) btfObjectFds.push({ insn: i, object: objectIndex(f.module) });
           return { ...insn, src: Pseudo.BTF_ID, imm: f.id, imm64Hi: 0, ref: undefined };
@@ -160,7 +178,7 @@ export function resolveExterns(insns: readonly Insn[], ctx: ExternContext): Reso
             const idx = externIndex(ref.name);
             return { code: Class.JMP | JmpOp.call, dst: 0, src: 0, off: 0, imm: KFUNC_POISON_BASE + idx };
           }
-          throw fail(`kfunc '${ref.name}' is not in the kernel's or a module's BTF`, ref.name);
+          throw missingKfunc(ref.name);
         }
         const off = f.module ? objectIndex(f.module) + 1 : 0;
         return { ...insn, src: Pseudo.KFUNC_CALL, imm: f.id, off, ref: undefined };
