@@ -18,7 +18,6 @@ import {
   type ModuleBtf,
 } from '@bpfkit/btf';
 import {
-  ExternError,
   KFUNC_POISON_BASE,
   KfuncNotSupportedError,
   kallsyms,
