@@ -215,7 +215,10 @@ export function generateAbi(btf = Btf.kernel()) {
     '',
   );
 
-  out.push('/** Sizes and field layouts of the info, perf and netlink structs. */', 'export const structLayout = {');
+  out.push(
+    '/** Sizes and field layouts of the info, perf and netlink structs. */',
+    'export const structLayout = {',
+  );
   const structKinds = [];
   for (const [ts, c] of STRUCTS) {
     const t = btf.find(c, 'struct');
