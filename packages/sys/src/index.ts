@@ -71,7 +71,7 @@ export {
   setLinkXdp,
   type XdpState,
 } from './netlink.js';
-export { withNetns } from './netns.js';
+export { Netns, withNetns } from './netns.js';
 export { intOption, oneOf } from './options.js';
 export * from './os.js';
 export { Readiness } from './poll.js';
