@@ -8,6 +8,7 @@ export interface TestNetns {
   addr: string;
 }
 export function ourNamespaces(): string[];
+export function removeLeftovers(): string[];
 export function vethPair(): { a: TestNetns; b: TestNetns } & Disposable;
 export function udpReceiver(
   ns: string,

@@ -17,6 +17,26 @@ export function ourNamespaces() {
 }
 
 let serial = 0;
+/** What is still to remove should a test end without its dispose (a timeout): namespaces and child processes. */
+const live = { namespaces: new Set(), children: new Set() };
+process.once('exit', () => {
+  for (const c of live.children) c.kill('SIGKILL');
+  for (const ns of live.namespaces) {
+    try {
+      ip('netns', 'del', ns);
+    } catch {}
+  }
+});
+
+/** Remove what this process's namespaces and receivers left (for an afterAll); returns the namespaces removed. */
+export function removeLeftovers() {
+  for (const c of live.children) c.kill('SIGKILL');
+  live.children.clear();
+  const left = ourNamespaces();
+  for (const ns of left) ip('netns', 'del', ns);
+  live.namespaces.clear();
+  return left;
+}
 
 /**
  * Two namespaces `a` and `b` joined by a veth pair: `a.dev` (10.201.0.1/24) in `a`, `b.dev`
@@ -28,12 +48,16 @@ export function vethPair() {
   const b = { name: `bpfkit-${id}-b`, dev: `bxb${id}`.slice(0, 15), addr: '10.201.0.2' };
   const made = [];
   const dispose = () => {
-    for (const ns of made.splice(0)) ip('netns', 'del', ns);
+    for (const ns of made.splice(0)) {
+      ip('netns', 'del', ns);
+      live.namespaces.delete(ns);
+    }
   };
   try {
     for (const ns of [a, b]) {
       ip('netns', 'add', ns.name);
       made.push(ns.name);
+      live.namespaces.add(ns.name);
       ns.path = `/run/netns/${ns.name}`;
     }
     ip('link', 'add', a.dev, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.name);
@@ -72,6 +96,8 @@ export async function udpReceiver(ns, addr, port) {
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', RECEIVER, addr, String(port)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  live.children.add(child);
+  child.once('exit', () => live.children.delete(child));
   const got = [];
   let wake = () => {};
   const lines = createInterface({ input: child.stdout });

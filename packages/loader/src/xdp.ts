@@ -10,6 +10,7 @@ import {
   getLinkXdp,
   InterfaceNotFoundError,
   ifIndex,
+  kernelOlderThan,
   linkCreate,
   Netns,
   oneOf,
@@ -35,6 +36,8 @@ const MODE_FLAGS: Record<XdpMode, number> = {
 /** How to attach: a bpf_link (`link`), rtnetlink (`netlink`), or a link where the kernel has XDP links (`auto`). */
 export type XdpAttachVia = 'auto' | 'link' | 'netlink';
 const VIAS: readonly XdpAttachVia[] = ['auto', 'link', 'netlink'];
+/** The first kernel with XDP bpf_links. */
+const XDP_LINK_SINCE = '5.9';
 
 export interface XdpOptions {
   /** Without a mode the kernel chooses: native where the driver has XDP, generic otherwise. */
@@ -178,7 +181,9 @@ export function attachXdp(program: Program, iface: string | number, opts: XdpOpt
         ),
       );
     } catch (e) {
-      if (via === 'link' || !linkUnsupported(e)) throw e;
+      // Only a kernel without XDP links falls back: on 5.9+ the link's error is the answer (a
+      // refused mode, say), not a reason to try another way.
+      if (via === 'link' || !linkUnsupported(e) || !kernelOlderThan(XDP_LINK_SINCE)) throw e;
     }
   }
   setLinkXdp(ifindex, {
