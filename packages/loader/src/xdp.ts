@@ -54,11 +54,11 @@ export interface XdpOptions {
 
 /**
  * A program attached over rtnetlink. It holds its own reference to the program (the kernel
- * needs one to name the expected program), so the `Program` may be closed meanwhile.
- * It keeps the network namespace it was attached in, and acts on the interface there, whichever
- * namespace the thread is in later. `detach()` removes the program
- * only if it is still the one attached; `close()` does the same but leaves alone an interface
- * that is gone or whose program someone else replaced.
+ * needs one to name the expected program), so the `Program` may be closed meanwhile, and the
+ * network namespace it was attached in, where it acts whichever namespace the thread is in
+ * later. `detach()` removes the program only if it is still the one attached; `close()` does the
+ * same but leaves alone an interface that is gone or whose program someone else replaced. Not
+ * tied to an fd: a process that exits without closing leaves the program attached.
  */
 export class XdpNetlinkAttachment implements Attachment {
   readonly ifindex: number;
