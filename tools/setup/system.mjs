@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs the Debian packages the test suite calls (first step of `pnpm test`), so a fresh
 // machine needs nothing but Node and npm: bpftool for the pinning interop tests, cc for C
-// programs. With --bench also libbpf's headers and library for the benchmarks' C consumer; with
+// programs, iproute2 for the network namespaces and veth pairs of the XDP tests. With --bench also libbpf's headers and library for the benchmarks' C consumer; with
 // --vmtest QEMU, a static busybox and xz for the kernel matrix (tools/vmtest).
 // Runs apt-get only when something is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import { isStaticElf } from '../vmtest/initramfs.mjs';
 const NEEDED = [
   ['bpftool', 'bpftool'],
   ['cc', 'gcc'],
+  ['ip', 'iproute2'],
 ];
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

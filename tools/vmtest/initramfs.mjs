@@ -1,4 +1,4 @@
-// The guest's initramfs: busybox-static, the kernel's virtio/9p/overlay modules and an init
+// The guest's initramfs: busybox-static, the kernel's virtio/9p/overlay/veth modules and an init
 // script that builds a real system's mounts over the host's root (read-only over virtio-9p,
 // writable through an overlay on tmpfs), runs one command, and powers off.
 import { existsSync, readFileSync } from 'node:fs';
@@ -7,7 +7,8 @@ import { moduleClosure, readModule } from './kernels.mjs';
 
 const BUSYBOX = '/bin/busybox';
 /** Modules the guest needs for its root and results shares. */
-export const GUEST_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay'];
+// veth: the XDP tests join two network namespaces with a veth pair (a module in Debian's kernels).
+export const GUEST_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay', 'veth'];
 /** What the guest prints around its command's exit status on the console. */
 export const EXIT_MARK = 'vmtest-exit-status:';
 

@@ -89,3 +89,14 @@ export {
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket.js';
 export { collectionVariables, Variable } from './variable.js';
 export { excerptAround, lastInsnIndex, logTail, VerifierError } from './verifier.js';
+export {
+  attachXdp,
+  queryXdp,
+  XdpAction,
+  type XdpAttachment,
+  type XdpAttachVia,
+  type XdpMode,
+  XdpNetlinkAttachment,
+  type XdpOptions,
+  type XdpQuery,
+} from './xdp.js';

@@ -154,6 +154,35 @@ export let cSetsockoptInt = lazy<(fd: number, level: number, name: number, val: 
   'int setsockopt(int fd, int level, int name, void *val, unsigned int len)',
   (f) => (cSetsockoptInt = f),
 );
+export let cSocket = lazy<(domain: number, type: number, protocol: number) => number>(
+  'int socket(int domain, int type, int protocol)',
+  (f) => (cSocket = f),
+);
+export let cBind = lazy<(fd: number, addr: Ptr, len: number) => number>(
+  'int bind(int fd, void *addr, unsigned int len)',
+  (f) => (cBind = f),
+);
+export let cSend = lazy<(fd: number, buf: Ptr, n: number, flags: number) => number>(
+  'long send(int fd, void *buf, size_t n, int flags)',
+  (f) => (cSend = f),
+);
+export let cRecv = lazy<(fd: number, buf: Ptr, n: number, flags: number) => number>(
+  'long recv(int fd, void *buf, size_t n, int flags)',
+  (f) => (cRecv = f),
+);
+/** 0 when there is no such interface. */
+export let cIfNametoindex = lazy<(name: string) => number>(
+  'unsigned int if_nametoindex(const char *name)',
+  (f) => (cIfNametoindex = f),
+);
+export let cIfIndextoname = lazy<(index: number, buf: Ptr) => Ptr | null>(
+  'void *if_indextoname(unsigned int index, void *buf)',
+  (f) => (cIfIndextoname = f),
+);
+export let cSetns = lazy<(fd: number, nstype: number) => number>(
+  'int setns(int fd, int nstype)',
+  (f) => (cSetns = f),
+);
 export let cStrerror = lazy<(errnum: number) => string>(
   'const char *strerror(int errnum)',
   (f) => (cStrerror = f),

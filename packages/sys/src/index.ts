@@ -5,7 +5,7 @@
  * - generated kernel constants (`BpfCmd`, `MapType`, `ProgType`, `AttachType`, `Helper`, ...) and layouts
  * - `Fd`, the single owner of a kernel fd; `BpfError` / `NotSupportedError`
  * - introspection (`mapInfo`, `progIds`, `mapFdById`, ...), feature probes, and the other syscalls
- *   the stack needs (perf_event_open, mmap, epoll, ioctl, statfs, mount, rlimit)
+ *   the stack needs (perf_event_open, mmap, epoll, ioctl, statfs, mount, rlimit, rtnetlink, setns)
  *
  * @packageDocumentation
  */
@@ -33,6 +33,7 @@ export {
 } from './errors.js';
 export { Fd, type FdLike, fdNumber, finalizedFds, type HasFd } from './fd.js';
 export type { Ptr } from './ffi.js';
+export { InterfaceNotFoundError, ifIndex, ifName } from './iface.js';
 export * from './info.js';
 export { removeMemlockLimit } from './memlock.js';
 export { cgroup2Mount, type Mount, mounts } from './mounts.js';
@@ -47,6 +48,30 @@ export {
   progTypes,
 } from './names.js';
 export { NativeBuffer } from './native.js';
+export {
+  decodeXdpState,
+  encodeAttrs,
+  encodeIfinfomsg,
+  encodeMessage,
+  encodeSetXdp,
+  getLinkXdp,
+  NetlinkError,
+  NetlinkSocket,
+  type NlAttr,
+  type NlAttrSpec,
+  type NlError,
+  type NlMessage,
+  nlS32,
+  nlU8,
+  nlU32,
+  parseAttrs,
+  parseError,
+  parseMessages,
+  type SetXdpArgs,
+  setLinkXdp,
+  type XdpState,
+} from './netlink.js';
+export { Netns, withNetns } from './netns.js';
 export { intOption, oneOf } from './options.js';
 export * from './os.js';
 export { Readiness } from './poll.js';

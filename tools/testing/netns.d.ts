@@ -1,0 +1,18 @@
+export interface TestNetns {
+  /** The namespace's name (for `ip netns exec`). */
+  name: string;
+  /** Its file, for setns: `/run/netns/<name>`. */
+  path: string;
+  /** Its end of the veth pair. */
+  dev: string;
+  addr: string;
+}
+export function ourNamespaces(): string[];
+export function removeLeftovers(): string[];
+export function vethPair(): { a: TestNetns; b: TestNetns } & Disposable;
+export function udpReceiver(
+  ns: string,
+  addr: string,
+  port: number,
+): Promise<{ got: string[]; until(check: () => boolean): Promise<void> } & AsyncDisposable>;
+export function udpSend(ns: string, addr: string, port: number, msgs: string[]): void;

@@ -1,0 +1,138 @@
+// Network namespaces for tests that need real traffic: a veth pair across two namespaces made
+// with iproute2, 10.x addresses inside them only, and UDP sender and receiver processes run in
+// them with `ip netns exec`. Everything is removed on dispose (deleting a namespace deletes its
+// end of the veth, and with it the pair).
+import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
+/** The namespaces this process made that still exist (what a test checks is empty at its end). */
+export function ourNamespaces() {
+  const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => n?.startsWith(`bpfkit-${process.pid}-`));
+}
+
+let serial = 0;
+/** What is still to remove should a test end without its dispose (a timeout): namespaces and child processes. */
+const live = { namespaces: new Set(), children: new Set() };
+process.once('exit', () => {
+  for (const c of live.children) c.kill('SIGKILL');
+  for (const ns of live.namespaces) {
+    try {
+      ip('netns', 'del', ns);
+    } catch {}
+  }
+});
+
+/** Remove what this process's namespaces and receivers left (for an afterAll); returns the namespaces removed. */
+export function removeLeftovers() {
+  for (const c of live.children) c.kill('SIGKILL');
+  live.children.clear();
+  const left = ourNamespaces();
+  for (const ns of left) ip('netns', 'del', ns);
+  live.namespaces.clear();
+  return left;
+}
+
+/**
+ * Two namespaces `a` and `b` joined by a veth pair: `a.dev` (10.201.0.1/24) in `a`, `b.dev`
+ * (10.201.0.2/24) in `b`, both up. `path` is the namespace's file for setns.
+ */
+export function vethPair() {
+  const id = `${process.pid}-${serial++}`;
+  const a = { name: `bpfkit-${id}-a`, dev: `bxa${id}`.slice(0, 15), addr: '10.201.0.1' };
+  const b = { name: `bpfkit-${id}-b`, dev: `bxb${id}`.slice(0, 15), addr: '10.201.0.2' };
+  const made = [];
+  const dispose = () => {
+    for (const ns of made.splice(0)) {
+      ip('netns', 'del', ns);
+      live.namespaces.delete(ns);
+    }
+  };
+  try {
+    for (const ns of [a, b]) {
+      ip('netns', 'add', ns.name);
+      made.push(ns.name);
+      live.namespaces.add(ns.name);
+      ns.path = `/run/netns/${ns.name}`;
+    }
+    ip('link', 'add', a.dev, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.name);
+    for (const ns of [a, b]) {
+      ip('-n', ns.name, 'addr', 'add', `${ns.addr}/24`, 'dev', ns.dev);
+      ip('-n', ns.name, 'link', 'set', ns.dev, 'up');
+      ip('-n', ns.name, 'link', 'set', 'lo', 'up');
+    }
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+  return { a, b, [Symbol.dispose]: dispose };
+}
+
+const RECEIVER = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m) => process.stdout.write(m.toString() + '\\n'));
+s.bind(Number(process.argv[2]), process.argv[1], () => process.stdout.write('ready\\n'));
+`;
+const SENDER = `
+const s = require('node:dgram').createSocket('udp4');
+const [addr, port, ...msgs] = process.argv.slice(1);
+(async () => {
+  for (const m of msgs) await new Promise((r, j) => s.send(m, Number(port), addr, (e) => (e ? j(e) : r())));
+  s.close();
+})();
+`;
+
+/**
+ * A UDP receiver on `addr:port` inside namespace `ns`: `got` holds the datagrams received so
+ * far; `until(check)` resolves once `check()` holds, looking again on each datagram (and on the
+ * next turn of the loop, for conditions such as a map's counter that have no event).
+ */
+export async function udpReceiver(ns, addr, port) {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', RECEIVER, addr, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  live.children.add(child);
+  child.once('exit', () => live.children.delete(child));
+  const got = [];
+  let wake = () => {};
+  const lines = createInterface({ input: child.stdout });
+  let ready;
+  const isReady = new Promise((r, j) => {
+    ready = r;
+    child.once('exit', (code) => j(new Error(`UDP receiver in ${ns} exited (${code}) before it listened`)));
+  });
+  lines.on('line', (l) => {
+    if (l === 'ready') return ready();
+    got.push(l);
+    wake();
+  });
+  await isReady;
+  return {
+    got,
+    async until(check) {
+      while (!check())
+        await new Promise((r) => {
+          wake = r;
+          setTimeout(r, 10);
+        });
+    },
+    async [Symbol.asyncDispose]() {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill();
+      await gone;
+    },
+  };
+}
+
+/** Send each of `msgs` as a datagram to `addr:port` from namespace `ns`, in order; resolves once all are sent. */
+export function udpSend(ns, addr, port, msgs) {
+  execFileSync('ip', ['netns', 'exec', ns, process.execPath, '-e', SENDER, addr, String(port), ...msgs], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
