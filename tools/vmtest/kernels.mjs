@@ -149,9 +149,10 @@ export function modinfo(bytes) {
  * The modules to load, in order, so that `wanted` (module names) work: each one's `depends=`
  * first, skipping what the kernel has built in (modules.builtin). Debian ships no modules.dep
  * (depmod writes it at install), so dependencies come from the modules themselves. Returns
- * `{ name, path }` with paths relative to `modulesDir`.
+ * `{ name, path }` with paths relative to `modulesDir`. `optional` modules are loaded only where the
+ * kernel ships them as modules (built in, or absent from this kernel: nothing to load).
  */
-export function moduleClosure(modulesDir, wanted) {
+export function moduleClosure(modulesDir, wanted, optional = []) {
   const paths = new Map();
   for (const line of readFileSync(join(modulesDir, 'modules.order'), 'utf8').split('\n')) {
     if (!line) continue;
@@ -174,6 +175,7 @@ export function moduleClosure(modulesDir, wanted) {
     order.push({ name, path });
   };
   for (const w of wanted) visit(w.replaceAll('-', '_'));
+  for (const o of optional.map((m) => m.replaceAll('-', '_'))) if (paths.has(o)) visit(o);
   return order;
 }
 
