@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpio, initScript, isStaticElf, lsmList } from '../vmtest/initramfs.mjs';
-import { compareVersions, modinfo, moduleClosure, pickImagePackage } from '../vmtest/kernels.mjs';
+import { compareVersions, modinfo, moduleClosure, pickImagePackage, softPre } from '../vmtest/kernels.mjs';
 import { classify, markdown, matrixRows, verdict } from '../vmtest/report.mjs';
 
 /** A minimal x86-64 ELF relocatable with a `.modinfo` section holding `info`. */
@@ -70,10 +70,15 @@ describe('kernel packages', () => {
       'linux-image-6.12.117+deb12-amd64',
       'linux-image-6.10.1-amd64',
       'linux-image-amd64',
+      'linux-image-5.10.0-30-amd64',
+      'linux-image-5.10.0-35-amd64',
+      'linux-image-5.10.0-35-rt-amd64',
+      'linux-image-5.10.0-35-amd64-dbg',
     ];
     expect(pickImagePackage('6.1', names)).toBe('linux-image-6.1.0-56-amd64');
     expect(pickImagePackage('6.12', names)).toBe('linux-image-6.12.117+deb12-amd64');
-    expect(pickImagePackage('5.10', names)).toBeUndefined();
+    expect(pickImagePackage('5.10', names)).toBe('linux-image-5.10.0-35-amd64');
+    expect(pickImagePackage('5.4', names)).toBeUndefined();
     expect(compareVersions('6.12.9', '6.12.117')).toBeLessThan(0);
   });
 
@@ -88,6 +93,16 @@ describe('kernel packages', () => {
       mod('kernel/net/9p/9pnet.ko', '');
       mod('kernel/fs/netfs/netfs.ko', 'fscache');
       mod('kernel/net/9p/9pnet_virtio.ko', '9pnet,virtio_ring');
+      mkdirSync(join(dir, 'kernel/lib'), { recursive: true });
+      mkdirSync(join(dir, 'kernel/crypto'), { recursive: true });
+      writeFileSync(
+        join(dir, 'kernel/lib/libcrc32c.ko'),
+        fakeModule({ depends: '', softdep: 'pre: crc32c' }),
+      );
+      writeFileSync(
+        join(dir, 'kernel/crypto/crc32c_generic.ko'),
+        fakeModule({ depends: '', alias: 'crc32c' }),
+      );
       writeFileSync(
         join(dir, 'modules.order'),
         [
@@ -95,6 +110,8 @@ describe('kernel packages', () => {
           'kernel/net/9p/9pnet.ko',
           'kernel/fs/netfs/netfs.ko',
           'kernel/net/9p/9pnet_virtio.ko',
+          'kernel/lib/libcrc32c.ko',
+          'kernel/crypto/crc32c_generic.ko',
           '',
         ].join('\n'),
       );
@@ -110,6 +127,13 @@ describe('kernel packages', () => {
         '9p',
       ]);
       expect(() => moduleClosure(dir, ['overlay'])).toThrow(/overlay is neither built in nor shipped/);
+      // a soft dependency first (libcrc32c's init asks the crypto API for crc32c)
+      expect(moduleClosure(dir, ['libcrc32c']).map((m: { name: string }) => m.name)).toEqual([
+        'crc32c_generic',
+        'libcrc32c',
+      ]);
+      expect(softPre('pre: a b-c post: d')).toEqual(['a', 'b_c']);
+      expect(softPre('post: d')).toEqual([]);
       // optional modules: loaded where shipped, left out where built in or absent
       expect(
         moduleClosure(dir, ['9pnet'], ['9pnet_virtio', 'fscache', 'netkit']).map(

@@ -2,7 +2,7 @@
 // pnpm test:kernels [--kernel 6.1,6.12,host] [--timeout <minutes>] [--json <file>] [--from <file>] [--readme]
 //   [--files <path,...>]
 // Runs the real-kernel test suite on each kernel — Debian's 6.1 and 6.12 under QEMU, and the
-// host's own — and prints a kernel × package matrix with every unsupported feature named.
+// host's own, by default; Debian's 5.10 (bullseye) with --kernel 5.10 — and prints a kernel × package matrix with every unsupported feature named.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
