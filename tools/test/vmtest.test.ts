@@ -4,8 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpio, initScript, isStaticElf } from '../vmtest/initramfs.mjs';
-import { compareVersions, modinfo, moduleClosure, pickImagePackage } from '../vmtest/kernels.mjs';
+import { cpio, initScript, isStaticElf, lsmList } from '../vmtest/initramfs.mjs';
+import { compareVersions, modinfo, moduleClosure, pickImagePackage, softPre } from '../vmtest/kernels.mjs';
 import { classify, markdown, matrixRows, verdict } from '../vmtest/report.mjs';
 
 /** A minimal x86-64 ELF relocatable with a `.modinfo` section holding `info`. */
@@ -70,10 +70,15 @@ describe('kernel packages', () => {
       'linux-image-6.12.117+deb12-amd64',
       'linux-image-6.10.1-amd64',
       'linux-image-amd64',
+      'linux-image-5.10.0-30-amd64',
+      'linux-image-5.10.0-35-amd64',
+      'linux-image-5.10.0-35-rt-amd64',
+      'linux-image-5.10.0-35-amd64-dbg',
     ];
     expect(pickImagePackage('6.1', names)).toBe('linux-image-6.1.0-56-amd64');
     expect(pickImagePackage('6.12', names)).toBe('linux-image-6.12.117+deb12-amd64');
-    expect(pickImagePackage('5.10', names)).toBeUndefined();
+    expect(pickImagePackage('5.10', names)).toBe('linux-image-5.10.0-35-amd64');
+    expect(pickImagePackage('5.4', names)).toBeUndefined();
     expect(compareVersions('6.12.9', '6.12.117')).toBeLessThan(0);
   });
 
@@ -88,6 +93,16 @@ describe('kernel packages', () => {
       mod('kernel/net/9p/9pnet.ko', '');
       mod('kernel/fs/netfs/netfs.ko', 'fscache');
       mod('kernel/net/9p/9pnet_virtio.ko', '9pnet,virtio_ring');
+      mkdirSync(join(dir, 'kernel/lib'), { recursive: true });
+      mkdirSync(join(dir, 'kernel/crypto'), { recursive: true });
+      writeFileSync(
+        join(dir, 'kernel/lib/libcrc32c.ko'),
+        fakeModule({ depends: '', softdep: 'pre: crc32c' }),
+      );
+      writeFileSync(
+        join(dir, 'kernel/crypto/crc32c_generic.ko'),
+        fakeModule({ depends: '', alias: 'crc32c' }),
+      );
       writeFileSync(
         join(dir, 'modules.order'),
         [
@@ -95,6 +110,8 @@ describe('kernel packages', () => {
           'kernel/net/9p/9pnet.ko',
           'kernel/fs/netfs/netfs.ko',
           'kernel/net/9p/9pnet_virtio.ko',
+          'kernel/lib/libcrc32c.ko',
+          'kernel/crypto/crc32c_generic.ko',
           '',
         ].join('\n'),
       );
@@ -110,6 +127,19 @@ describe('kernel packages', () => {
         '9p',
       ]);
       expect(() => moduleClosure(dir, ['overlay'])).toThrow(/overlay is neither built in nor shipped/);
+      // a soft dependency first (libcrc32c's init asks the crypto API for crc32c)
+      expect(moduleClosure(dir, ['libcrc32c']).map((m: { name: string }) => m.name)).toEqual([
+        'crc32c_generic',
+        'libcrc32c',
+      ]);
+      expect(softPre('pre: a b-c post: d')).toEqual(['a', 'b_c']);
+      expect(softPre('post: d')).toEqual([]);
+      // optional modules: loaded where shipped, left out where built in or absent
+      expect(
+        moduleClosure(dir, ['9pnet'], ['9pnet_virtio', 'fscache', 'netkit']).map(
+          (m: { name: string }) => m.name,
+        ),
+      ).toEqual(['9pnet', '9pnet_virtio']);
       expect(() => modinfo(Buffer.from('not an elf at all, really'))).toThrow(/not a 64-bit ELF/);
     } finally {
       rmSync(dir, { recursive: true });
@@ -139,10 +169,19 @@ describe('initramfs', () => {
   it('loads the modules in order and mounts what a real system has', () => {
     const init = initScript([{ name: 'virtio' }, { name: '9p' }]);
     expect(init).toMatch(/for m in virtio 9p; do insmod/);
-    for (const fs of ['bpf', 'tracefs', 'cgroup2', 'devtmpfs', 'overlay'])
+    for (const fs of ['bpf', 'tracefs', 'cgroup2', 'devtmpfs', 'overlay', 'securityfs'])
       expect(init).toContain(`mount -t ${fs}`);
     expect(init).toMatch(/trans=virtio,version=9p2000\.L,ro/);
     expect(init).not.toMatch(/\$R\/tmp\b/); // a checkout under /tmp must stay visible
+    expect(init).toMatch(/export PATH=.* BPFKIT_VMTEST_GUEST=1/); // tools/testing/features.js reads it
+  });
+
+  it('adds bpf to the kernel default LSM list, once and last', () => {
+    expect(lsmList('CONFIG_X=y\nCONFIG_LSM="landlock,lockdown,yama,apparmor"\n')).toBe(
+      'landlock,lockdown,yama,apparmor,bpf',
+    );
+    expect(lsmList('CONFIG_LSM="bpf,landlock,apparmor"\n')).toBe('landlock,apparmor,bpf');
+    expect(() => lsmList('CONFIG_X=y\n')).toThrow(/no CONFIG_LSM/);
   });
 });
 
@@ -191,13 +230,16 @@ describe('matrix', () => {
     });
   });
 
-  it('judges a run: failures and silent skips are problems, unsupported only on the host', () => {
+  it('judges a run: failures and silent skips are problems; unsupported needs a pass elsewhere', () => {
     const old = { name: '5.4', title: '5.4', result: classify(report, root) };
     const problems = verdict([old]);
-    expect(problems).toHaveLength(3); // the assertion, the load error, the silent skip
-    expect(problems.join('\n')).not.toMatch(/batch operations/);
-    const host = { name: 'host', title: 'host', result: classify(report, root) };
-    expect(verdict([host]).join('\n')).toMatch(/unsupported on the host itself/);
+    // the assertion, the load error, the silent skip, and the batch test passing on no leg
+    expect(problems).toHaveLength(4);
+    expect(problems.filter((p) => /batch operations/.test(p))).toEqual([
+      expect.stringMatching(
+        /^5\.4: maps: maps batch — unsupported here and passed on no leg of this run \(5\.4\)/,
+      ),
+    ]);
     const broken = {
       name: '6.1',
       title: '6.1',
@@ -209,7 +251,85 @@ describe('matrix', () => {
       ['tools', '0 passed, 1 failed', 'not run'],
     ]);
     expect(markdown([old])).toMatch(
-      /\| package \| 5\.4 \|[\s\S]*Unsupported on 5\.4:[\s\S]*- batch operations/,
+      /\| package \| 5\.4 \|[\s\S]*Unsupported on 5\.4:[\s\S]*- batch operations.*passes on no leg of this run/,
     );
+  });
+
+  const leg = (name: string, tests: { name: string; outcome: string; reason?: string }[]) => {
+    const loader: Record<string, number> = { passed: 0, failed: 0, unsupported: 0, skipped: 0 };
+    for (const t of tests) loader[t.outcome] = (loader[t.outcome] ?? 0) + 1;
+    return {
+      name,
+      title: name,
+      result: { packages: { loader }, tests: tests.map((t) => ({ pkg: 'loader', ...t })) },
+    };
+  };
+
+  it('reads a host skip marked unsupported by tools/testing/features.js as unsupported, with its reason', () => {
+    const r = classify(
+      {
+        testResults: [
+          {
+            name: '/repo/tools/test/guest-capabilities.test.ts',
+            status: 'passed',
+            assertionResults: [
+              {
+                fullName: 'kprobes',
+                status: 'skipped',
+                failureMessages: [],
+                meta: {
+                  unsupported:
+                    'kprobes is not supported by this kernel (Linux 6.18): CONFIG_KPROBES is not set in /proc/config.gz',
+                },
+              },
+            ],
+          },
+        ],
+      },
+      root,
+    );
+    expect(r.tests).toEqual([
+      {
+        pkg: 'tools',
+        name: 'kprobes',
+        outcome: 'unsupported',
+        reason:
+          'kprobes is not supported by this kernel (Linux 6.18): CONFIG_KPROBES is not set in /proc/config.gz',
+      },
+    ]);
+  });
+
+  it('allows the host unsupported only where it shows the lack and another leg of the run passes', () => {
+    const lacks =
+      'fentry is not supported by this kernel (Linux 6.18): the kernel refused the probe load (BPF_PROG_LOAD: EPERM)';
+    const vague = 'fentry is not supported by this kernel (Linux 6.18)';
+    const host = leg('host', [
+      { name: 'fentry', outcome: 'unsupported', reason: lacks },
+      { name: 'lsm', outcome: 'unsupported', reason: vague },
+      { name: 'token', outcome: 'passed' },
+    ]);
+    const guest = leg('6.1', [
+      { name: 'fentry', outcome: 'passed' },
+      { name: 'lsm', outcome: 'passed' },
+      {
+        name: 'token',
+        outcome: 'unsupported',
+        reason: 'BPF_TOKEN_CREATE is not supported; it first appeared in Linux 6.9',
+      },
+    ]);
+    expect(verdict([host, guest])).toEqual([
+      expect.stringMatching(
+        /^host: loader: lsm — unsupported on the host without showing that the host lacks it/,
+      ),
+    ]);
+    // without the guest the host's unsupported tests pass nowhere; without the host, the token test
+    expect(verdict([host]).filter((p) => /passed on no leg of this run \(host\)/.test(p))).toHaveLength(2);
+    expect(verdict([guest])).toEqual([
+      expect.stringMatching(/^6\.1: loader: token — unsupported here and passed on no leg/),
+    ]);
+    expect(matrixRows([host, guest])).toEqual([
+      ['loader', '1 passed, 2 unsupported (pass on 6.1)', '2 passed, 1 unsupported (pass on host)'],
+    ]);
+    expect(markdown([host, guest])).toContain(`- ${lacks} (1 test; passes on 6.1)`);
   });
 });

@@ -7,8 +7,11 @@ import { moduleClosure, readModule } from './kernels.mjs';
 
 const BUSYBOX = '/bin/busybox';
 /** Modules the guest needs for its root and results shares. */
-// veth: the XDP tests join two network namespaces with a veth pair (a module in Debian's kernels).
-export const GUEST_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay', 'veth'];
+export const GUEST_MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'overlay'];
+/** Modules the networking tests need (veth pairs, tc's clsact with BPF classifiers and actions, netfilter links). */
+export const NET_MODULES = ['veth', 'sch_ingress', 'cls_bpf', 'act_bpf', 'nf_tables'];
+/** Loaded where the kernel ships them as modules (netkit: 6.7 and later). */
+export const OPTIONAL_MODULES = ['netkit'];
 /** What the guest prints around its command's exit status on the console. */
 export const EXIT_MARK = 'vmtest-exit-status:';
 
@@ -69,6 +72,7 @@ mount -t bpf bpf $R/sys/fs/bpf
 mount -t tracefs tracefs $R/sys/kernel/tracing
 mount -t debugfs debugfs $R/sys/kernel/debug
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup
+mount -t securityfs securityfs $R/sys/kernel/security
 mkdir -p $R/boot && cp /config $R/boot/config-$(uname -r)
 out=$(arg out)
 mkdir -p $R$out
@@ -76,7 +80,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results $R$out || echo
 ip link set lo up
 hostname vmtest
 cd $R
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=1 TERM=dumb
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=1 TERM=dumb BPFKIT_VMTEST_GUEST=1
 chroot $R /bin/sh -c "cd $(arg cwd) && exec $out/run.sh" </dev/null >/dev/console 2>&1
 st=$?
 echo
@@ -86,11 +90,22 @@ poweroff -f
 `;
 }
 
+/**
+ * The guest's `lsm=` list: the kernel's default (CONFIG_LSM of its config) with `bpf` added, so
+ * BPF LSM programs attach (Debian's kernels build CONFIG_BPF_LSM but need not list it).
+ */
+export function lsmList(config) {
+  const m = /^CONFIG_LSM="([^"]*)"$/m.exec(config);
+  if (!m) throw new Error('vmtest: the kernel config has no CONFIG_LSM');
+  const list = m[1].split(',').filter(Boolean);
+  return [...list.filter((l) => l !== 'bpf'), 'bpf'].join(',');
+}
+
 /** The initramfs for `kernel` (from ensureKernel), as one uncompressed cpio archive. */
 export function buildInitramfs(kernel) {
   if (!isStaticElf(BUSYBOX))
     throw new Error(`vmtest: ${BUSYBOX} is missing or not static (apt-get install busybox-static)`);
-  const modules = moduleClosure(kernel.modules, GUEST_MODULES);
+  const modules = moduleClosure(kernel.modules, [...GUEST_MODULES, ...NET_MODULES], OPTIONAL_MODULES);
   const dir = (path) => ({ path, mode: 0o040755 });
   const files = [
     dir('bin'),

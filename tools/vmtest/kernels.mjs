@@ -10,12 +10,18 @@ export const cacheDir =
   process.env.BPFKIT_VMTEST_CACHE ??
   join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'bpfkit-vmtest');
 
-// bookworm carries 6.1; bookworm-backports carries 6.12. A private apt state leaves the
-// machine's own sources alone.
-const SOURCES = `deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-backports main
-deb http://deb.debian.org/debian-security bookworm-security main
-`;
+// bookworm carries 6.1; bookworm-backports carries 6.12; bullseye (and bullseye-security, where
+// its newest 5.10 builds are) carries 5.10. A private apt state leaves the machine's own sources alone.
+const SUITES = [
+  ['debian', 'bookworm'],
+  ['debian', 'bookworm-backports'],
+  ['debian-security', 'bookworm-security'],
+  ['debian', 'bullseye'],
+  ['debian-security', 'bullseye-security'],
+];
+const SOURCES = SUITES.map(([archive, suite]) => `deb http://deb.debian.org/${archive} ${suite} main`)
+  .map((line) => `${line}\n`)
+  .join('');
 
 function aptOptions() {
   const dir = join(cacheDir, 'apt');
@@ -66,12 +72,13 @@ let updated = false;
 function aptUpdate(log) {
   if (updated) return;
   const lists = join(cacheDir, 'apt', 'lists');
+  const have = existsSync(lists) ? readdirSync(lists) : [];
   const fresh =
-    existsSync(lists) &&
-    readdirSync(lists).some((f) => f.includes('_Packages')) &&
-    !process.env.BPFKIT_VMTEST_REFRESH;
+    SUITES.every(([archive, suite]) =>
+      have.some((f) => f.includes(`_${archive}_dists_${suite}_main_`) && f.includes('_Packages')),
+    ) && !process.env.BPFKIT_VMTEST_REFRESH;
   if (!fresh) {
-    log('vmtest: apt-get update (bookworm, bookworm-backports)');
+    log(`vmtest: apt-get update (${SUITES.map(([, suite]) => suite).join(', ')})`);
     execFileSync('apt-get', [...aptOptions(), 'update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
   updated = true;
@@ -93,7 +100,9 @@ export function ensureKernel(series, log = console.log) {
     });
     name = pickImagePackage(series, out.split('\n'));
     if (!name)
-      throw new Error(`vmtest: no linux-image package of Linux ${series} in Debian bookworm(-backports)`);
+      throw new Error(
+        `vmtest: no linux-image package of Linux ${series} in Debian ${SUITES.map(([, suite]) => suite).join(', ')}`,
+      );
     const debs = join(cacheDir, 'debs');
     mkdirSync(debs, { recursive: true });
     log(`vmtest: downloading ${name}`);
@@ -149,9 +158,10 @@ export function modinfo(bytes) {
  * The modules to load, in order, so that `wanted` (module names) work: each one's `depends=`
  * first, skipping what the kernel has built in (modules.builtin). Debian ships no modules.dep
  * (depmod writes it at install), so dependencies come from the modules themselves. Returns
- * `{ name, path }` with paths relative to `modulesDir`.
+ * `{ name, path }` with paths relative to `modulesDir`. `optional` modules are loaded only where the
+ * kernel ships them as modules (built in, or absent from this kernel: nothing to load).
  */
-export function moduleClosure(modulesDir, wanted) {
+export function moduleClosure(modulesDir, wanted, optional = []) {
   const paths = new Map();
   for (const line of readFileSync(join(modulesDir, 'modules.order'), 'utf8').split('\n')) {
     if (!line) continue;
@@ -169,12 +179,29 @@ export function moduleClosure(modulesDir, wanted) {
     if (builtin.has(name)) return;
     const path = paths.get(name);
     if (!path) throw new Error(`vmtest: module ${name} is neither built in nor shipped`);
-    const deps = modinfo(readModule(join(modulesDir, path))).depends ?? '';
-    for (const d of deps.split(',').filter(Boolean)) visit(d.replaceAll('-', '_'));
+    const info = modinfo(readModule(join(modulesDir, path)));
+    for (const d of (info.depends ?? '').split(',').filter(Boolean)) visit(d.replaceAll('-', '_'));
+    // `softdep=pre: crc32c`: modules the init needs without linking to them (libcrc32c asks the
+    // crypto API for crc32c). Named by module, or by an alias that a crypto module's generic
+    // implementation carries (crc32c → crc32c_generic); one that is neither is left out.
+    for (const soft of softPre(info.softdep)) {
+      const dep = [soft, `${soft}_generic`].find((n) => builtin.has(n) || paths.has(n));
+      if (dep) visit(dep);
+    }
     order.push({ name, path });
   };
   for (const w of wanted) visit(w.replaceAll('-', '_'));
+  for (const o of optional.map((m) => m.replaceAll('-', '_'))) if (paths.has(o)) visit(o);
   return order;
+}
+
+/** The `pre:` names of a `softdep` value (`pre: a b post: c` → a, b), as module names. */
+export function softPre(softdep = '') {
+  const m = /(?:^|\s)pre:\s*(.*?)(?:\s+post:.*)?$/.exec(softdep);
+  return (m?.[1] ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((n) => n.replaceAll('-', '_'));
 }
 
 function modName(path) {

@@ -1,6 +1,10 @@
 // Turns vitest's JSON report into per-package results and prints the kernel × package matrix.
 // A test that fails with a NotSupportedError on a kernel counts as "unsupported" there, with the
-// feature the error names: the one kind of skip the matrix allows.
+// feature the error names: the one kind of skip the matrix allows. On the host, a test may also be
+// skipped by tools/testing/features.js where the host demonstrably lacks a feature (its meta
+// says why). The policy (`verdict`): an unsupported test must pass on another leg of the same
+// run, and on the host the reason must show the lack (a config option absent from the kernel
+// config, or the kernel refusing the probe load).
 import { relative } from 'node:path';
 
 /** The package a test file belongs to: `packages/<dir>/...` → dir, `tools/...` → tools. */
@@ -10,6 +14,8 @@ export function packageOf(file, root) {
 }
 
 const NOT_SUPPORTED = /NotSupportedError: (.*)/;
+/** What a host-unsupported reason must say: the host demonstrably lacks the feature. */
+export const DEMONSTRATED = /CONFIG_[A-Z0-9_]+ is not set in \S+|the kernel refused the probe load/;
 
 /** The first meaningful line of a failure message. */
 function firstLine(text) {
@@ -48,7 +54,8 @@ export function classify(report, root) {
         const ns = messages.match(NOT_SUPPORTED);
         if (ns) add(pkg, name, 'unsupported', ns[1].trim());
         else add(pkg, name, 'failed', firstLine(messages));
-      } else add(pkg, name, 'skipped', 'skipped without a NotSupportedError: a silent skip');
+      } else if (t.meta?.unsupported) add(pkg, name, 'unsupported', String(t.meta.unsupported));
+      else add(pkg, name, 'skipped', 'skipped without a NotSupportedError: a silent skip');
     }
   }
   return { packages, tests };
@@ -59,12 +66,29 @@ export function brokenLeg(reason) {
   return { broken: reason, packages: {}, tests: [] };
 }
 
-/** One cell of the matrix. */
-export function cell(r) {
+const key = (t) => `${t.pkg}\0${t.name}`;
+
+/** The legs each test passed on: `Map<pkg\0name, leg names>`. */
+export function passedOn(legs) {
+  const out = new Map();
+  for (const l of legs)
+    for (const t of l.result.tests.filter((t) => t.outcome === 'passed')) {
+      if (!out.has(key(t))) out.set(key(t), []);
+      out.get(key(t)).push(l.name);
+    }
+  return out;
+}
+
+/** The legs where the test `t` passed. */
+const elsewhere = (passes, t) => passes.get(key(t)) ?? [];
+
+/** One cell of the matrix; `instead` are the legs where this cell's unsupported tests passed. */
+export function cell(r, instead = []) {
   if (!r) return '—';
   const parts = [`${r.passed} passed`];
   if (r.failed) parts.push(`${r.failed} failed`);
-  if (r.unsupported) parts.push(`${r.unsupported} unsupported`);
+  if (r.unsupported)
+    parts.push(`${r.unsupported} unsupported${instead.length ? ` (pass on ${instead.join(', ')})` : ''}`);
   if (r.skipped) parts.push(`${r.skipped} skipped`);
   return parts.join(', ');
 }
@@ -72,32 +96,64 @@ export function cell(r) {
 /** The matrix as rows: `[pkg, ...cells]`, one column per leg, in leg order. */
 export function matrixRows(legs) {
   const pkgs = [...new Set(legs.flatMap((l) => Object.keys(l.result.packages)))].sort();
-  return pkgs.map((p) => [p, ...legs.map((l) => (l.result.broken ? 'not run' : cell(l.result.packages[p])))]);
+  const passes = passedOn(legs);
+  const instead = (l, p) => [
+    ...new Set(
+      l.result.tests
+        .filter((t) => t.pkg === p && t.outcome === 'unsupported')
+        .flatMap((t) => elsewhere(passes, t)),
+    ),
+  ];
+  return pkgs.map((p) => [
+    p,
+    ...legs.map((l) => (l.result.broken ? 'not run' : cell(l.result.packages[p], instead(l, p)))),
+  ]);
 }
 
-/** Unsupported features per leg: `{ [leg]: { [reason]: [test names] } }`. */
+/**
+ * Unsupported features per leg: `{ [leg]: { [reason]: [test names] } }`, each name followed by
+ * where the test passed instead (`maps: batch → passes on 6.12, host`).
+ */
 export function unsupportedByLeg(legs) {
   const out = {};
+  const passes = passedOn(legs);
   for (const l of legs) {
     for (const t of l.result.tests.filter((t) => t.outcome === 'unsupported')) {
+      const where = elsewhere(passes, t);
       out[l.name] ??= {};
       out[l.name][t.reason] ??= [];
-      out[l.name][t.reason].push(`${t.pkg}: ${t.name}`);
+      out[l.name][t.reason].push(
+        `${t.pkg}: ${t.name} → ${where.length ? `passes on ${where.join(', ')}` : 'passes on no leg of this run'}`,
+      );
     }
   }
   return out;
 }
 
-/** Whether the run is good: no failures, no silent skips, nothing broken, and the host unsupported-free. */
+/**
+ * Whether the run is good: nothing broken, no failures, no silent skips, every unsupported test
+ * passing on another leg of this run, and the host unsupported only where its reason shows that
+ * the host lacks the feature. Legs not in `legs` vouch for nothing: a test only the host passes
+ * needs the host leg in the run (the README's command runs host and 6.1).
+ */
 export function verdict(legs) {
   const problems = [];
+  const passes = passedOn(legs);
+  const ran = legs.filter((l) => !l.result.broken).map((l) => l.name);
   for (const l of legs) {
     if (l.result.broken) problems.push(`${l.name}: ${l.result.broken}`);
     for (const t of l.result.tests) {
       if (t.outcome === 'failed' || t.outcome === 'skipped')
         problems.push(`${l.name}: ${t.pkg}: ${t.name} — ${t.reason}`);
-      if (t.outcome === 'unsupported' && l.name === 'host')
-        problems.push(`host: ${t.pkg}: ${t.name} — unsupported on the host itself: ${t.reason}`);
+      if (t.outcome !== 'unsupported') continue;
+      if (l.name === 'host' && !DEMONSTRATED.test(t.reason))
+        problems.push(
+          `host: ${t.pkg}: ${t.name} — unsupported on the host without showing that the host lacks it (a config option absent, or the probe load refused): ${t.reason}`,
+        );
+      if (!elsewhere(passes, t).length)
+        problems.push(
+          `${l.name}: ${t.pkg}: ${t.name} — unsupported here and passed on no leg of this run (${ran.join(', ')}): ${t.reason}`,
+        );
     }
   }
   return problems;
@@ -114,8 +170,10 @@ export function markdown(legs) {
     const reasons = Object.entries(un[l.name] ?? {});
     if (!reasons.length) continue;
     out.push('', `Unsupported on ${l.title}:`, '');
-    for (const [reason, names] of reasons)
-      out.push(`- ${reason} (${names.length} test${names.length > 1 ? 's' : ''})`);
+    for (const [reason, names] of reasons) {
+      const where = [...new Set(names.map((n) => n.slice(n.lastIndexOf(' → ') + 3)))].join('; ');
+      out.push(`- ${reason} (${names.length} test${names.length > 1 ? 's' : ''}; ${where})`);
+    }
   }
   return out.join('\n');
 }

@@ -27,12 +27,13 @@ function lineSplitter(onLine) {
 /**
  * Run `script` (sh) in a guest booted from `kernel` and `initrd` (paths), in directory `cwd`
  * of the host's tree. The script's output goes to `<outDir>/output.log` on the writable share,
- * which is followed here (the serial console carries the kernel's own messages). Resolves
+ * which is followed here (the serial console carries the kernel's own messages); `append` adds to
+ * the kernel command line. Resolves
  * `{ status, timedOut, aborted, panicked, console, seconds }`; `status` is the script's exit
  * status, or null when the guest died, was killed at `timeoutMs` (`timedOut`) or when `signal`
  * aborted (`aborted`); `console` is the last lines of both.
  * @param {{ kernel: string, initrd: string, outDir: string, cwd: string, script: string,
- *   timeoutMs: number, cpus?: number, memory?: string, onLine?: (line: string) => void,
+ *   timeoutMs: number, cpus?: number, memory?: string, append?: string, onLine?: (line: string) => void,
  *   signal?: AbortSignal }} opts
  */
 export function runInVm({
@@ -44,6 +45,7 @@ export function runInVm({
   timeoutMs,
   cpus = 2,
   memory = '4G',
+  append = '',
   onLine = undefined,
   signal = undefined,
 }) {
@@ -69,7 +71,7 @@ export function runInVm({
     '-initrd',
     initrd,
     '-append',
-    `console=ttyS0 panic=-1 quiet loglevel=4 nosoftlockup rcupdate.rcu_cpu_stall_suppress=1 vmtest.out=${outDir} vmtest.cwd=${cwd}`,
+    `console=ttyS0 panic=-1 quiet loglevel=4 nosoftlockup rcupdate.rcu_cpu_stall_suppress=1 vmtest.out=${outDir} vmtest.cwd=${cwd}${append ? ` ${append}` : ''}`,
     '-serial',
     'stdio',
     '-virtfs',
