@@ -35,6 +35,7 @@ function firstLine(text) {
 export function classify(report, root) {
   const packages = {};
   const tests = [];
+  const files = [];
   const add = (pkg, name, outcome, reason) => {
     packages[pkg] ??= { passed: 0, failed: 0, unsupported: 0, skipped: 0 };
     packages[pkg][outcome]++;
@@ -42,6 +43,8 @@ export function classify(report, root) {
   };
   for (const file of report.testResults ?? []) {
     const pkg = packageOf(file.name, root);
+    if (file.startTime && file.endTime)
+      files.push({ file: relative(root, file.name), seconds: (file.endTime - file.startTime) / 1000 });
     if (!file.assertionResults?.length && file.status === 'failed') {
       add(pkg, relative(root, file.name), 'failed', firstLine(file.message));
       continue;
@@ -58,7 +61,8 @@ export function classify(report, root) {
       else add(pkg, name, 'skipped', 'skipped without a NotSupportedError: a silent skip');
     }
   }
-  return { packages, tests };
+  files.sort((a, b) => b.seconds - a.seconds);
+  return { packages, tests, files };
 }
 
 /** A leg that produced no report: the whole kernel failed (hang, panic, boot failure). */

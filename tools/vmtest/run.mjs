@@ -125,6 +125,15 @@ for (const k of opts.from && !process.argv.some((a) => a.startsWith('--kernel'))
 const table = new Table({ head: ['package', ...legs.map((l) => `${l.title}, ${Math.round(l.seconds)} s`)] });
 for (const row of matrixRows(legs)) table.push(row);
 console.log(`\nbpfkit test suite by kernel:\n${table.toString()}`);
+// where each leg's time went: its slowest test files (to budget the legs)
+for (const l of legs)
+  if (l.result.files?.length)
+    console.log(
+      `\n${l.title}, ${Math.round(l.seconds)} s; slowest files: ${l.result.files
+        .slice(0, 8)
+        .map((f) => `${f.file} ${Math.round(f.seconds)} s`)
+        .join(', ')}`,
+    );
 const unsupported = unsupportedByLeg(legs);
 for (const l of legs) {
   for (const [reason, names] of Object.entries(unsupported[l.name] ?? {})) {
