@@ -4,7 +4,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Builder, R0, R1, R2, R6, R7, R10, reg } from '@bpfkit/asm';
-import { attachCgroup, Cgroup } from '@bpfkit/cgroup';
+import { Cgroup } from '@bpfkit/cgroup';
+import { attachCgroup } from '@bpfkit/link';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, struct, u32, u64 } from '@bpfkit/maps';
 

@@ -2,8 +2,9 @@
 // object that ships with the CLI, attach it to sched/sched_process_exec, and read its ring buffer
 // with for-await until an AbortSignal fires. Usage: node trace-exec.mjs [seconds]
 import { spawn } from 'node:child_process';
+import { attachTracepoint } from '@bpfkit/link';
 import { loadCollection } from '@bpfkit/loader';
-import { attachTracepoint, RingBufReader } from '@bpfkit/perf';
+import { RingBufReader } from '@bpfkit/perf';
 import { decodeExecEvent, EXECSNOOP_OBJECT } from 'bpfkit';
 
 const seconds = Number(process.argv[2] ?? 3);

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { attachTracepoint } from '@bpfkit/link';
 import { onlineCpus } from '@bpfkit/maps';
-import { attachTracepoint } from '@bpfkit/perf';
 import { mount, NativeBuffer, objPin, umount } from '@bpfkit/sys';
 import { emitterKit } from '../testing/programs.js';
 

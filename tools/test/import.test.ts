@@ -12,6 +12,7 @@ const packages = [
   '@bpfkit/btf',
   '@bpfkit/maps',
   '@bpfkit/loader',
+  '@bpfkit/link',
   '@bpfkit/pin',
   '@bpfkit/cgroup',
   '@bpfkit/perf',

@@ -21,6 +21,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['btf'],
   ['maps'],
   ['loader'],
+  ['link'],
   ['pin', 'cgroup', 'perf'],
   ['cli'],
 ];

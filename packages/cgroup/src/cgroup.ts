@@ -1,8 +1,7 @@
-import { mkdirSync, openSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, relative } from 'node:path';
-import { CGROUP2_SUPER_MAGIC, cgroup2Mount, Fd, statfsType } from '@bpfkit/sys';
-
-const O_DIRECTORY = 0o200000;
+import { mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { cgroupPath, openCgroup } from '@bpfkit/link';
+import { cgroup2Mount, type Fd } from '@bpfkit/sys';
 
 /** A cgroup v2 directory. Ones created here are removed on `remove()`/dispose. */
 export class Cgroup {
@@ -21,10 +20,7 @@ export class Cgroup {
 
   /** An existing cgroup, by absolute path or by path relative to the v2 root. */
   static open(path: string): Cgroup {
-    const abs = isAbsolute(path) ? path : join(cgroup2Mount(), path);
-    if (!statSync(abs).isDirectory() || statfsType(abs) !== CGROUP2_SUPER_MAGIC)
-      throw new TypeError(`${abs} is not a cgroup v2 directory`);
-    return new Cgroup(abs, false);
+    return new Cgroup(cgroupPath(path), false);
   }
 
   /** The cgroup a process is in (`/proc/<pid>/cgroup`, the `0::` line). */
@@ -71,7 +67,7 @@ export class Cgroup {
 
   /** An fd for the cgroup directory, as BPF attach and query take it. */
   open(): Fd {
-    return new Fd(openSync(this.path, O_DIRECTORY), 'cgroup');
+    return openCgroup(this.path);
   }
 
   /** Remove the directory (it must hold no processes and no children). */

@@ -1,21 +1,10 @@
 /**
- * @bpfkit/cgroup — cgroup v2 for eBPF: find the hierarchy, create cgroups and move processes,
- * attach programs (bpf_link or legacy BPF_PROG_ATTACH with override/multi/replace) and query
- * what runs.
+ * @bpfkit/cgroup — cgroup v2 for eBPF: find the hierarchy, create cgroups, move processes into
+ * them. Attaching programs to a cgroup (`attachCgroup`, `queryCgroup`) is in `@bpfkit/link`,
+ * with every other attach kind.
  * @packageDocumentation
  */
 
 /** Where the cgroup v2 hierarchy is mounted; defined in `@bpfkit/sys`, which its tests' fixtures share. */
 export { cgroup2Mount } from '@bpfkit/sys';
-export {
-  attachCgroup,
-  CGROUP_ATTACH_TYPES,
-  type CgroupAttachMode,
-  CgroupAttachment,
-  type CgroupAttachOptions,
-  type CgroupQuery,
-  cgroupProgType,
-  type LegacyFlag,
-  queryCgroup,
-} from './attach.js';
 export { Cgroup } from './cgroup.js';

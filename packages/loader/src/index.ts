@@ -1,7 +1,7 @@
 /**
  * @bpfkit/loader — load eBPF programs from instructions or clang-built ELF objects, read the
- * verifier's log when they are rejected, unit-test them with `testRun`, and keep them attached
- * with `Link`.
+ * verifier's log when they are rejected, unit-test them with `testRun`. Attaching them is
+ * `@bpfkit/link`'s.
  *
  * ```ts
  * import { Builder, R0 } from '@bpfkit/asm';
@@ -20,15 +20,6 @@ export {
 } from './collection.js';
 export { haveSyscallWrapper, kallsyms } from './kallsyms.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
-export {
-  type AttachMode,
-  type Attachment,
-  attachRawTracepoint,
-  attachTracing,
-  Link,
-  linkOrLegacy,
-  linkUnsupported,
-} from './link.js';
 export { sanitizeBtf } from './linker/btf.js';
 export { type ConstantValue, parseKconfig } from './linker/data.js';
 export {
@@ -86,17 +77,5 @@ export {
   type TestRunOptions,
   type TestRunResult,
 } from './program.js';
-export { attachSocketFilter, SocketFilter, type SocketLike } from './socket.js';
 export { collectionVariables, Variable } from './variable.js';
 export { excerptAround, lastInsnIndex, logTail, VerifierError } from './verifier.js';
-export {
-  attachXdp,
-  queryXdp,
-  XdpAction,
-  type XdpAttachment,
-  type XdpAttachVia,
-  type XdpMode,
-  XdpNetlinkAttachment,
-  type XdpOptions,
-  type XdpQuery,
-} from './xdp.js';

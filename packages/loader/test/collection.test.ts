@@ -1,15 +1,15 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Btf } from '@bpfkit/btf';
-import {
-  attachRawTracepoint,
-  kernelConfig,
-  linuxKernelVersion,
-  loadCollection,
-  ObjectFile,
-  VerifierError,
-} from '@bpfkit/loader';
+import { kernelConfig, linuxKernelVersion, loadCollection, ObjectFile, VerifierError } from '@bpfkit/loader';
 import { possibleCpus } from '@bpfkit/maps';
+import { NativeBuffer, rawTracepointOpen } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
+
+/** BPF_RAW_TRACEPOINT_OPEN straight from sys (attaching is @bpfkit/link's, a layer above). */
+function attachRawTracepoint(program: { fd: { value: number } }, name: string) {
+  using tp = NativeBuffer.from(name);
+  return rawTracepointOpen({ name: tp.ptr, progFd: program.fd.value }, `raw tracepoint ${name}`);
+}
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 const XDP_DROP = 1;

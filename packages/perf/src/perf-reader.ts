@@ -13,7 +13,7 @@ import {
   structLayout,
 } from '@bpfkit/sys';
 import { claim, MapInUseError, taken } from './claims.js';
-import { openBpfOutput } from './events.js';
+import { openBpfOutput } from './output.js';
 import {
   checkCodec,
   checkFlag,

@@ -1,8 +1,9 @@
 // Typed records: readers decode each record with a codec, and take a per-read timeout of their
 // own that `for await` honours. Timeouts here are 0 or never reached: no test waits for time.
 
+import { attachTracepoint } from '@bpfkit/link';
 import { struct, u32, u64 } from '@bpfkit/maps';
-import { attachTracepoint, PerfReader, RingBufReader } from '@bpfkit/perf';
+import { PerfReader, RingBufReader } from '@bpfkit/perf';
 import { describe, expect, it } from 'vitest';
 import { emitterKit } from '../../../tools/testing/programs.js';
 

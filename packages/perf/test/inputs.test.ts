@@ -1,5 +1,6 @@
 // Perf event options that do not fit are refused before perf_event_open, never wrapped.
-import { openBpfOutput, openSoftware, openUprobe } from '@bpfkit/perf';
+import { openSoftware, openUprobe } from '@bpfkit/link';
+import { openBpfOutput } from '@bpfkit/perf';
 import { describe, expect, it } from 'vitest';
 
 const uprobeTarget = new URL('./fixtures/uprobe_target', import.meta.url).pathname;

@@ -1,19 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Builder, R0 } from '@bpfkit/asm';
-import { loadCollection, Program } from '@bpfkit/loader';
-import { BpfMap, onlineCpus, u32 } from '@bpfkit/maps';
 import {
   attachPerfEvent,
   attachTracepoint,
   attachUprobe,
   openHardware,
   openSoftware,
-  PerfReader,
-  RingBufReader,
   symbolOffset,
   tracepointId,
-} from '@bpfkit/perf';
+} from '@bpfkit/link';
+import { loadCollection, Program } from '@bpfkit/loader';
+import { BpfMap, onlineCpus, u32 } from '@bpfkit/maps';
+import { PerfReader, RingBufReader } from '@bpfkit/perf';
 import { PerfHwId } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 import { addToSlot0, emitterKit } from '../../../tools/testing/programs.js';

@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { readdirSync } from 'node:fs';
+import { attachTracepoint } from '@bpfkit/link';
 import { BpfMap, onlineCpus } from '@bpfkit/maps';
-import { attachTracepoint, MapInUseError, PerfReader, RingBufReader } from '@bpfkit/perf';
+import { MapInUseError, PerfReader, RingBufReader } from '@bpfkit/perf';
 import { describe, expect, it } from 'vitest';
 import { emitterKit } from '../../../tools/testing/programs.js';
 
@@ -27,10 +28,11 @@ function child(kind: Kind, body: string, flags: string[] = []): string[] {
 import { readdirSync, readFileSync } from 'node:fs';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import * as perf from '@bpfkit/perf';
+import { attachTracepoint } from '@bpfkit/link';
 import { BpfMap, onlineCpus, u32 } from '@bpfkit/maps';
 import { ClosedError } from '@bpfkit/sys';
 import { emitterKit } from ${JSON.stringify(programs)};
-const { attachTracepoint, PerfReader, RingBufReader } = perf;
+const { PerfReader, RingBufReader } = perf;
 const kind = ${JSON.stringify(kind)};
 const open = (map, o) => (kind === 'perf' ? PerfReader.open(map, o) : RingBufReader.open(map, o));
 const getppid = (n) => { for (let i = 0; i < n; i++) process.ppid; };

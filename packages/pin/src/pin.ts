@@ -1,6 +1,7 @@
 import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Link, Program } from '@bpfkit/loader';
+import { Link } from '@bpfkit/link';
+import { Program } from '@bpfkit/loader';
 import { BpfMap, type Codec } from '@bpfkit/maps';
 import {
   BpfError,

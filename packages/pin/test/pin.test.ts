@@ -2,7 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Builder, R0 } from '@bpfkit/asm';
-import { attachRawTracepoint, loadCollection, ObjectFile, Program } from '@bpfkit/loader';
+import { attachRawTracepoint } from '@bpfkit/link';
+import { loadCollection, ObjectFile, Program } from '@bpfkit/loader';
 import { BpfMap, possibleCpus, u32, u64 } from '@bpfkit/maps';
 import {
   ensureBpffs,

@@ -1,9 +1,10 @@
 // `bpfkit execsnoop`: every exec on the system, streamed through a ring buffer by a clang-built,
 // CO-RE program shipped with the CLI (bpf/execsnoop.bpf.c).
 import { fileURLToPath } from 'node:url';
+import { attachTracepoint } from '@bpfkit/link';
 import { loadCollection } from '@bpfkit/loader';
 import { bytes, cstring, struct, u32, type ValueOf } from '@bpfkit/maps';
-import { attachTracepoint, RingBufReader } from '@bpfkit/perf';
+import { RingBufReader } from '@bpfkit/perf';
 
 export const EXECSNOOP_OBJECT = fileURLToPath(new URL('../../bpf/execsnoop.bpf.o', import.meta.url));
 

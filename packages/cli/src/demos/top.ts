@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { Builder, R0, R1, R2, R3, R4, R10, reg } from '@bpfkit/asm';
+import { attachTracepoint } from '@bpfkit/link';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
-import { attachTracepoint } from '@bpfkit/perf';
 import { newTable } from '../output.js';
 
 export interface TopOptions {

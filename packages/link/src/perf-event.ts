@@ -1,6 +1,7 @@
-import { type AttachMode, type Attachment, Link, linkOrLegacy, type Program } from '@bpfkit/loader';
+import type { Program } from '@bpfkit/loader';
 import { AttachType, Defines, type Fd, ioctl, linkCreate } from '@bpfkit/sys';
 import { openTracepoint, openUprobe, type UprobeOptions } from './events.js';
+import { type AttachMode, type Attachment, Link, linkOrLegacy } from './link.js';
 
 export type PerfAttachMode = AttachMode;
 

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Builder, R0, R1, R2, R3, R6, R7, reg } from '@bpfkit/asm';
-import { attachRawTracepoint, attachSocketFilter, attachTracing, Link, Program } from '@bpfkit/loader';
+import { attachRawTracepoint, attachSocketFilter, attachTracing, Link } from '@bpfkit/link';
+import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { AttachType, BpfError, linkCreate, progQuery } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';

@@ -1,3 +1,4 @@
+import type { Program } from '@bpfkit/loader';
 import {
   BpfError,
   ClosedError,
@@ -5,16 +6,12 @@ import {
   type Fd,
   type HasFd,
   type LinkInfo,
-  linkCreate,
   linkDetach,
   linkFdById,
   linkInfo,
   linkUpdate,
-  NativeBuffer,
   oneOf,
-  rawTracepointOpen,
 } from '@bpfkit/sys';
-import type { Program } from './program.js';
 
 /** Something that keeps a program attached until `detach()`/dispose. */
 export interface Attachment {
@@ -97,45 +94,4 @@ export function linkOrLegacy<T>(mode: AttachMode, viaLink: () => T, legacy: () =
     }
   }
   return legacy();
-}
-
-/**
- * Attach a `raw_tracepoint` program to a kernel tracepoint (`sys_enter`, `sched_switch`, ...)
- * with BPF_RAW_TRACEPOINT_OPEN, which returns a bpf_link. `cookie` (6.10+) is readable in the
- * program with bpf_get_attach_cookie.
- */
-export function attachRawTracepoint(program: Program, name: string, opts: { cookie?: bigint } = {}): Link {
-  using tp = NativeBuffer.from(name);
-  return new Link(
-    rawTracepointOpen(
-      { name: tp.ptr, progFd: program.fd.value, cookie: opts.cookie ?? 0n },
-      `raw tracepoint ${name}`,
-    ),
-  );
-}
-
-/**
- * Attach a BTF-typed tracing program (`tp_btf`, `fentry`, `fexit`, `fmod_ret`, `lsm`) at the
- * target it was loaded for: BPF_LINK_CREATE, falling back to BPF_RAW_TRACEPOINT_OPEN on kernels
- * without tracing links.
- */
-export function attachTracing(program: Program, opts: { cookie?: bigint } = {}): Link {
-  const attachType = program.attachType;
-  if (attachType === undefined)
-    throw new TypeError('attachTracing needs a program loaded with an attachType');
-  return linkOrLegacy(
-    'auto',
-    () =>
-      new Link(
-        linkCreate({
-          progFd: program.fd.value,
-          attachType,
-          'tracing.cookie': opts.cookie ?? 0n,
-        } as Parameters<typeof linkCreate>[0]),
-      ),
-    () => {
-      if (opts.cookie) throw new TypeError('a tracing cookie needs BPF_LINK_CREATE');
-      return new Link(rawTracepointOpen({ name: 0n, progFd: program.fd.value }, 'tracing program'));
-    },
-  );
 }

@@ -2,7 +2,8 @@
 // drops chosen UDP datagrams and counts them; the receiver in the other namespace must see
 // exactly the others.
 import { Builder, R0, R1, R2, R3, R4, reg } from '@bpfkit/asm';
-import { attachXdp, Link, Program, queryXdp, XdpAction, XdpNetlinkAttachment } from '@bpfkit/loader';
+import { attachXdp, Link, queryXdp, XdpAction, XdpNetlinkAttachment } from '@bpfkit/link';
+import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { BpfError, InterfaceNotFoundError, NetlinkError, withNetns } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';

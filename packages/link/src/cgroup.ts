@@ -1,10 +1,14 @@
-import { type AttachMode, type Attachment, Link, linkOrLegacy, type Program } from '@bpfkit/loader';
+import { openSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
+import type { Program } from '@bpfkit/loader';
 import {
   AttachType,
   type AttachTypeName,
   attachTypes,
+  CGROUP2_SUPER_MAGIC,
+  cgroup2Mount,
   Defines,
-  type Fd,
+  Fd,
   intOption,
   linkCreate,
   NativeBuffer,
@@ -14,8 +18,9 @@ import {
   progDetach,
   progQuery,
   progTypes,
+  statfsType,
 } from '@bpfkit/sys';
-import { Cgroup } from './cgroup.js';
+import { type AttachMode, type Attachment, Link, linkOrLegacy } from './link.js';
 
 /** The attach types that target a cgroup. */
 export const CGROUP_ATTACH_TYPES = new Set<number>(
@@ -58,9 +63,30 @@ export interface CgroupAttachOptions {
   replace?: Program;
 }
 
-function cgroupOf(c: Cgroup | string): Cgroup {
-  return typeof c === 'string' ? Cgroup.open(c) : c;
+/**
+ * A cgroup v2 directory to attach to: its path (absolute, or relative to the v2 root), or an object
+ * with one (`@bpfkit/cgroup`'s `Cgroup`).
+ */
+export type CgroupTarget = string | { readonly path: string };
+
+const O_DIRECTORY = 0o200000;
+
+/** The absolute path of a cgroup v2 directory; a TypeError when `path` is not one. */
+export function cgroupPath(target: CgroupTarget): string {
+  const path = typeof target === 'string' ? target : target.path;
+  const abs = isAbsolute(path) ? path : join(cgroup2Mount(), path);
+  if (!statSync(abs, { throwIfNoEntry: false })?.isDirectory() || statfsType(abs) !== CGROUP2_SUPER_MAGIC)
+    throw new TypeError(`${abs} is not a cgroup v2 directory`);
+  return abs;
 }
+
+/** An fd for a cgroup directory, as BPF attach and query take it. */
+export function openCgroup(target: CgroupTarget): Fd {
+  return new Fd(openSync(cgroupPath(target), O_DIRECTORY), 'cgroup');
+}
+
+/** The cgroup's name as /proc/<pid>/cgroup shows it (path relative to the v2 root). */
+const cgroupName = (path: string) => `/${relative(cgroup2Mount(), path)}`;
 
 function attachTypeOf(t: AttachType | AttachTypeName): AttachType {
   const v = attachTypes.toValue(t);
@@ -71,12 +97,13 @@ function attachTypeOf(t: AttachType | AttachTypeName): AttachType {
 
 /** A program attached with BPF_PROG_ATTACH; `detach()` (or dispose) runs BPF_PROG_DETACH. */
 export class CgroupAttachment implements Attachment {
-  readonly cgroup: Cgroup;
+  /** The cgroup directory's absolute path. */
+  readonly cgroup: string;
   readonly attachType: AttachType;
   readonly #cgroupFd: Fd;
   readonly #prog: Fd;
 
-  constructor(cgroup: Cgroup, attachType: AttachType, cgroupFd: Fd, prog: Fd) {
+  constructor(cgroup: string, attachType: AttachType, cgroupFd: Fd, prog: Fd) {
     this.cgroup = cgroup;
     this.attachType = attachType;
     this.#cgroupFd = cgroupFd.persistent();
@@ -113,11 +140,11 @@ export class CgroupAttachment implements Attachment {
  */
 export function attachCgroup(
   program: Program,
-  cgroup: Cgroup | string,
+  cgroup: CgroupTarget,
   attachType: AttachType | AttachTypeName,
   opts: CgroupAttachOptions = {},
 ): Link | CgroupAttachment {
-  const cg = cgroupOf(cgroup);
+  const path = cgroupPath(cgroup);
   const type = attachTypeOf(attachType);
   const wanted = cgroupProgType(type);
   if (wanted !== undefined && program.type !== wanted)
@@ -134,13 +161,16 @@ export function attachCgroup(
     throw new TypeError(
       'flags and replace are for legacy attach; links are always multi and are updated with link.update()',
     );
-  const fd = cg.open();
+  const fd = openCgroup(path);
   try {
     return linkOrLegacy<Link | CgroupAttachment>(
       mode,
       () =>
         new Link(
-          linkCreate({ progFd: program.fd.value, targetFd: fd.value, attachType: type }, `cgroup ${cg.name}`),
+          linkCreate(
+            { progFd: program.fd.value, targetFd: fd.value, attachType: type },
+            `cgroup ${cgroupName(path)}`,
+          ),
         ),
       () => {
         let flags = typeof opts.flags === 'number' ? opts.flags : LEGACY_FLAGS[opts.flags ?? 'none'];
@@ -153,9 +183,9 @@ export function attachCgroup(
             attachFlags: flags,
             replaceBpfFd: opts.replace?.fd.value ?? 0,
           },
-          `cgroup ${cg.name}`,
+          `cgroup ${cgroupName(path)}`,
         );
-        return new CgroupAttachment(cg, type, fd.dup(), program.fd.dup());
+        return new CgroupAttachment(path, type, fd.dup(), program.fd.dup());
       },
     );
   } finally {
@@ -174,13 +204,12 @@ export interface CgroupQuery {
 
 /** BPF_PROG_QUERY: what runs for `attachType` on `cgroup` (with `effective`, inherited programs too). */
 export function queryCgroup(
-  cgroup: Cgroup | string,
+  cgroup: CgroupTarget,
   attachType: AttachType | AttachTypeName,
   opts: { effective?: boolean } = {},
 ): CgroupQuery {
-  const cg = cgroupOf(cgroup);
   const type = attachTypeOf(attachType);
-  using fd = cg.open();
+  using fd = openCgroup(cgroup);
   const queryFlags = opts.effective ? 1 : 0; // BPF_F_QUERY_EFFECTIVE
   const first = progQuery({ targetFd: fd.value, attachType: type, queryFlags });
   using ids = new NativeBuffer(4 * Math.max(first.progCnt, 1));

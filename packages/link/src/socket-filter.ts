@@ -1,6 +1,6 @@
+import type { Program } from '@bpfkit/loader';
 import { setsockoptInt } from '@bpfkit/sys';
 import type { Attachment } from './link.js';
-import type { Program } from './program.js';
 
 const SOL_SOCKET = 1;
 const SO_ATTACH_BPF = 50;

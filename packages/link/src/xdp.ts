@@ -1,6 +1,8 @@
 // XDP: a program on a network interface's receive path. Attached with a bpf_link
 // (BPF_LINK_CREATE, 5.9+), or over rtnetlink (RTM_SETLINK IFLA_XDP) where the kernel has no XDP
 // links or the caller asks for it.
+
+import type { Program } from '@bpfkit/loader';
 import {
   AttachType,
   BpfError,
@@ -20,7 +22,6 @@ import {
   type XdpState,
 } from '@bpfkit/sys';
 import { type Attachment, Link, linkUnsupported } from './link.js';
-import type { Program } from './program.js';
 
 export { XdpAction };
 

@@ -1,5 +1,5 @@
 // perf_event_open for the kinds of events eBPF attaches to: tracepoints, software and hardware
-// events, uprobes (through the uprobe PMU) and the BPF output events behind PERF_EVENT_ARRAY.
+// events, uprobes (through the uprobe PMU).
 import { readFileSync } from 'node:fs';
 import { parseElf, SHN_UNDEF, STT } from '@bpfkit/loader';
 import {
@@ -7,7 +7,6 @@ import {
   intOption,
   NativeBuffer,
   type PerfEventAttrArgs,
-  PerfSampleFormat,
   PerfSwId,
   PerfType,
   perfEventOpen,
@@ -66,25 +65,6 @@ export function openHardware(config: number, opts: SamplingOptions = {}): Fd {
     { type: PerfType.HARDWARE, config: BigInt(config), ...sampling(opts), disabled: opts.disabled ? 1 : 0 },
     opts.pid ?? -1,
     opts.cpu ?? 0,
-  );
-}
-
-/** The BPF output event of one CPU: what a PERF_EVENT_ARRAY slot holds. */
-export function openBpfOutput(cpu: number, opts: { watermark?: number; overwritable?: boolean } = {}): Fd {
-  const wake: PerfEventAttrArgs = opts.watermark
-    ? { watermark: 1, wakeupWatermark: intOption(opts.watermark, 'watermark (bytes)', 1, 0xffffffff) }
-    : { wakeupEvents: 1 };
-  return perfEventOpen(
-    {
-      type: PerfType.SOFTWARE,
-      config: BigInt(PerfSwId.BPF_OUTPUT),
-      sampleType: BigInt(PerfSampleFormat.RAW),
-      samplePeriod: 1n,
-      ...wake,
-      writeBackward: opts.overwritable ? 1 : 0,
-    },
-    -1,
-    cpu,
   );
 }
 

@@ -1,0 +1,58 @@
+/**
+ * @bpfkit/link — every way to attach an eBPF program, one file per hook, each returning an
+ * {@link Attachment} (`detach()`, dispose) and, where the kernel makes one, a {@link Link}
+ * (`info`, `update(program)`, pinnable).
+ *
+ * ```ts
+ * import { attachTracepoint } from '@bpfkit/link';
+ * using link = attachTracepoint(coll.program('on_exec'), 'sched', 'sched_process_exec');
+ * ```
+ * @packageDocumentation
+ */
+export {
+  attachCgroup,
+  CGROUP_ATTACH_TYPES,
+  type CgroupAttachMode,
+  CgroupAttachment,
+  type CgroupAttachOptions,
+  type CgroupQuery,
+  type CgroupTarget,
+  cgroupPath,
+  cgroupProgType,
+  type LegacyFlag,
+  openCgroup,
+  queryCgroup,
+} from './cgroup.js';
+export {
+  type EventTarget,
+  openHardware,
+  openSoftware,
+  openTracepoint,
+  openUprobe,
+  type SamplingOptions,
+  symbolOffset,
+  type UprobeOptions,
+} from './events.js';
+export { type AttachMode, type Attachment, Link, linkOrLegacy, linkUnsupported } from './link.js';
+export {
+  attachPerfEvent,
+  attachTracepoint,
+  attachUprobe,
+  type PerfAttachMode,
+  PerfEventLink,
+} from './perf-event.js';
+export { attachRawTracepoint } from './raw-tracepoint.js';
+export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
+export { tracefsRoot, tracepointId } from './tracefs.js';
+export { attachTracing } from './tracing.js';
+export {
+  attachXdp,
+  queryXdp,
+  XdpAction,
+  type XdpAttachment,
+  type XdpAttachVia,
+  type XdpMode,
+  XdpNetlinkAttachment,
+  type XdpOptions,
+  type XdpQuery,
+} from './xdp.js';
