@@ -1,3 +1,4 @@
+// vmtest: host only: the parsers on fixed inputs; the kernel's BTF is only the CO-RE target, which btf's tests read on every leg
 // The fuzz harness in the suite: every input it ever found (tools/fuzz/corpus) is replayed, and
 // a small fixed-seed, count-bounded run (the same inputs on every machine, whatever its speed)
 // must find nothing. Both run in child workers with a per-input time limit, as `pnpm fuzz` does.

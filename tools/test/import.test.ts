@@ -1,3 +1,4 @@
+// vmtest: host only: it checks what importing a package does (no native call, no file read): no kernel
 // Importing a package does no work beyond binding what it uses: no native code loaded (koffi
 // itself loads on the first native call), no file read, no process spawned. Each import runs in
 // a fresh process under tools/testing/import-probe.cjs, which records those from package code.

@@ -1,3 +1,4 @@
+// vmtest: host only: it reads package manifests and imports, no kernel
 // The package graph keeps to one line of layers (DESIGN.md, ARCHITECTURE.md):
 //
 //   sys → asm → btf → maps → loader → {pin, cgroup, perf} → cli

@@ -1,3 +1,4 @@
+// vmtest: host only: it installs the packed tarballs from the package registry, which a guest cannot reach; what it runs on the kernel, the loader and codegen tests run on every leg
 // The user's path, end to end: the packages are packed, the tarballs installed into a fresh
 // project outside the workspace (a flat node_modules, nothing linked to the workspace), the
 // installed CLI generates a module from a C program (compiled with the system clang against a

@@ -1,3 +1,4 @@
+// vmtest: host only: it boots QEMU guests itself; QEMU inside a TCG guest would only measure TCG
 // The VM runner against a real guest: a hung guest is killed at its time limit, a panicking one
 // is reported as such, each with the tail of its console. (Excluded inside the guests themselves:
 // QEMU under QEMU would only measure TCG.)

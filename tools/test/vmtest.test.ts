@@ -1,3 +1,4 @@
+// vmtest: host only: the VM runner's pure parts: no kernel
 // The VM test runner's pure parts: kernel package choice, module dependencies, the initramfs
 // archive and the matrix. (`pnpm test:kernels` boots the kernels themselves.)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpio, initScript, isStaticElf, lsmList } from '../vmtest/initramfs.mjs';
 import { compareVersions, modinfo, moduleClosure, pickImagePackage, softPre } from '../vmtest/kernels.mjs';
-import { classify, markdown, matrixRows, verdict } from '../vmtest/report.mjs';
+import { classify, hostOnlyFiles, markdown, matrixRows, verdict } from '../vmtest/report.mjs';
 
 /** A minimal x86-64 ELF relocatable with a `.modinfo` section holding `info`. */
 function fakeModule(info: Record<string, string>): Buffer {
@@ -182,6 +183,35 @@ describe('initramfs', () => {
     );
     expect(lsmList('CONFIG_LSM="bpf,landlock,apparmor"\n')).toBe('landlock,apparmor,bpf');
     expect(() => lsmList('CONFIG_X=y\n')).toThrow(/no CONFIG_LSM/);
+  });
+});
+
+describe('host-only test files', () => {
+  it('are the ones marked in their first lines, each with its reason', () => {
+    const root = mkdtempSync(join(tmpdir(), 'bpfkit-hostonly-'));
+    try {
+      mkdirSync(join(root, 'packages', 'a', 'test'), { recursive: true });
+      mkdirSync(join(root, 'tools', 'test'), { recursive: true });
+      writeFileSync(
+        join(root, 'packages', 'a', 'test', 'pure.test.ts'),
+        '// vmtest: host only: no kernel here\nit();\n',
+      );
+      writeFileSync(join(root, 'packages', 'a', 'test', 'kernel.test.ts'), '// loads a program\nit();\n');
+      writeFileSync(
+        join(root, 'tools', 'test', 'late.test.ts'),
+        `${'//\n'.repeat(40)}// vmtest: host only: too late\n`,
+      );
+      writeFileSync(join(root, 'tools', 'test', 'helper.ts'), '// vmtest: host only: not a test file\n');
+      expect(hostOnlyFiles(root)).toEqual([{ file: 'packages/a/test/pure.test.ts', why: 'no kernel here' }]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('in this repository: each says why', () => {
+    const files = hostOnlyFiles(new URL('../../', import.meta.url).pathname);
+    expect(files.map((f) => f.file)).toContain('tools/test/vmtest-boot.test.ts');
+    for (const f of files) expect(f.why.length).toBeGreaterThan(10);
   });
 });
 

@@ -5,7 +5,8 @@
 // says why). The policy (`verdict`): an unsupported test must pass on another leg of the same
 // run, and on the host the reason must show the lack (a config option absent from the kernel
 // config, or the kernel refusing the probe load).
-import { relative } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 
 /** The package a test file belongs to: `packages/<dir>/...` → dir, `tools/...` → tools. */
 export function packageOf(file, root) {
@@ -32,6 +33,37 @@ function firstLine(text) {
  * unsupported, skipped } }, tests: [{ pkg, name, outcome, reason }] }`. A file that failed to
  * load counts as one failed test named after the file.
  */
+const HOST_ONLY_MARK = /^\/\/ vmtest: host only: (.+)$/m;
+
+/**
+ * Test files marked `// vmtest: host only: <why>` in their first 30 lines, as `{ file, why }`
+ * with paths relative to `root`: nothing kernel-specific rests on them, so guests skip them.
+ */
+export function hostOnlyFiles(root) {
+  const out = [];
+  const dirs = [
+    ...readdirSync(join(root, 'packages')).map((p) => join('packages', p, 'test')),
+    join('tools', 'test'),
+  ];
+  for (const dir of dirs) {
+    let names;
+    try {
+      names = readdirSync(join(root, dir));
+    } catch {
+      continue;
+    }
+    for (const name of names.filter((n) => n.endsWith('.test.ts')).sort()) {
+      const head = readFileSync(join(root, dir, name), 'utf8')
+        .split('\n')
+        .slice(0, 30)
+        .join('\n');
+      const m = HOST_ONLY_MARK.exec(head);
+      if (m) out.push({ file: join(dir, name), why: m[1].trim() });
+    }
+  }
+  return out;
+}
+
 export function classify(report, root) {
   const packages = {};
   const tests = [];

@@ -12,7 +12,15 @@ import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import { buildInitramfs, lsmList } from './initramfs.mjs';
 import { cacheDir, ensureKernel } from './kernels.mjs';
-import { brokenLeg, classify, markdown, matrixRows, unsupportedByLeg, verdict } from './report.mjs';
+import {
+  brokenLeg,
+  classify,
+  hostOnlyFiles,
+  markdown,
+  matrixRows,
+  unsupportedByLeg,
+  verdict,
+} from './report.mjs';
 import { runInVm } from './vm.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
@@ -44,13 +52,12 @@ for (const k of kernels)
   if (k !== 'host' && !/^\d+\.\d+$/.test(k))
     throw new Error(`--kernel takes series such as 6.1 or 'host', got '${k}'`);
 
-// Guests (slow under TCG) get generous per-test limits; the whole leg is bounded by --timeout. The
-// runner's own boot tests stay on the host: QEMU inside a QEMU guest would only measure TCG. So
-// does the packed-tarball test: it installs from the package registry, which a guest cannot reach,
-// and nothing in it depends on the kernel.
-const HOST_ONLY = ['**/vmtest-boot.test.ts', '**/packed.test.ts'];
+// Guests (slow under TCG) get generous per-test limits; the whole leg is bounded by --timeout.
+// A test file that nothing kernel-specific rests on says so in its first lines —
+// `// vmtest: host only: <why>` — and runs on the host leg only; the matrix lists them with why.
+const HOST_ONLY = hostOnlyFiles(root);
 const vitest = (out, guest) =>
-  `node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile=${out}/report.json --testTimeout=600000 --hookTimeout=600000${guest ? HOST_ONLY.map((g) => ` --exclude '${g}'`).join('') : ''}${files.map((f) => ` ${f}`).join('')}`;
+  `node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile=${out}/report.json --testTimeout=600000 --hookTimeout=600000${guest ? HOST_ONLY.map((h) => ` --exclude '**/${h.file}'`).join('') : ''}${files.map((f) => ` ${f}`).join('')}`;
 
 const log = (line) => console.log(line);
 
@@ -134,6 +141,10 @@ for (const l of legs)
         .map((f) => `${f.file} ${Math.round(f.seconds)} s`)
         .join(', ')}`,
     );
+if (legs.some((l) => l.name !== 'host')) {
+  console.log('\nOn the host leg only (`// vmtest: host only:` in the file):');
+  for (const h of HOST_ONLY) console.log(`  - ${h.file}: ${h.why}`);
+}
 const unsupported = unsupportedByLeg(legs);
 for (const l of legs) {
   for (const [reason, names] of Object.entries(unsupported[l.name] ?? {})) {

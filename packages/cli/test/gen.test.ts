@@ -1,3 +1,4 @@
+// vmtest: host only: it generates TypeScript and compiles it with tsc; the fixture objects it then loads are loaded on every leg by the loader tests
 // `bpfkit gen` output is checked the way a user meets it: generated for every fixture object,
 // compiled by `tsc` in a fresh strict project (exactOptionalPropertyTypes, nodenext, no skipLibCheck)
 // that links the workspace packages, and run: a program built on two generated modules loads
