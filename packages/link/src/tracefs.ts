@@ -34,7 +34,19 @@ export function tracepointId(category: string, name: string): number {
   const file = join(tracefsRoot(), 'events', category, name, 'id');
   try {
     return Number.parseInt(readFileSync(file, 'utf8'), 10);
-  } catch {
-    throw new TypeError(`no tracepoint '${category}/${name}' in this kernel (looked for ${file})`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new TypeError(`no tracepoint '${category}/${name}' in this kernel (looked for ${file})`, {
+        cause: e,
+      });
+    // the tracepoint may well exist: tracefs (or this file) is not readable by this process
+    throw new Error(
+      `cannot read tracepoint '${category}/${name}' from tracefs: ${file}: ${code ?? (e as Error).message}` +
+        (code === 'EACCES' || code === 'EPERM'
+          ? ' (tracefs is readable by root only unless its mode was changed)'
+          : ''),
+      { cause: e },
+    );
   }
 }

@@ -1,6 +1,15 @@
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Builder, R0, R1, R2, R3, R6, R7, reg } from '@bpfkit/asm';
-import { attachRawTracepoint, attachSocketFilter, attachTracing, Link } from '@bpfkit/link';
+import {
+  attachRawTracepoint,
+  attachSocketFilter,
+  attachTracing,
+  Link,
+  tracefsRoot,
+  tracepointId,
+} from '@bpfkit/link';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { AttachType, BpfError, linkCreate, progQuery } from '@bpfkit/sys';
@@ -216,5 +225,38 @@ describe('Link', () => {
     } finally {
       closeSync(cgFd);
     }
+  });
+});
+
+describe('tracepoint names', () => {
+  it('a tracefs this process cannot read is not "no tracepoint in this kernel"', () => {
+    const file = join(tracefsRoot(), 'events', 'syscalls', 'sys_enter_getppid', 'id');
+    // can "other" (nobody) reach and read it? Recent kernels make tracefs root's (0700).
+    const dirs = file
+      .split('/')
+      .slice(1, -1)
+      .map((_, i, a) => `/${a.slice(0, i + 1).join('/')}`);
+    const readable = dirs.every((d) => statSync(d).mode & 0o001) && statSync(file).mode & 0o004;
+    const script = `
+      process.setgid(65534); process.setuid(65534);
+      const { tracepointId } = await import('@bpfkit/link');
+      try { tracepointId('syscalls', 'sys_enter_getppid'); console.log(JSON.stringify('ok')); }
+      catch (e) { console.log(JSON.stringify(e.message)); }
+    `;
+    const asNobody = JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: new URL('..', import.meta.url),
+        encoding: 'utf8',
+      }),
+    );
+    if (readable) expect(asNobody).toBe('ok');
+    else
+      expect(asNobody).toMatch(
+        /^cannot read tracepoint 'syscalls\/sys_enter_getppid' from tracefs: .*EACCES/,
+      );
+    // as root, a missing one is named as missing
+    expect(() => tracepointId('syscalls', 'no_such_tp')).toThrow(
+      /no tracepoint 'syscalls\/no_such_tp' in this kernel/,
+    );
   });
 });
