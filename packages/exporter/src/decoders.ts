@@ -151,7 +151,19 @@ export function ksym(addr: bigint): string {
   return off === 0n ? names[lo]! : `${names[lo]}+0x${off.toString(16)}`;
 }
 
-const CGROUP_ROOT = '/sys/fs/cgroup';
+/** Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or …/unified on hybrid systems). */
+function cgroup2Root(): string | undefined {
+  try {
+    for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+      const [, dir, type] = line.split(' ');
+      if (type === 'cgroup2' && dir) return dir.replace(/\\040/g, ' ');
+    }
+  } catch {
+    // no /proc
+  }
+  return undefined;
+}
+
 const cgroups = new Refreshing<bigint, string>(() => {
   // a cgroup v2 id is the inode number of its directory
   const out = new Map<bigint, string>();
@@ -165,7 +177,8 @@ const cgroups = new Refreshing<bigint, string>(() => {
     }
     for (const e of entries) if (e.isDirectory()) walk(join(dir, e.name), `${rel}/${e.name}`);
   };
-  walk(CGROUP_ROOT, '');
+  const root = cgroup2Root();
+  if (root) walk(root, '');
   return out;
 });
 

@@ -94,7 +94,8 @@ export class OtlpPusher {
   constructor(sources: () => Iterable<MetricSource>, opts: OtlpOptions) {
     const resource = resourceFromAttributes({ 'service.name': 'bpfkit-exporter', ...opts.resource });
     this.#reader = new PeriodicExportingMetricReader({
-      exporter: new OTLPMetricExporter({ url: opts.url, headers: opts.headers ?? {} }),
+      // a connection per push: pushes are seconds apart, and closing leaves no socket behind
+      exporter: new OTLPMetricExporter({ url: opts.url, headers: opts.headers ?? {}, keepAlive: false }),
       exportIntervalMillis: opts.intervalMs ?? 15_000,
       metricProducers: [new SourcesProducer(sources, resource)],
     });

@@ -60,10 +60,16 @@ export function parseListen(listen: string): { host: string; port: number } {
 /** An HTTP server with /metrics, on 127.0.0.1:9435 unless told otherwise. */
 export class MetricsServer {
   readonly server: Server;
+  /** Where it listens, e.g. `http://127.0.0.1:9435/metrics` (still known after close). */
+  readonly url: string;
+  readonly port: number;
   #registry: () => Registry;
   private constructor(server: Server, registry: () => Registry) {
     this.server = server;
     this.#registry = registry;
+    const a = server.address() as AddressInfo;
+    this.port = a.port;
+    this.url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics`;
   }
 
   static async listen(registry: () => Registry, listen = '127.0.0.1:9435'): Promise<MetricsServer> {
@@ -98,15 +104,6 @@ export class MetricsServer {
     return self;
   }
 
-  /** Where it listens, e.g. `http://127.0.0.1:9435/metrics`. */
-  get url(): string {
-    const a = this.server.address() as AddressInfo;
-    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host}:${a.port}/metrics`;
-  }
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {

@@ -1,7 +1,7 @@
 // Shared by the exporter's tests: plain HTTP GETs (no keep-alive pool, so no socket outlives a
 // test), the activity program under a name of each test's own, and polling with a deadline.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,8 @@ export function httpGet(url: string): Promise<{ status: number; body: string }> 
       res.on('data', (d: string) => {
         body += d;
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      // resolve once the socket is closed, so that no test ends with it still open
+      res.on('end', () => res.socket.once('close', () => resolve({ status: res.statusCode ?? 0, body })));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -39,6 +40,22 @@ export function activity(name: string): { run(getppids: number, writeSize?: numb
     },
     [Symbol.dispose]: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** Wait until this process has no more sockets than `before` (a closed peer's fd goes asynchronously). */
+export async function socketsBack(before: number): Promise<void> {
+  await poll('sockets to close', () => (countSockets() <= before ? true : undefined));
+}
+export function countSockets(): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
 }
 
 /** A comm of 15 characters at most, unique to this run. */
