@@ -22,6 +22,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['maps'],
   ['loader'],
   ['pin', 'cgroup', 'perf'],
+  ['exporter'],
   ['cli'],
 ];
 const SECTIONS = ['dependencies', 'devDependencies', 'peerDependencies'] as const;

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { BpfError, NotSupportedError } from '@bpfkit/sys';
 import { Command, CommanderError, Option } from 'commander';
 import { btfDump } from './commands/btf.js';
+import { runExporter } from './commands/exporter.js';
 import { feature } from './commands/feature.js';
 import { generateObjectModule } from './commands/gen.js';
 import {
@@ -169,6 +170,17 @@ export function createCli(): Command {
     .option('-d, --duration <seconds>', 'stop after this many seconds', Number)
     .action(async (o) => {
       await runExecsnoop({ duration: o.duration, signal: interruptible() });
+    });
+
+  cli
+    .command('exporter')
+    .description('serve eBPF metrics to Prometheus (and push OTLP) from a YAML config; SIGHUP reloads it')
+    .requiredOption('-c, --config <file>', 'the exporter config (YAML): programs, attach points, metrics')
+    .option('-l, --listen <host:port>', 'where /metrics listens', '127.0.0.1:9435')
+    .option('--otlp-url <url>', 'also push to this OTLP/HTTP metrics endpoint (e.g. http://127.0.0.1:4318/v1/metrics)')
+    .option('--otlp-interval <seconds>', 'seconds between OTLP pushes', Number, 15)
+    .action(async (o) => {
+      await runExporter(o);
     });
 
   cli
