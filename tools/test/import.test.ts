@@ -15,6 +15,7 @@ const packages = [
   '@bpfkit/pin',
   '@bpfkit/cgroup',
   '@bpfkit/perf',
+  '@bpfkit/exporter',
   'bpfkit',
 ];
 

@@ -3,7 +3,6 @@ import { writeFileSync } from 'node:fs';
 import { BpfError, NotSupportedError } from '@bpfkit/sys';
 import { Command, CommanderError, Option } from 'commander';
 import { btfDump } from './commands/btf.js';
-import { runExporter } from './commands/exporter.js';
 import { feature } from './commands/feature.js';
 import { generateObjectModule } from './commands/gen.js';
 import {
@@ -180,6 +179,8 @@ export function createCli(): Command {
     .option('--otlp-url <url>', 'also push to this OTLP/HTTP metrics endpoint (e.g. http://127.0.0.1:4318/v1/metrics)')
     .option('--otlp-interval <seconds>', 'seconds between OTLP pushes', Number, 15)
     .action(async (o) => {
+      // loaded on use: prom-client and the OpenTelemetry SDK stay out of every other command's start
+      const { runExporter } = await import('./commands/exporter.js');
       await runExporter(o);
     });
 

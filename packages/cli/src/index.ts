@@ -10,7 +10,6 @@ export { type GenerateOptions, generateModule } from './codegen/object.js';
 export type { TsTypes } from './codegen/types.js';
 export { type GeneratedTs, generateTs } from './codegen/typescript.js';
 export { formatType, readBtf } from './commands/btf.js';
-export { type ExporterOptions, runExporter } from './commands/exporter.js';
 export { type GenOptions, generateObjectModule } from './commands/gen.js';
 export { CliError } from './commands/objects.js';
 export {

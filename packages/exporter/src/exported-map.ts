@@ -209,6 +209,6 @@ function mapBtf(map: BpfMap<unknown, unknown>, what: string): { btf: Btf; keyTyp
  * `opts.keyFields` say otherwise). Register the result with {@link registerPrometheus} or push it
  * with {@link pushOtlp}; it reads the map at every collection and never closes it.
  */
-export function exportMap(map: BpfMap<unknown, unknown>, spec: MetricSpec, opts: ExportMapOptions = {}): ExportedMap {
-  return new ExportedMap(map, spec, opts);
+export function exportMap<K, V>(map: BpfMap<K, V>, spec: MetricSpec, opts: ExportMapOptions = {}): ExportedMap {
+  return new ExportedMap(map as BpfMap<unknown, unknown>, spec, opts);
 }

@@ -1,19 +1,30 @@
 // The model pushed over OTLP/HTTP through the OpenTelemetry SDK: a MetricProducer turns the
 // snapshots into the SDK's metric data (cumulative sums, gauges, explicit-bucket histograms),
 // and a periodic reader exports them to a collector.
-import { ValueType } from '@opentelemetry/api';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AggregationTemporality,
-  type CollectionResult,
-  DataPointType,
+// The SDK is loaded on first use (it is most of this package's import time): `import type` here.
+import type { resourceFromAttributes } from '@opentelemetry/resources';
+import type {
+  CollectionResult,
   MeterProvider,
-  type MetricData,
-  type MetricProducer,
+  MetricData,
+  MetricProducer,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import type { MetricSource } from './model.js';
+
+type Sdk = typeof import('@opentelemetry/sdk-metrics') &
+  typeof import('@opentelemetry/resources') &
+  typeof import('@opentelemetry/exporter-metrics-otlp-http') & { ValueType: typeof import('@opentelemetry/api').ValueType };
+
+async function loadSdk(): Promise<Sdk> {
+  const [metrics, resources, exporter, api] = await Promise.all([
+    import('@opentelemetry/sdk-metrics'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/exporter-metrics-otlp-http'),
+    import('@opentelemetry/api'),
+  ]);
+  return { ...metrics, ...resources, ...exporter, ValueType: api.ValueType };
+}
 
 export interface OtlpOptions {
   /** The collector's OTLP/HTTP metrics endpoint, e.g. `http://127.0.0.1:4318/v1/metrics`. */
@@ -34,11 +45,13 @@ const hrNow = (): [number, number] => {
 class SourcesProducer implements MetricProducer {
   readonly start = hrNow();
   constructor(
+    readonly sdk: Sdk,
     readonly sources: () => Iterable<MetricSource>,
     readonly resource: ReturnType<typeof resourceFromAttributes>,
   ) {}
 
   async collect(): Promise<CollectionResult> {
+    const { AggregationTemporality, DataPointType, ValueType } = this.sdk;
     const end = hrNow();
     const metrics: MetricData[] = [];
     const errors: unknown[] = [];
@@ -88,27 +101,33 @@ class SourcesProducer implements MetricProducer {
 
 /** Pushes the model to an OTLP collector every `intervalMs`; {@link close} flushes and stops. */
 export class OtlpPusher {
-  readonly #provider: MeterProvider;
-  readonly #reader: PeriodicExportingMetricReader;
+  readonly #ready: Promise<{ provider: MeterProvider; reader: PeriodicExportingMetricReader }>;
 
   constructor(sources: () => Iterable<MetricSource>, opts: OtlpOptions) {
+    this.#ready = loadSdk().then((sdk) => OtlpPusher.#start(sdk, sources, opts));
+    this.#ready.catch(() => {}); // reported by flush() and close()
+  }
+
+  static #start(sdk: Sdk, sources: () => Iterable<MetricSource>, opts: OtlpOptions) {
+    const { MeterProvider, OTLPMetricExporter, PeriodicExportingMetricReader, resourceFromAttributes } = sdk;
     const resource = resourceFromAttributes({ 'service.name': 'bpfkit-exporter', ...opts.resource });
-    this.#reader = new PeriodicExportingMetricReader({
+    const reader = new PeriodicExportingMetricReader({
       // a connection per push: pushes are seconds apart, and closing leaves no socket behind
       exporter: new OTLPMetricExporter({ url: opts.url, headers: opts.headers ?? {}, keepAlive: false }),
       exportIntervalMillis: opts.intervalMs ?? 15_000,
-      metricProducers: [new SourcesProducer(sources, resource)],
+      metricProducers: [new SourcesProducer(sdk, sources, resource)],
     });
-    this.#provider = new MeterProvider({ resource, readers: [this.#reader] });
+    return { provider: new MeterProvider({ resource, readers: [reader] }), reader };
   }
 
   /** Export now (besides the timer). */
-  flush(): Promise<void> {
-    return this.#reader.forceFlush();
+  async flush(): Promise<void> {
+    await (await this.#ready).reader.forceFlush();
   }
 
+  /** A last export, then stop. */
   async close(): Promise<void> {
-    await this.#provider.shutdown();
+    await (await this.#ready).provider.shutdown();
   }
 }
 

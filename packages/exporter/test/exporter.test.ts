@@ -37,7 +37,7 @@ describe('exportMap', () => {
     const cpus = possibleCpus();
     map.set({ dev: 8 * 0x100000, slot: 110 }, Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
     map.set({ dev: 8 * 0x100000, slot: 39 }, Array.from({ length: cpus }, () => 2n));
-    const m = exportMap(map as never, {
+    const m = exportMap(map, {
       name: 'calls_total',
       help: 'Calls.',
       type: 'counter',
@@ -59,7 +59,7 @@ describe('exportMap', () => {
     map.set({ dev: 1, slot: 3 }, 4n); // values 4..7
     map.set({ dev: 1, slot: 5 }, 6n); // values 16..31
     map.set({ dev: 1, slot: 40 }, 1n); // above max: +Inf only
-    const m = exportMap(map as never, {
+    const m = exportMap(map, {
       name: 'lat_seconds',
       help: 'Latency.',
       type: 'histogram',
@@ -80,7 +80,7 @@ describe('exportMap', () => {
   it('linear buckets', async () => {
     using map = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 4 });
     map.set(0, 1n).set(1, 2n).set(3, 5n);
-    const m = exportMap(map as never, {
+    const m = exportMap(map, {
       name: 'sizes',
       help: 'Sizes.',
       type: 'histogram',
@@ -96,7 +96,7 @@ describe('exportMap', () => {
   it('caps series and counts the dropped ones', async () => {
     using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 16 });
     for (let i = 0; i < 5; i++) map.set({ dev: i, slot: 0 }, 1n);
-    const m = exportMap(map as never, {
+    const m = exportMap(map, {
       name: 'capped_total',
       help: 'Capped.',
       type: 'gauge',
@@ -130,9 +130,9 @@ describe('exportMap', () => {
   it('says what a wrong spec lacks', () => {
     using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 4 });
     expect(() =>
-      exportMap(map as never, { name: 'x', help: 'X.', type: 'counter', labels: [{ name: 'a', field: 'nope' }] }, { keyFields }),
+      exportMap(map, { name: 'x', help: 'X.', type: 'counter', labels: [{ name: 'a', field: 'nope' }] }, { keyFields }),
     ).toThrow(/metric 'x' .* label 'a': no field 'nope' \(fields: dev, slot\)/);
-    expect(() => exportMap(map as never, { name: 'x', help: 'X.', type: 'histogram' }, { keyFields })).toThrow(
+    expect(() => exportMap(map, { name: 'x', help: 'X.', type: 'histogram' }, { keyFields })).toThrow(
       /bucket: a histogram needs bucket/,
     );
   });
@@ -229,13 +229,13 @@ describe('OTLP', () => {
   it('pushes counters and histograms to a collector', async () => {
     using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 8 });
     map.set({ dev: 1, slot: 2 }, 3n);
-    const counter = exportMap(map as never, {
+    const counter = exportMap(map, {
       name: 'otlp_total',
       help: 'O.',
       type: 'counter',
       labels: [{ name: 'dev', field: 'dev' }],
     }, { keyFields });
-    const hist = exportMap(map as never, {
+    const hist = exportMap(map, {
       name: 'otlp_hist',
       help: 'H.',
       type: 'histogram',
