@@ -17,7 +17,8 @@ export function syscallTable(text) {
   const rows = [];
   for (const m of text.matchAll(/^#define __NR_(\w+)\s+(\d+)\s*$/gm)) rows.push([Number(m[2]), m[1]]);
   rows.sort((a, b) => a[0] - b[0]);
-  if (rows.length < 300) throw new Error(`abigen: only ${rows.length} syscalls in ${header}; is it asm/unistd_64.h?`);
+  if (rows.length < 300)
+    throw new Error(`abigen: only ${rows.length} syscalls in ${header}; is it asm/unistd_64.h?`);
   return rows;
 }
 

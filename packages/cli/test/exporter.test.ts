@@ -28,9 +28,13 @@ describe('bpfkit exporter', () => {
     try {
       const config = join(dir, 'exporter.yaml');
       writeFileSync(config, 'programs:\n  - { name: execs, builtin: execs }\n');
-      const child = spawn(process.execPath, [bin, 'exporter', '--config', config, '--listen', '127.0.0.1:0'], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [bin, 'exporter', '--config', config, '--listen', '127.0.0.1:0'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       let stderr = '';
       const waiters: [RegExp, (m: RegExpMatchArray) => void][] = [];
       child.stderr.setEncoding('utf8');
@@ -53,7 +57,10 @@ describe('bpfkit exporter', () => {
       const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       const url = (await line(/serving (http:\/\/\S+)/))[1]!;
       expect(await httpGet(url)).toContain('# TYPE bpfkit_execs_total counter');
-      writeFileSync(config, 'programs:\n  - { name: execs, builtin: execs }\n  - { name: sys, builtin: syscalls }\n');
+      writeFileSync(
+        config,
+        'programs:\n  - { name: execs, builtin: execs }\n  - { name: sys, builtin: syscalls }\n',
+      );
       child.kill('SIGHUP');
       await line(/reloaded: execs, sys/);
       expect(await httpGet(url)).toContain('# TYPE bpfkit_syscalls_total counter');

@@ -10,7 +10,7 @@ import { attach } from './attach.js';
 import { loadConfig, type ResolvedProgram } from './config.js';
 import { ExportedMap } from './exported-map.js';
 import { DroppedSeries, type MetricSource } from './model.js';
-import { type OtlpOptions, OtlpPusher, pushOtlp } from './otlp.js';
+import { type OtlpOptions, type OtlpPusher, pushOtlp } from './otlp.js';
 import { MetricsServer, registerPrometheus } from './prometheus.js';
 
 export interface AgentOptions {
@@ -45,7 +45,9 @@ class LoadedProgram {
         const def = collection.object.maps.get(m.map as string);
         const btf = collection.object.btf;
         if (!btf || !def?.btfKeyTypeId)
-          throw new TypeError(`program '${entry.name}': map '${m.map}' has no key BTF (build the object with -g)`);
+          throw new TypeError(
+            `program '${entry.name}': map '${m.map}' has no key BTF (build the object with -g)`,
+          );
         return new ExportedMap(map, m, {
           btf: { btf, keyTypeId: def.btfKeyTypeId, valueTypeId: def.btfValueTypeId },
           dropped,
@@ -55,9 +57,12 @@ class LoadedProgram {
     } catch (e) {
       for (const a of attachments.reverse()) a[Symbol.dispose]();
       collection.close();
-      throw new Error(`program '${entry.name}' (${entry.object}): ${e instanceof Error ? e.message : String(e)}`, {
-        cause: e,
-      });
+      throw new Error(
+        `program '${entry.name}' (${entry.object}): ${e instanceof Error ? e.message : String(e)}`,
+        {
+          cause: e,
+        },
+      );
     }
   }
 
@@ -69,10 +74,7 @@ class LoadedProgram {
 
 /** What makes a program entry the same across a reload: its entry and its object's bytes. */
 function fingerprint(entry: ResolvedProgram): string {
-  return createHash('sha256')
-    .update(JSON.stringify(entry))
-    .update(readFileSync(entry.object))
-    .digest('hex');
+  return createHash('sha256').update(JSON.stringify(entry)).update(readFileSync(entry.object)).digest('hex');
 }
 
 export class Agent {
@@ -155,11 +157,16 @@ export class Agent {
       for (const p of next)
         for (const m of p.metrics) {
           const other = names.get(m.name);
-          if (other) throw new Error(`metric '${m.name}' is defined by both '${other}' and '${p.entry.name}'`);
+          if (other)
+            throw new Error(`metric '${m.name}' is defined by both '${other}' and '${p.entry.name}'`);
           names.set(m.name, p.entry.name);
         }
       const registry = registerPrometheus([...next.flatMap((p) => p.metrics), this.dropped]);
-      for (const [name, p] of old) if (!next.includes(p)) (p.close(), this.#log(`unloaded ${name}`));
+      for (const [name, p] of old)
+        if (!next.includes(p)) {
+          p.close();
+          this.#log(`unloaded ${name}`);
+        }
       for (const p of fresh) this.#log(`loaded ${p.entry.name}`);
       this.#programs = next;
       this.#registry = registry;
@@ -178,7 +185,9 @@ export class Agent {
       try {
         this.reload();
       } catch (e) {
-        this.#log(`reload failed, still running the previous config: ${e instanceof Error ? e.message : String(e)}`);
+        this.#log(
+          `reload failed, still running the previous config: ${e instanceof Error ? e.message : String(e)}`,
+        );
       }
     };
     const stop = () => {

@@ -91,7 +91,9 @@ function checkYaml<S extends z.ZodType>(
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') {
       const key = issue.keys[0] as string;
-      const pair = isMap(node) ? node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === key) : undefined;
+      const pair = isMap(node)
+        ? node.items.find((it) => isPair(it) && isScalar(it.key) && it.key.value === key)
+        : undefined;
       if (pair && isPair(pair) && isScalar(pair.key)) node = pair.key;
       message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
       path.push(key);

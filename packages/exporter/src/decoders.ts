@@ -12,7 +12,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 /** The decoder for `label` reading `field`. */
 export function decoderFor(label: LabelSpec, field: Field, what: string): Decoder {
-  const name: DecoderName = label.decoder ?? (field.kind === 'chars' ? 'string' : field.kind === 'int' ? 'uint' : 'hex');
+  const name: DecoderName =
+    label.decoder ?? (field.kind === 'chars' ? 'string' : field.kind === 'int' ? 'uint' : 'hex');
   const needs = (kinds: Field['kind'][], sizes?: number[]) => {
     if (!kinds.includes(field.kind) || (sizes && !sizes.includes(field.size)))
       throw new TypeError(
@@ -60,8 +61,19 @@ export function decoderFor(label: LabelSpec, field: Field, what: string): Decode
 
 /** Bytes up to the first NUL, as UTF-8 (comm and most kernel strings are ASCII). */
 export function cString(b: Uint8Array): string {
-  const end = b.indexOf(0);
-  return utf8.decode(end < 0 ? b : b.subarray(0, end));
+  // ASCII (what comm and most kernel strings are) without TextDecoder, which costs more per call
+  // than a short string's bytes
+  let s = '';
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c === 0) return s;
+    if (c >= 0x80) {
+      const end = b.indexOf(0, i);
+      return utf8.decode(end < 0 ? b : b.subarray(0, end));
+    }
+    s += String.fromCharCode(c);
+  }
+  return s;
 }
 
 function ipv4(raw: RawValue): string {
@@ -227,4 +239,3 @@ export function blockDevice(dev: number): string {
   const mm = `${Math.floor(dev / 0x100000)}:${dev & 0xfffff}`;
   return devices.get(mm) ?? mm;
 }
-

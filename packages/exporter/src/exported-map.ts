@@ -2,9 +2,15 @@
 // fields decoded into labels, series merged by label set and capped.
 import { type Btf, btfFromKernel } from '@bpfkit/btf';
 import { type BpfMap, possibleCpus } from '@bpfkit/maps';
-import { decoderFor, type Decoder } from './decoders.js';
+import { type Decoder, decoderFor } from './decoders.js';
 import { type Field, fieldsOf, findField, readField, readNumber } from './layout.js';
-import { DroppedSeries, type HistogramValue, type MetricSnapshot, type MetricSource, type SeriesValue } from './model.js';
+import {
+  DroppedSeries,
+  type HistogramValue,
+  type MetricSnapshot,
+  type MetricSource,
+  type SeriesValue,
+} from './model.js';
 import { type Metric, type MetricSpec, metricSchema } from './spec.js';
 
 /** The most entries one batch lookup asks for. */
@@ -177,7 +183,13 @@ export class ExportedMap implements MetricSource {
           dropped++;
           return;
         }
-        h = { labels: this.#record(tmp), bounds: this.#bounds, counts: new Array(max + 1).fill(0), count: 0, sum: 0 };
+        h = {
+          labels: this.#record(tmp),
+          bounds: this.#bounds,
+          counts: new Array(max + 1).fill(0),
+          count: 0,
+          sum: 0,
+        };
         series.set(id, h);
       }
       const slot = readNumber(bucket, this.#kdv, kb);
@@ -187,14 +199,22 @@ export class ExportedMap implements MetricSource {
       h.sum += v * this.#mids[i]!;
     });
     this.dropped.add(this.metric.name, dropped);
-    return { name: this.metric.name, help: this.metric.help, type: 'histogram', series: [...series.values()] };
+    return {
+      name: this.metric.name,
+      help: this.metric.help,
+      type: 'histogram',
+      series: [...series.values()],
+    };
   }
 }
 
 const round8 = (n: number) => (n + 7) & ~7;
 
 /** The key/value BTF the kernel holds for `map` (a map loaded from an object with BTF has it). */
-function mapBtf(map: BpfMap<unknown, unknown>, what: string): { btf: Btf; keyTypeId: number; valueTypeId: number } {
+function mapBtf(
+  map: BpfMap<unknown, unknown>,
+  what: string,
+): { btf: Btf; keyTypeId: number; valueTypeId: number } {
   const info = map.info;
   if (!info.btfId || !info.btfKeyTypeId)
     throw new TypeError(
@@ -209,6 +229,10 @@ function mapBtf(map: BpfMap<unknown, unknown>, what: string): { btf: Btf; keyTyp
  * `opts.keyFields` say otherwise). Register the result with {@link registerPrometheus} or push it
  * with {@link pushOtlp}; it reads the map at every collection and never closes it.
  */
-export function exportMap<K, V>(map: BpfMap<K, V>, spec: MetricSpec, opts: ExportMapOptions = {}): ExportedMap {
+export function exportMap<K, V>(
+  map: BpfMap<K, V>,
+  spec: MetricSpec,
+  opts: ExportMapOptions = {},
+): ExportedMap {
   return new ExportedMap(map as BpfMap<unknown, unknown>, spec, opts);
 }

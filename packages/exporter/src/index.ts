@@ -29,7 +29,7 @@ export {
   ksym,
   pidComm,
 } from './decoders.js';
-export { type ExportMapOptions, ExportedMap, exportMap } from './exported-map.js';
+export { ExportedMap, type ExportMapOptions, exportMap } from './exported-map.js';
 export { type Field, fieldsOf, type RawValue } from './layout.js';
 export {
   DroppedSeries,

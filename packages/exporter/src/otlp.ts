@@ -14,7 +14,9 @@ import type { MetricSource } from './model.js';
 
 type Sdk = typeof import('@opentelemetry/sdk-metrics') &
   typeof import('@opentelemetry/resources') &
-  typeof import('@opentelemetry/exporter-metrics-otlp-http') & { ValueType: typeof import('@opentelemetry/api').ValueType };
+  typeof import('@opentelemetry/exporter-metrics-otlp-http') & {
+    ValueType: typeof import('@opentelemetry/api').ValueType;
+  };
 
 async function loadSdk(): Promise<Sdk> {
   const [metrics, resources, exporter, api] = await Promise.all([
@@ -93,7 +95,10 @@ class SourcesProducer implements MetricProducer {
         });
     }
     return {
-      resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: { name: '@bpfkit/exporter' }, metrics }] },
+      resourceMetrics: {
+        resource: this.resource,
+        scopeMetrics: [{ scope: { name: '@bpfkit/exporter' }, metrics }],
+      },
       errors,
     };
   }
@@ -132,6 +137,9 @@ export class OtlpPusher {
 }
 
 /** Push `sources` (a function, so an agent's current set is read at every export) over OTLP/HTTP. */
-export function pushOtlp(sources: Iterable<MetricSource> | (() => Iterable<MetricSource>), opts: OtlpOptions): OtlpPusher {
+export function pushOtlp(
+  sources: Iterable<MetricSource> | (() => Iterable<MetricSource>),
+  opts: OtlpOptions,
+): OtlpPusher {
   return new OtlpPusher(typeof sources === 'function' ? sources : () => sources, opts);
 }

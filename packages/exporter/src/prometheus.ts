@@ -37,13 +37,22 @@ class SourceMetric {
     } else {
       for (const s of snap.series) values.push({ labels: s.labels, value: s.value });
     }
-    return { name: snap.name, help: snap.help, type: snap.type, values, aggregator: 'sum' } as unknown as Values;
+    return {
+      name: snap.name,
+      help: snap.help,
+      type: snap.type,
+      values,
+      aggregator: 'sum',
+    } as unknown as Values;
   }
   reset(): void {}
 }
 
 /** Register `sources` with `registry` (a new one by default); returns the registry. */
-export function registerPrometheus(sources: Iterable<MetricSource>, registry: Registry = new Registry()): Registry {
+export function registerPrometheus(
+  sources: Iterable<MetricSource>,
+  registry: Registry = new Registry(),
+): Registry {
   for (const s of sources) registry.registerMetric(new SourceMetric(s) as never);
   return registry;
 }
@@ -103,7 +112,6 @@ export class MetricsServer {
     self = new MetricsServer(server, registry);
     return self;
   }
-
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => {

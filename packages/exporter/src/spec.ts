@@ -65,21 +65,37 @@ export const metricSchema = z
   })
   .superRefine((m, ctx) => {
     if (m.type === 'histogram' && !m.bucket)
-      ctx.addIssue({ code: 'custom', path: ['bucket'], message: 'a histogram needs bucket: { field, kind, max }' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bucket'],
+        message: 'a histogram needs bucket: { field, kind, max }',
+      });
     if (m.type !== 'histogram' && m.bucket)
-      ctx.addIssue({ code: 'custom', path: ['bucket'], message: `a ${m.type} takes no bucket (only histograms)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bucket'],
+        message: `a ${m.type} takes no bucket (only histograms)`,
+      });
     if (m.bucket?.kind === 'linear' && m.bucket.step === undefined)
       ctx.addIssue({ code: 'custom', path: ['bucket', 'step'], message: 'a linear bucket needs step' });
     m.labels.forEach((l, i) => {
       if (l.decoder === 'static_map' && !l.values)
         ctx.addIssue({ code: 'custom', path: ['labels', i, 'values'], message: 'static_map needs values' });
       if (l.values && l.decoder !== 'static_map')
-        ctx.addIssue({ code: 'custom', path: ['labels', i, 'values'], message: 'values go with decoder: static_map' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['labels', i, 'values'],
+          message: 'values go with decoder: static_map',
+        });
     });
     const names = m.labels.map((l) => l.name);
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i)
-        ctx.addIssue({ code: 'custom', path: ['labels', i, 'name'], message: `label '${n}' is listed twice` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['labels', i, 'name'],
+          message: `label '${n}' is listed twice`,
+        });
     });
   });
 
@@ -140,7 +156,11 @@ export const configSchema = z
     const names = c.programs.map((p) => p.name);
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i)
-        ctx.addIssue({ code: 'custom', path: ['programs', i, 'name'], message: `program '${n}' is listed twice` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['programs', i, 'name'],
+          message: `program '${n}' is listed twice`,
+        });
     });
   });
 

@@ -2,9 +2,18 @@
 // generated syscall table, and addresses.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { kallsyms } from '@bpfkit/loader';
-import { cgroup2Root } from '../../../tools/testing/kernel.js';
 import { describe, expect, it } from 'vitest';
-import { blockDevice, cgroupPath, cString, decoderFor, ipv6, ksym, pidComm, X86_64_SYSCALLS } from '../src/index.js';
+import { cgroup2Root } from '../../../tools/testing/kernel.js';
+import {
+  blockDevice,
+  cgroupPath,
+  cString,
+  decoderFor,
+  ipv6,
+  ksym,
+  pidComm,
+  X86_64_SYSCALLS,
+} from '../src/index.js';
 
 const int = (size: number) => ({ path: 'f', offset: 0, size, kind: 'int' as const, signed: false });
 
@@ -29,7 +38,11 @@ describe('decoders', () => {
   });
 
   it('static maps, strings and hex', () => {
-    const m = decoderFor({ name: 'a', field: 'f', decoder: 'static_map', values: { '2': 'ipv4' } }, int(2), 't');
+    const m = decoderFor(
+      { name: 'a', field: 'f', decoder: 'static_map', values: { '2': 'ipv4' } },
+      int(2),
+      't',
+    );
     expect(m(2)).toBe('ipv4');
     expect(m(3)).toBe('3');
     expect(cString(Uint8Array.from([0x62, 0x61, 0x73, 0x68, 0, 0x78]))).toBe('bash');
@@ -40,7 +53,9 @@ describe('decoders', () => {
   it('refuses a decoder for the wrong field kind', () => {
     expect(() =>
       decoderFor({ name: 'a', field: 'f', decoder: 'ipv6' }, int(4), "metric 'm' label 'a'"),
-    ).toThrow(/metric 'm' label 'a': decoder 'ipv6' cannot read field 'f' \(4-byte int\); it reads bytes of 16 bytes/);
+    ).toThrow(
+      /metric 'm' label 'a': decoder 'ipv6' cannot read field 'f' \(4-byte int\); it reads bytes of 16 bytes/,
+    );
   });
 
   it('kernel symbols by address', () => {
@@ -51,7 +66,7 @@ describe('decoders', () => {
   });
 
   it('cgroup ids to paths', () => {
-    const own = readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)?.[1]!;
+    const own = readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)?.[1] ?? '';
     const id = statSync(`${cgroup2Root()}${own}`, { bigint: true }).ino;
     expect(cgroupPath(id)).toBe(own === '' ? '/' : own);
     expect(cgroupPath(1n << 60n)).toBe(String(1n << 60n));

@@ -1,8 +1,9 @@
 // The exporter against the real kernel: maps read into the model (per-CPU sums, labels from BTF
 // fields, histograms, the series cap), the Prometheus exposition, the agent's load / scrape /
 // reload / close, and an OTLP push. Runs in the kernel matrix's guests too (no Prometheus here).
-import { createServer } from 'node:http';
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,16 @@ import { BpfMap, possibleCpus, struct, u32, u64 } from '@bpfkit/maps';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, exportMap, pushOtlp, registerPrometheus } from '../src/index.js';
-import { activity, countSockets, fixture, httpGet, poll, sample, socketsBack, uniqueComm } from './helpers.js';
+import {
+  activity,
+  countSockets,
+  fixture,
+  httpGet,
+  poll,
+  sample,
+  socketsBack,
+  uniqueComm,
+} from './helpers.js';
 
 const keyFields = [
   { path: 'dev', offset: 0, size: 4, kind: 'int' as const, signed: false },
@@ -35,23 +45,37 @@ describe('exportMap', () => {
   it('sums per-CPU values and decodes labels', async () => {
     using map = BpfMap.create({ type: 'percpu_hash', key, value: u64, maxEntries: 16 });
     const cpus = possibleCpus();
-    map.set({ dev: 8 * 0x100000, slot: 110 }, Array.from({ length: cpus }, (_, i) => BigInt(i + 1)));
-    map.set({ dev: 8 * 0x100000, slot: 39 }, Array.from({ length: cpus }, () => 2n));
-    const m = exportMap(map, {
-      name: 'calls_total',
-      help: 'Calls.',
-      type: 'counter',
-      labels: [
-        { name: 'syscall', field: 'slot', decoder: 'syscall' },
-        { name: 'dev', field: 'dev', decoder: 'hex' },
-      ],
-    }, { keyFields });
+    map.set(
+      { dev: 8 * 0x100000, slot: 110 },
+      Array.from({ length: cpus }, (_, i) => BigInt(i + 1)),
+    );
+    map.set(
+      { dev: 8 * 0x100000, slot: 39 },
+      Array.from({ length: cpus }, () => 2n),
+    );
+    const m = exportMap(
+      map,
+      {
+        name: 'calls_total',
+        help: 'Calls.',
+        type: 'counter',
+        labels: [
+          { name: 'syscall', field: 'slot', decoder: 'syscall' },
+          { name: 'dev', field: 'dev', decoder: 'hex' },
+        ],
+      },
+      { keyFields },
+    );
     const snap = m.collect();
-    const byName = Object.fromEntries(snap.series.map((s) => [s.labels.syscall, 'value' in s ? s.value : -1]));
+    const byName = Object.fromEntries(
+      snap.series.map((s) => [s.labels.syscall, 'value' in s ? s.value : -1]),
+    );
     expect(byName).toEqual({ getppid: (cpus * (cpus + 1)) / 2, getpid: 2 * cpus });
     const text = await registerPrometheus([m]).metrics();
     expect(text).toContain('# HELP calls_total Calls.\n# TYPE calls_total counter\n');
-    expect(sample(text, 'calls_total', { syscall: 'getppid', dev: '0x800000' })).toBe((cpus * (cpus + 1)) / 2);
+    expect(sample(text, 'calls_total', { syscall: 'getppid', dev: '0x800000' })).toBe(
+      (cpus * (cpus + 1)) / 2,
+    );
   });
 
   it('exposes a log2 bucket map as a histogram', async () => {
@@ -59,13 +83,17 @@ describe('exportMap', () => {
     map.set({ dev: 1, slot: 3 }, 4n); // values 4..7
     map.set({ dev: 1, slot: 5 }, 6n); // values 16..31
     map.set({ dev: 1, slot: 40 }, 1n); // above max: +Inf only
-    const m = exportMap(map, {
-      name: 'lat_seconds',
-      help: 'Latency.',
-      type: 'histogram',
-      bucket: { field: 'slot', kind: 'log2', max: 10, multiplier: 0.001 },
-      labels: [{ name: 'dev', field: 'dev' }],
-    }, { keyFields });
+    const m = exportMap(
+      map,
+      {
+        name: 'lat_seconds',
+        help: 'Latency.',
+        type: 'histogram',
+        bucket: { field: 'slot', kind: 'log2', max: 10, multiplier: 0.001 },
+        labels: [{ name: 'dev', field: 'dev' }],
+      },
+      { keyFields },
+    );
     const text = await registerPrometheus([m]).metrics();
     expect(text).toContain('# TYPE lat_seconds histogram');
     expect(sample(text, 'lat_seconds_bucket', { dev: '1', le: '0.004' })).toBe(0);
@@ -80,12 +108,16 @@ describe('exportMap', () => {
   it('linear buckets', async () => {
     using map = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 4 });
     map.set(0, 1n).set(1, 2n).set(3, 5n);
-    const m = exportMap(map, {
-      name: 'sizes',
-      help: 'Sizes.',
-      type: 'histogram',
-      bucket: { field: 'key', kind: 'linear', step: 100, max: 3 },
-    }, { keyFields: [{ path: 'key', offset: 0, size: 4, kind: 'int', signed: false }] });
+    const m = exportMap(
+      map,
+      {
+        name: 'sizes',
+        help: 'Sizes.',
+        type: 'histogram',
+        bucket: { field: 'key', kind: 'linear', step: 100, max: 3 },
+      },
+      { keyFields: [{ path: 'key', offset: 0, size: 4, kind: 'int', signed: false }] },
+    );
     const text = await registerPrometheus([m]).metrics();
     expect(sample(text, 'sizes_bucket', { le: '100' })).toBe(1);
     expect(sample(text, 'sizes_bucket', { le: '200' })).toBe(3);
@@ -96,13 +128,17 @@ describe('exportMap', () => {
   it('caps series and counts the dropped ones', async () => {
     using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 16 });
     for (let i = 0; i < 5; i++) map.set({ dev: i, slot: 0 }, 1n);
-    const m = exportMap(map, {
-      name: 'capped_total',
-      help: 'Capped.',
-      type: 'gauge',
-      maxSeries: 3,
-      labels: [{ name: 'dev', field: 'dev' }],
-    }, { keyFields });
+    const m = exportMap(
+      map,
+      {
+        name: 'capped_total',
+        help: 'Capped.',
+        type: 'gauge',
+        maxSeries: 3,
+        labels: [{ name: 'dev', field: 'dev' }],
+      },
+      { keyFields },
+    );
     const text = await registerPrometheus([m, m.dropped]).metrics();
     expect(text.split('\n').filter((l) => l.startsWith('capped_total{'))).toHaveLength(3);
     expect(sample(text, 'bpfkit_exporter_dropped_series_total', { metric: 'capped_total' })).toBe(2);
@@ -113,7 +149,10 @@ describe('exportMap', () => {
   it('reads the key fields from the map BTF the kernel holds', () => {
     using coll = loadCollection(fixture('write_sizes.bpf.o'));
     const map = coll.map('write_log2');
-    map.setBytes(new Uint8Array(20).fill(0x41, 0, 3).fill(7, 16, 17), new Uint8Array(8).fill(0).fill(9, 0, 1));
+    map.setBytes(
+      new Uint8Array(20).fill(0x41, 0, 3).fill(7, 16, 17),
+      new Uint8Array(8).fill(0).fill(9, 0, 1),
+    );
     const m = exportMap(map, {
       name: 'w',
       help: 'W.',
@@ -130,7 +169,11 @@ describe('exportMap', () => {
   it('says what a wrong spec lacks', () => {
     using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 4 });
     expect(() =>
-      exportMap(map, { name: 'x', help: 'X.', type: 'counter', labels: [{ name: 'a', field: 'nope' }] }, { keyFields }),
+      exportMap(
+        map,
+        { name: 'x', help: 'X.', type: 'counter', labels: [{ name: 'a', field: 'nope' }] },
+        { keyFields },
+      ),
     ).toThrow(/metric 'x' .* label 'a': no field 'nope' \(fields: dev, slot\)/);
     expect(() => exportMap(map, { name: 'x', help: 'X.', type: 'histogram' }, { keyFields })).toThrow(
       /bucket: a histogram needs bucket/,
@@ -176,17 +219,22 @@ describe('agent', () => {
       expect(text).toContain('# TYPE bpfkit_syscalls_total counter');
 
       // a reload keeps what did not change (its counts go on) and loads what is new
-      writeFileSync(path, `programs:
+      writeFileSync(
+        path,
+        `programs:
   - { name: syscalls, builtin: syscalls }
   - { name: tcp, builtin: tcpretrans }
-`);
+`,
+      );
       agent.handleSignals(() => {});
       process.kill(process.pid, 'SIGHUP');
       await poll('the reload', () => (agent.programs.join() === 'syscalls,tcp' ? true : undefined));
       act.run(M);
       const after = await poll('counts after the reload', async () => {
         const t = (await httpGet(agent.url)).body;
-        return sample(t, 'bpfkit_syscalls_total', { comm, syscall: 'getppid' }) === (N + 1) * M ? t : undefined;
+        return sample(t, 'bpfkit_syscalls_total', { comm, syscall: 'getppid' }) === (N + 1) * M
+          ? t
+          : undefined;
       });
       expect(sample(after, 'bpfkit_execs_total', { comm })).toBeUndefined();
       expect(after).toContain('# TYPE bpfkit_tcp_retransmits_total counter');
@@ -229,18 +277,26 @@ describe('OTLP', () => {
   it('pushes counters and histograms to a collector', async () => {
     using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 8 });
     map.set({ dev: 1, slot: 2 }, 3n);
-    const counter = exportMap(map, {
-      name: 'otlp_total',
-      help: 'O.',
-      type: 'counter',
-      labels: [{ name: 'dev', field: 'dev' }],
-    }, { keyFields });
-    const hist = exportMap(map, {
-      name: 'otlp_hist',
-      help: 'H.',
-      type: 'histogram',
-      bucket: { field: 'slot', kind: 'log2', max: 4 },
-    }, { keyFields });
+    const counter = exportMap(
+      map,
+      {
+        name: 'otlp_total',
+        help: 'O.',
+        type: 'counter',
+        labels: [{ name: 'dev', field: 'dev' }],
+      },
+      { keyFields },
+    );
+    const hist = exportMap(
+      map,
+      {
+        name: 'otlp_hist',
+        help: 'H.',
+        type: 'histogram',
+        bucket: { field: 'slot', kind: 'log2', max: 4 },
+      },
+      { keyFields },
+    );
     const sockets = countSockets();
     const bodies: string[] = [];
     const server = createServer((req, res) => {
@@ -255,7 +311,10 @@ describe('OTLP', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const { port } = server.address() as AddressInfo;
-    const pusher = pushOtlp([counter, hist], { url: `http://127.0.0.1:${port}/v1/metrics`, intervalMs: 3_600_000 });
+    const pusher = pushOtlp([counter, hist], {
+      url: `http://127.0.0.1:${port}/v1/metrics`,
+      intervalMs: 3_600_000,
+    });
     try {
       await pusher.flush();
       await poll('a push', () => (bodies.length > 0 ? true : undefined));

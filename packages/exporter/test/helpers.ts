@@ -29,7 +29,9 @@ export function httpGet(url: string): Promise<{ status: number; body: string }> 
  * The activity program copied into a temp dir as `name` (at most 15 characters: its comm), so
  * no other test's or process's activity counts under it. Dispose removes it.
  */
-export function activity(name: string): { run(getppids: number, writeSize?: number, writes?: number): void } & Disposable {
+export function activity(
+  name: string,
+): { run(getppids: number, writeSize?: number, writes?: number): void } & Disposable {
   if (name.length > 15) throw new RangeError(`comm '${name}' is longer than 15 characters`);
   const dir = mkdtempSync(join(tmpdir(), 'bpfkit-exporter-'));
   const path = join(dir, name);
@@ -59,13 +61,18 @@ export function countSockets(): number {
 }
 
 /** A comm of 15 characters at most, unique to this run. */
-export const uniqueComm = (prefix: string) => `${prefix}${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`.slice(0, 15);
+export const uniqueComm = (prefix: string) =>
+  `${prefix}${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`.slice(0, 15);
 
 /**
  * Call `fn` until it returns something other than undefined, or fail after `deadlineMs` (generous:
  * a slow or busy machine only waits longer, it never fails a test that would pass).
  */
-export async function poll<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, deadlineMs = 120_000): Promise<T> {
+export async function poll<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  deadlineMs = 120_000,
+): Promise<T> {
   const end = Date.now() + deadlineMs;
   let last: unknown;
   for (;;) {

@@ -25,7 +25,7 @@ async function query(base: string, promql: string): Promise<number | undefined> 
   const r = await httpGet(`${base}/api/v1/query?query=${encodeURIComponent(promql)}`);
   if (r.status !== 200) return undefined;
   const result = JSON.parse(r.body).data?.result as { value: [number, string] }[] | undefined;
-  if (!result || result.length !== 1) return undefined;
+  if (result?.length !== 1) return undefined;
   return Number(result[0]!.value[1]);
 }
 
@@ -95,7 +95,9 @@ describe('Prometheus', () => {
       await equals(`write_size_bytes_count{comm="${comm}"}`, N * K);
       // every write is 1000 bytes: log2 bucket 10, (512, 1024]; Prometheus interpolates in it
       await equals(`histogram_quantile(0.5, write_size_bytes_bucket{comm="${comm}"})`, 768);
-      expect(await query(base, `histogram_quantile(0.9, write_size_bytes_bucket{comm="${comm}"})`)).toBeCloseTo(972.8, 6);
+      expect(
+        await query(base, `histogram_quantile(0.9, write_size_bytes_bucket{comm="${comm}"})`),
+      ).toBeCloseTo(972.8, 6);
       expect(await query(base, `sum(bpfkit_exporter_dropped_series_total)`)).toBeUndefined();
 
       prom.kill('SIGTERM');
