@@ -5,7 +5,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include "log2.h"
+#include "exporter.h"
 
 #define MAX_SLOT 27
 
@@ -51,7 +51,7 @@ int rq_complete(struct trace_event_raw_block_rq_completion *ctx)
 {
 	struct rq_id id = {};
 	struct hist_key key = {};
-	__u64 *start, one = 1, *n;
+	__u64 *start;
 
 	id.dev = BPF_CORE_READ(ctx, dev);
 	id.sector = BPF_CORE_READ(ctx, sector);
@@ -62,11 +62,7 @@ int rq_complete(struct trace_event_raw_block_rq_completion *ctx)
 	bpf_map_delete_elem(&issued, &id);
 	key.dev = id.dev;
 	key.slot = log2_slot(delta_us, MAX_SLOT);
-	n = bpf_map_lookup_elem(&bio_latency, &key);
-	if (n)
-		__sync_fetch_and_add(n, 1);
-	else
-		bpf_map_update_elem(&bio_latency, &key, &one, BPF_NOEXIST);
+	count_one(&bio_latency, &key);
 	return 0;
 }
 

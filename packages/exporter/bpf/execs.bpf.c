@@ -4,6 +4,7 @@
 // image is in place, so comm is already the new program's).
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include "exporter.h"
 
 struct exec_key {
 	char comm[16];
@@ -20,14 +21,9 @@ SEC("tracepoint/sched/sched_process_exec")
 int count_exec(void *ctx)
 {
 	struct exec_key key = {};
-	__u64 one = 1, *n;
 
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
-	n = bpf_map_lookup_elem(&exec_counts, &key);
-	if (n)
-		__sync_fetch_and_add(n, 1);
-	else
-		bpf_map_update_elem(&exec_counts, &key, &one, BPF_NOEXIST);
+	count_one(&exec_counts, &key);
 	return 0;
 }
 

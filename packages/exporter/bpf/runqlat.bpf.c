@@ -6,7 +6,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
-#include "log2.h"
+#include "exporter.h"
 
 #define MAX_SLOT 27
 

@@ -6,6 +6,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include "exporter.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -29,7 +30,6 @@ int on_retransmit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
 	struct retrans_key key = {};
-	__u64 one = 1, *n;
 
 	key.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	key.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -43,11 +43,7 @@ int on_retransmit(struct bpf_raw_tracepoint_args *ctx)
 	} else {
 		return 0;
 	}
-	n = bpf_map_lookup_elem(&tcp_retransmits, &key);
-	if (n)
-		__sync_fetch_and_add(n, 1);
-	else
-		bpf_map_update_elem(&tcp_retransmits, &key, &one, BPF_NOEXIST);
+	count_one(&tcp_retransmits, &key);
 	return 0;
 }
 

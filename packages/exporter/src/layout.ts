@@ -56,16 +56,7 @@ export function findField(fields: readonly Field[], path: string, what: string):
 export function readField(f: Field, bytes: Uint8Array, dv: DataView, base: number): RawValue {
   const o = base + f.offset;
   if (f.kind !== 'int') return bytes.subarray(o, o + f.size);
-  switch (f.size) {
-    case 1:
-      return f.signed ? dv.getInt8(o) : dv.getUint8(o);
-    case 2:
-      return f.signed ? dv.getInt16(o, true) : dv.getUint16(o, true);
-    case 4:
-      return f.signed ? dv.getInt32(o, true) : dv.getUint32(o, true);
-    default:
-      return readU64(dv, o, f.signed);
-  }
+  return f.size === 8 ? readU64(dv, o, f.signed) : readNumber(f, dv, base);
 }
 
 /** A 64-bit integer as a number when it is exact, else a bigint. */

@@ -2,6 +2,14 @@
 // library API (`exportMap`) are checked by the same rules. The types are inferred from them.
 import { z } from 'zod';
 
+/** An issue at `<list>[i].name` for every name listed before. */
+function listedTwice(names: string[], list: string, what: string, ctx: z.RefinementCtx): void {
+  names.forEach((n, i) => {
+    if (names.indexOf(n) !== i)
+      ctx.addIssue({ code: 'custom', path: [list, i, 'name'], message: `${what} '${n}' is listed twice` });
+  });
+}
+
 /** The label decoders: how a key field becomes a label value. */
 export const DECODERS = [
   'string', // char arrays up to the first NUL (the default for char arrays)
@@ -88,15 +96,12 @@ export const metricSchema = z
           message: 'values go with decoder: static_map',
         });
     });
-    const names = m.labels.map((l) => l.name);
-    names.forEach((n, i) => {
-      if (names.indexOf(n) !== i)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['labels', i, 'name'],
-          message: `label '${n}' is listed twice`,
-        });
-    });
+    listedTwice(
+      m.labels.map((l) => l.name),
+      'labels',
+      'label',
+      ctx,
+    );
   });
 
 export const attachSchema = z
@@ -152,17 +157,14 @@ export const configSchema = z
   .strictObject({
     programs: z.array(programSchema).min(1),
   })
-  .superRefine((c, ctx) => {
-    const names = c.programs.map((p) => p.name);
-    names.forEach((n, i) => {
-      if (names.indexOf(n) !== i)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['programs', i, 'name'],
-          message: `program '${n}' is listed twice`,
-        });
-    });
-  });
+  .superRefine((c, ctx) =>
+    listedTwice(
+      c.programs.map((p) => p.name),
+      'programs',
+      'program',
+      ctx,
+    ),
+  );
 
 /** A metric read from one map (what `exportMap` and each config entry take). */
 export type MetricSpec = z.input<typeof metricSchema>;

@@ -21,6 +21,7 @@ import {
   sample,
   socketsBack,
   uniqueComm,
+  WRITE_SIZES,
 } from './helpers.js';
 
 const keyFields = [
@@ -190,18 +191,7 @@ describe('agent', () => {
     builtin: syscalls
   - name: execs
     builtin: execs
-  - name: sizes
-    object: ${fixture('write_sizes.bpf.o')}
-    attach:
-      - { program: on_write, tracepoint: syscalls/sys_enter_write }
-    metrics:
-      - name: write_size_bytes
-        help: Sizes passed to write(2).
-        type: histogram
-        map: write_log2
-        bucket: { field: slot, kind: log2, max: 20 }
-        labels: [{ name: comm, field: comm }]
-`);
+${WRITE_SIZES}`);
     const agent = await Agent.start({ config: path, listen: '127.0.0.1:0' });
     try {
       expect(agent.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);

@@ -8,6 +8,19 @@ import { join } from 'node:path';
 
 export const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
 
+/** A config entry for the write_sizes fixture: write(2) sizes per comm as a log2 histogram. */
+export const WRITE_SIZES = `  - name: sizes
+    object: ${fixture('write_sizes.bpf.o')}
+    attach: [{ program: on_write, tracepoint: syscalls/sys_enter_write }]
+    metrics:
+      - name: write_size_bytes
+        help: Sizes passed to write(2).
+        type: histogram
+        map: write_log2
+        bucket: { field: slot, kind: log2, max: 20 }
+        labels: [{ name: comm, field: comm }]
+`;
+
 /** GET `url` on a connection of its own (closed after), the body as text. */
 export function httpGet(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Agent } from '../src/index.js';
-import { activity, fixture, httpGet, poll, uniqueComm } from './helpers.js';
+import { activity, httpGet, poll, uniqueComm, WRITE_SIZES } from './helpers.js';
 
 /** A port nobody listens on now (the kernel picks it; Prometheus takes it a moment later). */
 async function freePort(): Promise<number> {
@@ -42,17 +42,7 @@ describe('Prometheus', () => {
       `programs:
   - { name: syscalls, builtin: syscalls }
   - { name: execs, builtin: execs }
-  - name: sizes
-    object: ${fixture('write_sizes.bpf.o')}
-    attach: [{ program: on_write, tracepoint: syscalls/sys_enter_write }]
-    metrics:
-      - name: write_size_bytes
-        help: Sizes passed to write(2).
-        type: histogram
-        map: write_log2
-        bucket: { field: slot, kind: log2, max: 20 }
-        labels: [{ name: comm, field: comm }]
-`,
+${WRITE_SIZES}`,
     );
     const agent = await Agent.start({ config, listen: '127.0.0.1:0' });
     try {
