@@ -61,19 +61,18 @@ export function decoderFor(label: LabelSpec, field: Field, what: string): Decode
 
 /** Bytes up to the first NUL, as UTF-8 (comm and most kernel strings are ASCII). */
 export function cString(b: Uint8Array): string {
-  // ASCII (what comm and most kernel strings are) without TextDecoder, which costs more per call
-  // than a short string's bytes
-  let s = '';
-  for (let i = 0; i < b.length; i++) {
-    const c = b[i]!;
-    if (c === 0) return s;
-    if (c >= 0x80) {
-      const end = b.indexOf(0, i);
-      return utf8.decode(end < 0 ? b : b.subarray(0, end));
-    }
-    s += String.fromCharCode(c);
+  let end = 0;
+  let ascii = true;
+  for (; end < b.length; end++) {
+    const c = b[end]!;
+    if (c === 0) break;
+    if (c >= 0x80) ascii = false;
   }
-  return s;
+  // ASCII (what comm and most kernel strings are) in one call: TextDecoder costs more per call
+  // than a short string's bytes
+  return ascii
+    ? String.fromCharCode.apply(null, b.subarray(0, end) as unknown as number[])
+    : utf8.decode(b.subarray(0, end));
 }
 
 function ipv4(raw: RawValue): string {

@@ -31,6 +31,12 @@ interface LabelReader {
   decode: Decoder;
 }
 
+/** A series with the scrape that last saw it. */
+interface Live<S> {
+  gen: number;
+  series: S;
+}
+
 /** A map exported as one metric family; {@link collect} reads it. Does not own the map. */
 export class ExportedMap implements MetricSource {
   readonly metric: Metric;
@@ -47,6 +53,10 @@ export class ExportedMap implements MetricSource {
   readonly #vdv: DataView;
   readonly #bounds: number[];
   readonly #mids: number[];
+  /** Series kept across scrapes: by raw key bytes, and by label values. */
+  readonly #byRaw = new Map<string, Live<unknown>>();
+  readonly #byId = new Map<string, Live<unknown>>();
+  #gen = 0;
 
   constructor(map: BpfMap<unknown, unknown>, spec: MetricSpec, opts: ExportMapOptions = {}) {
     const parsed = metricSchema.safeParse(spec);
@@ -151,60 +161,90 @@ export class ExportedMap implements MetricSource {
     return r;
   }
 
-  #scalar(): MetricSnapshot {
-    const series = new Map<string, SeriesValue>();
+  /**
+   * Every entry into series: `add` folds an entry into the series of its labels, `fresh` makes
+   * one, `reset` zeroes one seen at an earlier scrape. Series, and which series each raw key
+   * belongs to, are kept from scrape to scrape (those not seen again are let go), so a key seen
+   * before costs one lookup and no decoding: its labels are decoded when it first appears.
+   */
+  #gather<S extends { labels: Record<string, string> }>(
+    fresh: (labels: Record<string, string>) => S,
+    reset: (s: S) => void,
+    add: (s: S, keyBase: number, value: number) => void,
+  ): S[] {
+    const gen = ++this.#gen;
     const cap = this.metric.maxSeries;
+    const byRaw = this.#byRaw as Map<string, Live<S>>;
+    const byId = this.#byId as Map<string, Live<S>>;
+    const out: Live<S>[] = [];
     const tmp: string[] = [];
+    const ks = this.map.keySize;
     let dropped = 0;
+    const take = (s: Live<S>, kb: number, v: number) => {
+      if (s.gen !== gen) {
+        s.gen = gen;
+        reset(s.series);
+        out.push(s);
+      }
+      add(s.series, kb, v);
+    };
     this.#each((kb, v) => {
+      const raw = String.fromCharCode.apply(null, this.#keys.subarray(kb, kb + ks) as unknown as number[]);
+      const known = byRaw.get(raw);
+      if (known && (known.gen === gen || out.length < cap)) return take(known, kb, v);
       const id = this.#labelsAt(kb, tmp);
-      const s = series.get(id);
-      if (s) s.value += v;
-      else if (series.size < cap) series.set(id, { labels: this.#record(tmp), value: v });
-      else dropped++;
-    });
-    this.dropped.add(this.metric.name, dropped);
-    const type = this.metric.type as 'counter' | 'gauge';
-    return { name: this.metric.name, help: this.metric.help, type, series: [...series.values()] };
-  }
-
-  #histogram(): MetricSnapshot {
-    const series = new Map<string, HistogramValue>();
-    const cap = this.metric.maxSeries;
-    const bucket = this.#bucket!;
-    const max = this.#bounds.length; // index of the overflow bucket
-    const tmp: string[] = [];
-    let dropped = 0;
-    this.#each((kb, v) => {
-      const id = this.#labelsAt(kb, tmp);
-      let h = series.get(id);
-      if (!h) {
-        if (series.size >= cap) {
+      let s = byId.get(id);
+      if (!s || (s.gen !== gen && out.length >= cap)) {
+        if (out.length >= cap) {
           dropped++;
           return;
         }
-        h = {
-          labels: this.#record(tmp),
-          bounds: this.#bounds,
-          counts: new Array(max + 1).fill(0),
-          count: 0,
-          sum: 0,
-        };
-        series.set(id, h);
+        s = { gen: 0, series: fresh(this.#record(tmp)) };
+        byId.set(id, s);
       }
-      const slot = readNumber(bucket, this.#kdv, kb);
-      const i = slot >= 0 && slot < max ? slot : max;
-      h.counts[i]! += v;
-      h.count += v;
-      h.sum += v * this.#mids[i]!;
+      byRaw.set(raw, s);
+      take(s, kb, v);
     });
+    // let go of what this scrape did not see
+    for (const [k, s] of byRaw) if (s.gen !== gen) byRaw.delete(k);
+    for (const [k, s] of byId) if (s.gen !== gen) byId.delete(k);
     this.dropped.add(this.metric.name, dropped);
-    return {
-      name: this.metric.name,
-      help: this.metric.help,
-      type: 'histogram',
-      series: [...series.values()],
-    };
+    return out.map((s) => s.series);
+  }
+
+  #scalar(): MetricSnapshot {
+    const series = this.#gather<SeriesValue>(
+      (labels) => ({ labels, value: 0 }),
+      (s) => {
+        s.value = 0;
+      },
+      (s, _kb, v) => {
+        s.value += v;
+      },
+    );
+    const type = this.metric.type as 'counter' | 'gauge';
+    return { name: this.metric.name, help: this.metric.help, type, series };
+  }
+
+  #histogram(): MetricSnapshot {
+    const bucket = this.#bucket!;
+    const max = this.#bounds.length; // index of the overflow bucket
+    const series = this.#gather<HistogramValue>(
+      (labels) => ({ labels, bounds: this.#bounds, counts: new Array(max + 1).fill(0), count: 0, sum: 0 }),
+      (h) => {
+        h.counts.fill(0);
+        h.count = 0;
+        h.sum = 0;
+      },
+      (h, kb, v) => {
+        const slot = readNumber(bucket, this.#kdv, kb);
+        const i = slot >= 0 && slot < max ? slot : max;
+        h.counts[i]! += v;
+        h.count += v;
+        h.sum += v * this.#mids[i]!;
+      },
+    );
+    return { name: this.metric.name, help: this.metric.help, type: 'histogram', series };
   }
 }
 

@@ -21,8 +21,8 @@ class SourceMetric {
   }
   get(): Values {
     const snap = this.source.collect();
-    const values: MetricValue<string>[] = [];
     if (snap.type === 'histogram') {
+      const values: MetricValue<string>[] = [];
       const bucket = `${snap.name}_bucket`;
       for (const h of snap.series) {
         let acc = 0;
@@ -34,9 +34,16 @@ class SourceMetric {
         values.push({ metricName: `${snap.name}_sum`, labels: h.labels, value: h.sum } as never);
         values.push({ metricName: `${snap.name}_count`, labels: h.labels, value: h.count } as never);
       }
-    } else {
-      for (const s of snap.series) values.push({ labels: s.labels, value: s.value });
+      return {
+        name: snap.name,
+        help: snap.help,
+        type: snap.type,
+        values,
+        aggregator: 'sum',
+      } as unknown as Values;
     }
+    // series are { labels, value } already: handed over as they are, no copy per series
+    const values = snap.series;
     return {
       name: snap.name,
       help: snap.help,

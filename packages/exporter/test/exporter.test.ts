@@ -79,6 +79,24 @@ describe('exportMap', () => {
     );
   });
 
+  it('follows the map from scrape to scrape: new values, new keys, deleted keys', () => {
+    using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 16 });
+    map.set({ dev: 1, slot: 0 }, 5n).set({ dev: 2, slot: 0 }, 6n).set({ dev: 2, slot: 1 }, 1n);
+    const m = exportMap(
+      map,
+      { name: 'follow', help: 'F.', type: 'gauge', labels: [{ name: 'dev', field: 'dev' }] },
+      { keyFields },
+    );
+    const values = () =>
+      Object.fromEntries(m.collect().series.map((s) => [s.labels.dev, 'value' in s ? s.value : -1]));
+    expect(values()).toEqual({ '1': 5, '2': 7 }); // two keys merge into one label set
+    map.set({ dev: 1, slot: 0 }, 9n).set({ dev: 3, slot: 0 }, 1n);
+    map.delete({ dev: 2, slot: 1 });
+    expect(values()).toEqual({ '1': 9, '2': 6, '3': 1 });
+    map.delete({ dev: 2, slot: 0 });
+    expect(values()).toEqual({ '1': 9, '3': 1 });
+  });
+
   it('exposes a log2 bucket map as a histogram', async () => {
     using map = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 64 });
     map.set({ dev: 1, slot: 3 }, 4n); // values 4..7
