@@ -209,7 +209,12 @@ describe('agent', () => {
     builtin: syscalls
   - name: execs
     builtin: execs
-${WRITE_SIZES}`);
+${WRITE_SIZES}  - name: btf
+    object: ${fixture('write_sizes.bpf.o')}
+    attach: [{ program: on_exec_btf, tracing: true }]
+    metrics:
+      - { name: execs_btf_total, help: Execs (tp_btf)., type: counter, map: execs_btf, labels: [{ name: comm, field: comm }] }
+`);
     const agent = await Agent.start({ config: path, listen: '127.0.0.1:0' });
     try {
       expect(agent.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
@@ -218,6 +223,7 @@ ${WRITE_SIZES}`);
       for (let i = 0; i < N; i++) act.run(M, 1000, 4);
       const want = (text: string) =>
         sample(text, 'bpfkit_execs_total', { comm }) === N &&
+        sample(text, 'execs_btf_total', { comm }) === N &&
         sample(text, 'bpfkit_syscalls_total', { comm, syscall: 'getppid' }) === N * M &&
         sample(text, 'write_size_bytes_bucket', { comm, le: '1024' }) === N * 4
           ? text
