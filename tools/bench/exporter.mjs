@@ -7,7 +7,7 @@
 // in it: that is the traced work's).
 //
 // Run by `pnpm bench` (tools/bench/run.mjs), or alone: node tools/bench/exporter.mjs
-//   BENCH_EXPORTER_ROUNDS (default 15), BENCH_EXPORTER_IDLE_SECONDS (default 10)
+//   BENCH_EXPORTER_ROUNDS (default 15), BENCH_EXPORTER_IDLE_SECONDS (default 20)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,7 +104,7 @@ export async function scrapeBench(rounds = Number(process.env.BENCH_EXPORTER_ROU
 }
 
 /** The agent's CPU time (user + system) over `seconds` of no scrapes, every built-in loaded. */
-export async function idleBench(seconds = Number(process.env.BENCH_EXPORTER_IDLE_SECONDS ?? 10)) {
+export async function idleBench(seconds = Number(process.env.BENCH_EXPORTER_IDLE_SECONDS ?? 20)) {
   const dir = mkdtempSync(join(tmpdir(), 'bpfkit-bench-exporter-'));
   const config = join(dir, 'exporter.yaml');
   writeFileSync(
@@ -129,7 +129,8 @@ export async function idleBench(seconds = Number(process.env.BENCH_EXPORTER_IDLE
       const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
       return Number(f[11]) + Number(f[12]); // utime + stime, clock ticks (100 Hz)
     };
-    await new Promise((r) => setTimeout(r, 2000)); // past start-up
+    // past start-up, and past V8's memory reducer, which runs once some seconds after it
+    await new Promise((r) => setTimeout(r, 10_000));
     const t0 = ticks();
     const w0 = Date.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));

@@ -9,7 +9,7 @@ import { Registry } from 'prom-client';
 import { attach } from './attach.js';
 import { loadConfig, type ResolvedProgram } from './config.js';
 import { ExportedMap } from './exported-map.js';
-import { DroppedSeries, type MetricSource } from './model.js';
+import { DroppedSeries, type MetricSource, ScrapeErrors } from './model.js';
 import { type OtlpOptions, type OtlpPusher, pushOtlp } from './otlp.js';
 import { MetricsServer, registerPrometheus } from './prometheus.js';
 
@@ -80,6 +80,7 @@ function fingerprint(entry: ResolvedProgram): string {
 export class Agent {
   readonly options: AgentOptions;
   readonly dropped = new DroppedSeries();
+  readonly errors = new ScrapeErrors();
   #programs: LoadedProgram[] = [];
   #registry: Registry = new Registry();
   #server: MetricsServer | undefined;
@@ -122,9 +123,9 @@ export class Agent {
     return this.#programs.map((p) => p.entry.name);
   }
 
-  /** Every metric source: each program's maps, and the dropped-series counter. */
+  /** Every metric source: each program's maps, and the agent's own counters. */
   sources(): MetricSource[] {
-    return [...this.#programs.flatMap((p) => p.metrics), this.dropped];
+    return [...this.#programs.flatMap((p) => p.metrics), this.dropped, this.errors];
   }
 
   /**
@@ -161,7 +162,16 @@ export class Agent {
             throw new Error(`metric '${m.name}' is defined by both '${other}' and '${p.entry.name}'`);
           names.set(m.name, p.entry.name);
         }
-      const registry = registerPrometheus([...next.flatMap((p) => p.metrics), this.dropped]);
+      const registry = registerPrometheus(
+        [...next.flatMap((p) => p.metrics), this.dropped, this.errors],
+        undefined,
+        {
+          onError: (source, e) => {
+            this.errors.add(source.name);
+            this.#log(`metric '${source.name}' failed: ${e instanceof Error ? e.message : String(e)}`);
+          },
+        },
+      );
       for (const [name, p] of old)
         if (!next.includes(p)) {
           p.close();

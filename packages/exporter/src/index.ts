@@ -37,6 +37,8 @@ export {
   type MetricSnapshot,
   type MetricSource,
   type MetricType,
+  PerMetricCounter,
+  ScrapeErrors,
   type SeriesValue,
 } from './model.js';
 export { type OtlpOptions, OtlpPusher, pushOtlp } from './otlp.js';

@@ -31,14 +31,16 @@ export interface MetricSource {
   collect(): MetricSnapshot;
 }
 
-/** Series dropped over the cardinality cap, per metric, as a counter of its own. */
-export class DroppedSeries implements MetricSource {
-  readonly name = 'bpfkit_exporter_dropped_series_total';
-  readonly help = 'Series not exported because a metric reached its maxSeries cap, counted per scrape.';
+/** A counter per metric name, kept by the exporter about itself. */
+export class PerMetricCounter implements MetricSource {
   readonly type = 'counter' as const;
   readonly #counts = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
 
-  add(metric: string, n: number): void {
+  add(metric: string, n = 1): void {
     if (n > 0) this.#counts.set(metric, (this.#counts.get(metric) ?? 0) + n);
   }
   get(metric: string): number {
@@ -51,5 +53,25 @@ export class DroppedSeries implements MetricSource {
       type: 'counter',
       series: [...this.#counts].map(([metric, value]) => ({ labels: { metric }, value })),
     };
+  }
+}
+
+/** Series dropped over the cardinality cap, per metric. */
+export class DroppedSeries extends PerMetricCounter {
+  constructor() {
+    super(
+      'bpfkit_exporter_dropped_series_total',
+      'Series not exported because a metric reached its maxSeries cap, counted per scrape.',
+    );
+  }
+}
+
+/** Collections of a metric that failed (its map could not be read): the scrape goes on without it. */
+export class ScrapeErrors extends PerMetricCounter {
+  constructor() {
+    super(
+      'bpfkit_exporter_scrape_errors_total',
+      'Collections of a metric that failed; the scrape went on without it.',
+    );
   }
 }

@@ -14,13 +14,29 @@ class SourceMetric {
   readonly help: string;
   readonly type: string;
   readonly aggregator = 'sum' as const;
-  constructor(readonly source: MetricSource) {
+  constructor(
+    readonly source: MetricSource,
+    readonly onError: ((source: MetricSource, error: unknown) => void) | undefined,
+  ) {
     this.name = source.name;
     this.help = source.help;
     this.type = source.type;
   }
   get(): Values {
-    const snap = this.source.collect();
+    let snap: ReturnType<MetricSource['collect']>;
+    try {
+      snap = this.source.collect();
+    } catch (e) {
+      if (!this.onError) throw e;
+      this.onError(this.source, e);
+      return {
+        name: this.name,
+        help: this.help,
+        type: this.type,
+        values: [],
+        aggregator: 'sum',
+      } as unknown as Values;
+    }
     if (snap.type === 'histogram') {
       const values: MetricValue<string>[] = [];
       const bucket = `${snap.name}_bucket`;
@@ -55,12 +71,17 @@ class SourceMetric {
   reset(): void {}
 }
 
-/** Register `sources` with `registry` (a new one by default); returns the registry. */
+/**
+ * Register `sources` with `registry` (a new one by default); returns the registry. A source that
+ * fails to collect fails the scrape, unless `onError` is given: then it is told, and the scrape
+ * goes on with that metric empty.
+ */
 export function registerPrometheus(
   sources: Iterable<MetricSource>,
   registry: Registry = new Registry(),
+  opts: { onError?: (source: MetricSource, error: unknown) => void } = {},
 ): Registry {
-  for (const s of sources) registry.registerMetric(new SourceMetric(s) as never);
+  for (const s of sources) registry.registerMetric(new SourceMetric(s, opts.onError) as never);
   return registry;
 }
 

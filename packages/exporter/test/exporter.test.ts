@@ -11,7 +11,7 @@ import { loadCollection } from '@bpfkit/loader';
 import { BpfMap, possibleCpus, struct, u32, u64 } from '@bpfkit/maps';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Agent, exportMap, pushOtlp, registerPrometheus } from '../src/index.js';
+import { Agent, exportMap, pushOtlp, registerPrometheus, ScrapeErrors } from '../src/index.js';
 import {
   activity,
   countSockets,
@@ -183,6 +183,40 @@ describe('exportMap', () => {
     expect(snap.type).toBe('histogram');
     const h = snap.series.find((s) => s.labels.comm === 'AAA');
     expect(h && 'counts' in h ? h.counts[7] : undefined).toBe(9);
+  });
+
+  it('a metric that fails to read leaves the scrape to the others, and is counted', async () => {
+    const broken = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 4 });
+    using fine = BpfMap.create({ type: 'hash', key, value: u64, maxEntries: 4 });
+    fine.set({ dev: 1, slot: 0 }, 2n);
+    const spec = (name: string) => ({
+      name,
+      help: 'M.',
+      type: 'gauge' as const,
+      labels: [{ name: 'dev', field: 'dev' }],
+    });
+    const errors = new ScrapeErrors();
+    const seen: string[] = [];
+    const registry = registerPrometheus(
+      [
+        exportMap(broken, spec('broken'), { keyFields }),
+        exportMap(fine, spec('fine'), { keyFields }),
+        errors,
+      ],
+      undefined,
+      {
+        onError: (source, e) => {
+          errors.add(source.name);
+          seen.push(`${source.name}: ${(e as Error).constructor.name}`);
+        },
+      },
+    );
+    broken.close();
+    const text = await registry.metrics();
+    expect(sample(text, 'fine', { dev: '1' })).toBe(2);
+    expect(text).toContain('# TYPE broken gauge');
+    expect(sample(text, 'bpfkit_exporter_scrape_errors_total', { metric: 'broken' })).toBe(1);
+    expect(seen).toEqual(['broken: ClosedError']);
   });
 
   it('says what a wrong spec lacks', () => {
