@@ -50,20 +50,16 @@ class SourceMetric {
         values.push({ metricName: `${snap.name}_sum`, labels: h.labels, value: h.sum } as never);
         values.push({ metricName: `${snap.name}_count`, labels: h.labels, value: h.count } as never);
       }
-      return {
-        name: snap.name,
-        help: snap.help,
-        type: snap.type,
-        values,
-        aggregator: 'sum',
-      } as unknown as Values;
+      return this.#values(values);
     }
     // series are { labels, value } already: handed over as they are, no copy per series
-    const values = snap.series;
+    return this.#values(snap.series);
+  }
+  #values(values: unknown[]): Values {
     return {
-      name: snap.name,
-      help: snap.help,
-      type: snap.type,
+      name: this.name,
+      help: this.help,
+      type: this.type,
       values,
       aggregator: 'sum',
     } as unknown as Values;
