@@ -87,6 +87,10 @@ console.table(rings);
 
 printImportBench();
 
+// The exporter: a 10 000-series scrape from a real map beside prom-client alone, and the agent's
+// idle CPU (tools/bench/exporter.mjs).
+await (await import('./exporter.mjs')).printExporterBench();
+
 // Loading CO-RE objects beside libbpf, in-process and as whole processes (tools/bench/loader.mjs).
 const loader = await import('./loader.mjs');
 await loader.buildLoaderTools();

@@ -23,6 +23,7 @@ const ALLOWED = [
   /^package\/LICENSE$/,
   /^package\/CHANGELOG\.md$/,
   /^package\/bpf\/[\w-]+\.bpf\.o$/,
+  /^package\/bpf\/[\w-]+\.yaml$/, // the exporter's built-ins: each object's config
 ];
 
 const out = mkdtempSync(join(tmpdir(), 'bpfkit-release-'));

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Installs the Debian packages the test suite calls (first step of `pnpm test`), so a fresh
 // machine needs nothing but Node and npm: bpftool for the pinning interop tests, cc for C
-// programs, iproute2 for the network namespaces and veth pairs of the XDP tests. With --bench also libbpf's headers and library for the benchmarks' C consumer; with
+// programs, iproute2 for the network namespaces and veth pairs of the XDP tests, prometheus for
+// the exporter's end-to-end test (a real server scraping the agent). With --bench also libbpf's headers and library for the benchmarks' C consumer; with
 // --vmtest QEMU, a static busybox and xz for the kernel matrix (tools/vmtest).
 // Runs apt-get only when something is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ const NEEDED = [
   ['bpftool', 'bpftool'],
   ['cc', 'gcc'],
   ['ip', 'iproute2'],
+  ['prometheus', 'prometheus'],
 ];
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

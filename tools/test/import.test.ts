@@ -17,6 +17,7 @@ const packages = [
   '@bpfkit/pin',
   '@bpfkit/cgroup',
   '@bpfkit/perf',
+  '@bpfkit/exporter',
   'bpfkit',
 ];
 

@@ -24,6 +24,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['loader'],
   ['link'],
   ['pin', 'cgroup', 'perf'],
+  ['exporter'],
   ['cli'],
 ];
 const SECTIONS = ['dependencies', 'devDependencies', 'peerDependencies'] as const;

@@ -172,6 +172,22 @@ export function createCli(): Command {
     });
 
   cli
+    .command('exporter')
+    .description('serve eBPF metrics to Prometheus (and push OTLP) from a YAML config; SIGHUP reloads it')
+    .requiredOption('-c, --config <file>', 'the exporter config (YAML): programs, attach points, metrics')
+    .option('-l, --listen <host:port>', 'where /metrics listens', '127.0.0.1:9435')
+    .option(
+      '--otlp-url <url>',
+      'also push to this OTLP/HTTP metrics endpoint (e.g. http://127.0.0.1:4318/v1/metrics)',
+    )
+    .option('--otlp-interval <seconds>', 'seconds between OTLP pushes', Number, 15)
+    .action(async (o) => {
+      // loaded on use: prom-client and the OpenTelemetry SDK stay out of every other command's start
+      const { runExporter } = await import('./commands/exporter.js');
+      await runExporter(o);
+    });
+
+  cli
     .command('demo')
     .description('the quick-start demo: top, then execsnoop, a few seconds each, with some activity')
     .option('-d, --duration <seconds>', 'seconds per demo', Number, 3)
