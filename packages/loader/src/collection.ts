@@ -15,6 +15,7 @@ import {
 import {
   BpfMap,
   type Codec,
+  checkCodec,
   haveMmapableArrays,
   type MapSpec,
   possibleCpus,
@@ -82,11 +83,26 @@ export class Collection {
     this.#owned = owned;
   }
 
-  /** A map by name, or a clear error listing what the object has. */
-  map<K = unknown, V = unknown>(name: string): BpfMap<K, V> {
+  /**
+   * A map by name, or a clear error listing what the object has. With `codecs`, a view of it that
+   * reads keys and values with those codecs — checked first against the map's BTF types where the
+   * object has them (`checkCodec`: sizes, integer widths, struct field offsets), otherwise against
+   * its key and value sizes. The view shares the map and closes with the collection.
+   */
+  map<K = unknown, V = unknown>(name: string, codecs?: { key?: Codec<K>; value?: Codec<V> }): BpfMap<K, V> {
     const m = this.maps[name];
     if (!m) throw new TypeError(`no map '${name}' (maps: ${Object.keys(this.maps).join(', ')})`);
-    return m as BpfMap<K, V>;
+    if (!codecs || (!codecs.key && !codecs.value)) return m as BpfMap<K, V>;
+    const def = this.object.maps.get(name);
+    const btf = this.object.btf;
+    if (btf && def) {
+      if (codecs.key && def.btfKeyTypeId) checkCodec(codecs.key, btf, def.btfKeyTypeId, `map '${name}' key`);
+      if (codecs.value && def.btfValueTypeId)
+        checkCodec(codecs.value, btf, def.btfValueTypeId, `map '${name}' value`);
+    }
+    const view = BpfMap.fromFd<K, V>(m.fd.dup(), codecs);
+    this.#owned.push(view);
+    return view;
   }
 
   program(name: string): Program {

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Btf } from '@bpfkit/btf';
 import { kernelConfig, linuxKernelVersion, loadCollection, ObjectFile, VerifierError } from '@bpfkit/loader';
-import { possibleCpus } from '@bpfkit/maps';
+import { CodecMismatchError, possibleCpus, struct, u32, u64 } from '@bpfkit/maps';
 import { NativeBuffer, rawTracepointOpen } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
 
@@ -107,6 +107,46 @@ describe('loadCollection', () => {
     ).toThrow(/'cfg_multiplier' \(32-bit unsigned\) cannot hold 4294967296/);
     expect(() => loadCollection(fixture('globals.bpf.o'), { constants: { greeting: 'too long' } })).toThrow(
       /char\[3\]/,
+    );
+  });
+
+  it('map(name, codecs): a typed view checked against the map BTF, refused where it does not fit', () => {
+    using c = loadCollection(fixture('core.bpf.o'), { constants: { target_tgid: process.pid } });
+    const fields = {
+      comm_size: u32,
+      task_exists: u32,
+      missing_field_exists: u32,
+      missing_type_exists: u32,
+      task_size: u64,
+      ringbuf_enum_exists: u32,
+      ringbuf_enum_value: u32,
+      missing_enum_exists: u32,
+      task_type_id: u32,
+      prio_from_flavor: u64,
+      exit_signal_signed: u64,
+      reset_on_fork: u64,
+      mm_exists: u32,
+    };
+    const calls = c.map('calls', { key: u32, value: u64 });
+    {
+      using _link = attachRawTracepoint(c.program('on_sys_enter_raw'), 'sys_enter');
+      for (let i = 0; i < 5; i++) closeSync(openSync('/proc/self/stat', 'r'));
+    }
+    const n: bigint | undefined = calls.get(process.pid);
+    expect(n).toBeGreaterThanOrEqual(10n); // the typed view reads what the program wrote
+    const facts = c.map('facts', { key: u32, value: struct(fields) }).get(0)!;
+    expect(facts.comm_size).toBe(16);
+    expect(() => c.map('calls', { value: u32 })).toThrow(
+      /map 'calls' value: codec u32 does not fit the BTF type int .*: it is 4 bytes, the type 8/,
+    );
+    expect(() => c.map('facts', { value: u64 })).toThrow(CodecMismatchError);
+    const { comm_size: _, ...rest } = fields;
+    expect(() => c.map('facts', { value: struct({ comm_sz: u32, ...rest }) })).toThrow(
+      /field 'comm_sz' is not a member \(members: comm_size, task_exists,/,
+    );
+    const { task_exists, ...others } = fields;
+    expect(() => c.map('facts', { value: struct({ task_exists, ...others }) })).toThrow(
+      /field 'task_exists' is at byte 0, the member at byte 4/,
     );
   });
 

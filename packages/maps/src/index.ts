@@ -11,7 +11,7 @@
 
 /** Anything that owns a BPF object fd (a map, a program, a link); defined in `@bpfkit/sys`. */
 export type { HasFd } from '@bpfkit/sys';
-export { btfCodec } from './btf.js';
+export { btfCodec, CodecMismatchError, checkCodec } from './btf.js';
 export * from './codec.js';
 export { onlineCpus, parseCpuList, possibleCpus } from './cpus.js';
 export {
