@@ -33,6 +33,31 @@ export {
   symbolOffset,
   type UprobeOptions,
 } from './events.js';
+export {
+  attachKprobe,
+  attachKsyscall,
+  type KprobeAttachOptions,
+  type KprobeEvent,
+  KprobeLink,
+  type KprobeOptions,
+  type KprobeVia,
+  kprobesNotSupported,
+  openKprobe,
+} from './kprobe.js';
+export {
+  attachKprobeMulti,
+  attachKprobeSession,
+  type KprobeMultiOptions,
+  resolveKprobePattern,
+} from './kprobe-multi.js';
+export {
+  availableFilterFunctions,
+  closeNames,
+  globPattern,
+  kernelFunctions,
+  UnknownFunctionError,
+  unknownFunction,
+} from './ksyms.js';
 export { type AttachMode, type Attachment, Link, linkOrLegacy, linkUnsupported } from './link.js';
 export {
   attachPerfEvent,
@@ -43,7 +68,21 @@ export {
 } from './perf-event.js';
 export { attachRawTracepoint } from './raw-tracepoint.js';
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
-export { tracefsRoot, tracepointId } from './tracefs.js';
+export {
+  CAPABILITIES,
+  type CapabilityName,
+  effectiveCapabilities,
+  explainRefusal,
+  isRefusal,
+  refusalHint,
+} from './permissions.js';
+export {
+  addDynamicEvent,
+  DynamicEvent,
+  removeLeftoverEvents,
+  tracefsRoot,
+  tracepointId,
+} from './tracefs.js';
 export { attachTracing } from './tracing.js';
 export {
   attachXdp,
