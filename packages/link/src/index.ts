@@ -83,7 +83,7 @@ export {
   tracefsRoot,
   tracepointId,
 } from './tracefs.js';
-export { attachTracing } from './tracing.js';
+export { attachFreplace, attachTracing } from './tracing.js';
 export {
   attachXdp,
   queryXdp,

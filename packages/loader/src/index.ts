@@ -11,10 +11,10 @@
  * ```
  * @packageDocumentation
  */
+export { type AttachToAttrs, attachToAttrs, kernelBtfFd, programFuncBtfId } from './attach-to.js';
 export {
   Collection,
   type CollectionOptions,
-  kernelBtfFd,
   loadCollection,
   type ProgramLoadError,
 } from './collection.js';
