@@ -34,6 +34,13 @@ export {
   type UprobeOptions,
 } from './events.js';
 export {
+  attachIter,
+  BpfIterator,
+  type CgroupIterOrderName,
+  IterLink,
+  type IterOptions,
+} from './iter.js';
+export {
   attachKprobe,
   attachKsyscall,
   type KprobeAttachOptions,

@@ -1,11 +1,11 @@
 // BTF-typed tracing programs built in TypeScript and loaded against a target by name
-// (`Program.load({ attachTo })`): fentry/fexit on bpf_fentry_test1 and fmod_ret on
-// bpf_modify_return_test, both driven by BPF_PROG_TEST_RUN (which calls those functions); tp_btf
-// on sys_enter; an LSM hook denying a child process a file. This host refuses fentry, fmod_ret
+// (`Program.load({ attachTo })`): fentry/fexit on bpf_fentry_test1, driven by BPF_PROG_TEST_RUN
+// (which calls it); tp_btf
+// on sys_enter; an LSM hook and an fmod_ret on security_file_open denying a child process a file. This host refuses fentry, fmod_ret
 // and LSM loads (EPERM, the environment): those are unsupported here and pass on the guests.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Builder, R0, R1, R6, R7, reg } from '@bpfkit/asm';
+import { Builder, R0, R1, R2, R6, R7, R10, reg } from '@bpfkit/asm';
 import { attachFreplace, attachTracing } from '@bpfkit/link';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
@@ -30,13 +30,11 @@ function recorder(
   attachTo: string,
   slots: BpfMap<number, bigint>,
   argIndex: number,
-  ret = 0,
 ): Program {
   const b = mainThreadOnly();
   addToSlot0(b, 'slots', 1);
   b.ldx('dw', R7, R6, 8 * argIndex);
   storeToSlot(b, 'slots', 1, R7);
-  b.mov64(R0, ret).exit(); // ours: `ret`; any other thread: 0
   b.label('out').mov64(R0, 0).exit();
   return Program.load({
     type,
@@ -46,6 +44,48 @@ function recorder(
     instructions: b,
     maps: { slots },
   });
+}
+
+/** A program returning -EPERM when the current tgid is the one in array map `target`, 0 otherwise. */
+function denyFor(): Builder {
+  return new Builder()
+    .call('get_current_pid_tgid')
+    .rsh64(R0, 32)
+    .mov64(R7, reg(R0))
+    .st('w', R10, -4, 0)
+    .ldMap(R1, 'target')
+    .mov64(R2, reg(R10))
+    .add64(R2, -4)
+    .call('map_lookup_elem')
+    .jeq(R0, 0, 'allow')
+    .ldx('w', R1, R0, 0)
+    .jne(R1, reg(R7), 'allow')
+    .mov64(R0, -1)
+    .exit()
+    .label('allow')
+    .mov64(R0, 0)
+    .exit();
+}
+
+/**
+ * A child that waits for a line, then becomes `cat file` (same pid) and opens it; `target` is set
+ * to its pid before the line is sent. Resolves with its exit code and stderr.
+ */
+async function childOpens(
+  target: BpfMap<number, number>,
+  file: string,
+): Promise<{ code: number | null; err: string }> {
+  const child = spawn('sh', ['-c', `read go; exec cat ${file}`], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const done = new Promise<{ code: number | null; err: string }>((resolve) => {
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('close', (code) => resolve({ code, err }));
+  });
+  target.set(0, child.pid!);
+  child.stdin.end('go\n');
+  return done;
 }
 
 /** Skip (unsupported) on the host, where the environment refuses this kind of load with EPERM. */
@@ -80,19 +120,35 @@ describe('tracing programs by target name', () => {
 
   it('fmod_ret changes bpf_modify_return_test’s return value', (ctx) => {
     using slots = slotMap();
-    // a kernel without CONFIG_FUNCTION_ERROR_INJECTION refuses it: a NotSupportedError naming it
-    const load = () => recorder('tracing', 'modify_return', 'bpf_modify_return_test', slots, 0, 42);
+    // returns 42 for this thread (the body is skipped), 0 otherwise (the body runs)
+    const b = mainThreadOnly();
+    addToSlot0(b, 'slots', 1);
+    b.ldx('dw', R7, R6, 0);
+    storeToSlot(b, 'slots', 1, R7);
+    b.mov64(R0, 42).exit().label('out').mov64(R0, 0).exit();
+    // kernels without CONFIG_FUNCTION_ERROR_INJECTION that do not list the function for fmod_ret
+    // refuse it (6.1): a NotSupportedError naming the option
+    const load = () =>
+      Program.load({
+        type: 'tracing',
+        attachType: 'modify_return',
+        attachTo: 'bpf_modify_return_test',
+        license: 'GPL',
+        instructions: b,
+        maps: { slots },
+      });
     needs(ctx, 'fmod_ret', 'CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS', load);
     using prog = load();
-    // the kernel's test run: ret = bpf_modify_return_test(1, &b) with b = 2; retval = side effect << 16 | ret
+    // the kernel's test run calls bpf_modify_return_test(1, &b) with b = 2 (the body adds 1 to b
+    // and returns 1 + b: 4), newer kernels a second function too; retval = side effects << 16 | sum
     const untouched = prog.testRun().retval;
-    expect(untouched).toBe((1 << 16) | 4); // the body ran: b became 3, 1 + 3
     {
       using _l = attachTracing(prog);
-      expect(prog.testRun().retval).toBe(42); // skipped: no side effect, our value
+      const modified = prog.testRun().retval;
+      expect(modified >>> 16).toBe((untouched >>> 16) - 1); // one side effect fewer: the body was skipped
+      expect(modified & 0xffff).toBe((untouched & 0xffff) - 4 + 42); // 42 in place of its 4
     }
-    expect(slots.get(0)).toBe(1n);
-    expect(slots.get(1)).toBe(1n); // a
+    expect([slots.get(0), slots.get(1)]).toEqual([1n, 1n]); // ran once, saw a = 1
     expect(prog.testRun().retval).toBe(untouched);
   });
 
@@ -131,51 +187,47 @@ describe('tracing programs by target name', () => {
 
   it('an LSM program denies a file open to a child process only', async (ctx) => {
     using target = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
-    // file_open(struct file *): -EPERM when the opener's tgid is the one in `target`
-    const b = new Builder()
-      .call('get_current_pid_tgid')
-      .rsh64(R0, 32)
-      .mov64(R7, reg(R0))
-      .st('w', 10, -4, 0)
-      .ldMap(R1, 'target')
-      .mov64(2, reg(10))
-      .add64(2, -4)
-      .call('map_lookup_elem')
-      .jeq(R0, 0, 'allow')
-      .ldx('w', R1, R0, 0)
-      .jne(R1, reg(R7), 'allow')
-      .mov64(R0, -1)
-      .exit()
-      .label('allow')
-      .mov64(R0, 0)
-      .exit();
     const load = () =>
       Program.load({
         type: 'lsm',
         attachType: 'lsm_mac',
         attachTo: 'file_open',
         license: 'GPL',
-        instructions: b,
+        instructions: denyFor(),
         maps: { target },
       });
     needs(ctx, 'BPF LSM', 'CONFIG_BPF_LSM', load);
     using prog = load();
     using _link = attachTracing(prog);
-    // the child waits for a line, then becomes cat (same pid) and opens the file
-    const child = spawn('sh', ['-c', 'read go; exec cat /etc/hostname'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const done = new Promise<{ code: number | null; err: string }>((resolve) => {
-      let err = '';
-      child.stderr.on('data', (d) => {
-        err += d;
-      });
-      child.on('close', (code) => resolve({ code, err }));
-    });
-    target.set(0, child.pid!);
-    child.stdin.end('go\n');
-    const { code, err } = await done;
+    const { code, err } = await childOpens(target, '/etc/hostname');
     expect(code).not.toBe(0);
     expect(err).toMatch(/Operation not permitted/);
     expect(readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0); // this process still may
+  });
+
+  it('fmod_ret on security_file_open makes it fail for a child process only', async (ctx) => {
+    // fmod_ret attaches to error-injectable functions and to security_*: without
+    // CONFIG_FUNCTION_ERROR_INJECTION (the Debian kernels), only the latter
+    using target = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
+    const load = () =>
+      Program.load({
+        type: 'tracing',
+        attachType: 'modify_return',
+        attachTo: 'security_file_open',
+        license: 'GPL',
+        instructions: denyFor(),
+        maps: { target },
+      });
+    needs(ctx, 'fmod_ret', 'CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS', load);
+    using prog = load();
+    {
+      using _link = attachTracing(prog);
+      const denied = await childOpens(target, '/etc/hostname');
+      expect(denied.code).not.toBe(0);
+      expect(denied.err).toMatch(/Operation not permitted/);
+      expect(readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0);
+    }
+    expect((await childOpens(target, '/etc/hostname')).code).toBe(0); // detached
   });
 
   it('attachFreplace checks its arguments', () => {
