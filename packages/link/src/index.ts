@@ -10,6 +10,11 @@
  * @packageDocumentation
  */
 export {
+  type AttachCollectionOptions,
+  AttachedCollection,
+  attachCollection,
+} from './attach-collection.js';
+export {
   attachCgroup,
   CGROUP_ATTACH_TYPES,
   type CgroupAttachMode,
