@@ -78,8 +78,6 @@ export {
   type PerfAttachMode,
   PerfEventLink,
 } from './perf-event.js';
-export { attachRawTracepoint } from './raw-tracepoint.js';
-export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
 export {
   CAPABILITIES,
   type CapabilityName,
@@ -88,6 +86,8 @@ export {
   isRefusal,
   refusalHint,
 } from './permissions.js';
+export { attachRawTracepoint } from './raw-tracepoint.js';
+export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
 export {
   addDynamicEvent,
   DynamicEvent,

@@ -18,8 +18,8 @@ import {
 } from '@bpfkit/sys';
 import { unknownFunction } from './ksyms.js';
 import type { Attachment, Link } from './link.js';
-import { type CapabilityName, explainRefusal } from './permissions.js';
 import { attachPerfEvent, type PerfAttachMode, type PerfEventLink } from './perf-event.js';
+import { type CapabilityName, explainRefusal } from './permissions.js';
 import { addDynamicEvent, type DynamicEvent, tracefsRoot } from './tracefs.js';
 
 const PMU = '/sys/bus/event_source/devices/kprobe';

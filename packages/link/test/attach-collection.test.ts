@@ -6,7 +6,7 @@
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { attachCollection, type AttachedCollection } from '@bpfkit/link';
+import { type AttachedCollection, attachCollection } from '@bpfkit/link';
 import { type Collection, loadCollection } from '@bpfkit/loader';
 import type { BpfMap } from '@bpfkit/maps';
 import { describe, expect, it } from 'vitest';

@@ -5,7 +5,6 @@
 // and map-in-map slots. Everything closes as one; a failure closes whatever was created.
 import {
   ALL_BTF_FEATURES,
-  btfFromKernel,
   CORE_POISON_IMM,
   encodeFuncInfo,
   encodeLineInfo,
@@ -21,24 +20,14 @@ import {
   takesKeyValueBtf,
   u32,
 } from '@bpfkit/maps';
-import {
-  BpfError,
-  btfFdById,
-  btfIds,
-  btfInfo,
-  Fd,
-  type HasFd,
-  MapFlags,
-  MapType,
-  progInfo,
-} from '@bpfkit/sys';
+import { BpfError, btfFdById, type Fd, MapFlags, MapType } from '@bpfkit/sys';
+import { kernelBtfFd, programFuncBtfId } from './attach-to.js';
 import {
   type PreparedCollection,
   type PreparedProgram,
   type PrepareOptions,
   prepareCollection,
 } from './linker/prepare.js';
-import { kernelBtfFd, programFuncBtfId } from './attach-to.js';
 import { KFUNC_POISON_BASE } from './linker/refs.js';
 import { AttachTargetError } from './linker/targets.js';
 import { ObjectFile, type ObjectMap } from './object/object.js';

@@ -1,8 +1,8 @@
 import { type Assembled, Builder, decode, encode, type Insn, Pseudo, slots, validate } from '@bpfkit/asm';
 import {
   type AttachType,
-  AttachType as AttachTypes,
   type AttachTypeName,
+  AttachType as AttachTypes,
   attachTypes,
   attrLayout,
   BpfError,
