@@ -25,7 +25,7 @@ import { kallsyms, Program, syscallFunction } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { BpfError, NotSupportedError } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
-import { addToSlot0, storeToSlot } from '../../../tools/testing/programs.js';
+import { addToSlot0, mainThreadOnly, storeToSlot } from '../../../tools/testing/programs.js';
 
 /** pt_regs->ax on x86-64: a kretprobe's return value. */
 const PT_REGS_AX = 80;
@@ -35,13 +35,15 @@ const unlinkMissing = (n: number) => {
   for (let i = 0; i < n; i++) expect(() => unlinkSync(missing)).toThrow(/ENOENT/);
 };
 
-/** r6 = ctx; skip to `out` unless this is the test's main thread (tid == pid). */
-function mainThreadOnly(): Builder {
-  return new Builder()
-    .mov64(R6, reg(R1))
-    .call('get_current_pid_tgid')
-    .mov32(R0, reg(R0))
-    .jne(R0, process.pid, 'out');
+/** Load a kprobe program (of `attachType`, when given) using map `counts`. */
+function loadKprobe(b: Builder, counts: BpfMap<number, bigint>, attachType?: string): Program {
+  return Program.load({
+    type: 'kprobe',
+    license: 'GPL',
+    instructions: b,
+    maps: { counts },
+    ...(attachType ? { attachType: attachType as never } : {}),
+  });
 }
 
 /** A kprobe program counting calls into slot 0 of `counts` and storing pt_regs->ax into slot 1. */
@@ -51,13 +53,7 @@ function counter(counts: BpfMap<number, bigint>, attachType?: string): Program {
   b.ldx('dw', R7, R6, PT_REGS_AX);
   storeToSlot(b, 'counts', 1, R7);
   b.label('out').mov64(R0, 0).exit();
-  return Program.load({
-    type: 'kprobe',
-    license: 'GPL',
-    instructions: b,
-    maps: { counts },
-    ...(attachType ? { attachType: attachType as never } : {}),
-  });
+  return loadKprobe(b, counts, attachType);
 }
 
 /** A kprobe program adding 1 at key bpf_get_attach_cookie() of `counts` (main thread only). */
@@ -76,13 +72,7 @@ function countByCookie(counts: BpfMap<number, bigint>, attachType?: string): Pro
     .label('out')
     .mov64(R0, 0)
     .exit();
-  return Program.load({
-    type: 'kprobe',
-    license: 'GPL',
-    instructions: b,
-    maps: { counts },
-    ...(attachType ? { attachType: attachType as never } : {}),
-  });
+  return loadKprobe(b, counts, attachType);
 }
 
 /** The error `fn` throws; a NotSupportedError is rethrown (the test is unsupported on this kernel). */

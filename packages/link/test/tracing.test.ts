@@ -12,16 +12,7 @@ import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import type { TestContext } from 'vitest';
 import { describe, expect, it } from 'vitest';
 import { requireFeature } from '../../../tools/testing/features.js';
-import { addToSlot0, storeToSlot } from '../../../tools/testing/programs.js';
-
-/** r6 = ctx; skip to `out` unless this is the test's main thread. */
-function mainThreadOnly(): Builder {
-  return new Builder()
-    .mov64(R6, reg(R1))
-    .call('get_current_pid_tgid')
-    .mov32(R0, reg(R0))
-    .jne(R0, process.pid, 'out');
-}
+import { addToSlot0, mainThreadOnly, storeToSlot } from '../../../tools/testing/programs.js';
 
 /** A program of `attachType` on `attachTo` that counts runs in slot 0 and stores ctx[argIndex] in slot 1. */
 function recorder(
@@ -65,6 +56,32 @@ function denyFor(): Builder {
     .label('allow')
     .mov64(R0, 0)
     .exit();
+}
+
+/** Loads a program of `type`/`attachType` on `attachTo` that returns -EPERM for the tgid in `target`. */
+function denier(
+  type: 'lsm' | 'tracing',
+  attachType: string,
+  attachTo: string,
+  target: BpfMap<number, number>,
+) {
+  return () =>
+    Program.load({
+      type,
+      attachType: attachType as never,
+      attachTo,
+      license: 'GPL',
+      instructions: denyFor(),
+      maps: { target },
+    });
+}
+
+/** A child opening /etc/hostname is refused (EPERM); this process still may open it. */
+async function expectChildDenied(target: BpfMap<number, number>): Promise<void> {
+  const { code, err } = await childOpens(target, '/etc/hostname');
+  expect(code).not.toBe(0);
+  expect(err).toMatch(/Operation not permitted/);
+  expect(readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0);
 }
 
 /**
@@ -187,45 +204,23 @@ describe('tracing programs by target name', () => {
 
   it('an LSM program denies a file open to a child process only', async (ctx) => {
     using target = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
-    const load = () =>
-      Program.load({
-        type: 'lsm',
-        attachType: 'lsm_mac',
-        attachTo: 'file_open',
-        license: 'GPL',
-        instructions: denyFor(),
-        maps: { target },
-      });
+    const load = denier('lsm', 'lsm_mac', 'file_open', target);
     needs(ctx, 'BPF LSM', 'CONFIG_BPF_LSM', load);
     using prog = load();
     using _link = attachTracing(prog);
-    const { code, err } = await childOpens(target, '/etc/hostname');
-    expect(code).not.toBe(0);
-    expect(err).toMatch(/Operation not permitted/);
-    expect(readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0); // this process still may
+    await expectChildDenied(target);
   });
 
   it('fmod_ret on security_file_open makes it fail for a child process only', async (ctx) => {
     // fmod_ret attaches to error-injectable functions and to security_*: without
     // CONFIG_FUNCTION_ERROR_INJECTION (the Debian kernels), only the latter
     using target = BpfMap.create({ type: 'array', key: u32, value: u32, maxEntries: 1 });
-    const load = () =>
-      Program.load({
-        type: 'tracing',
-        attachType: 'modify_return',
-        attachTo: 'security_file_open',
-        license: 'GPL',
-        instructions: denyFor(),
-        maps: { target },
-      });
+    const load = denier('tracing', 'modify_return', 'security_file_open', target);
     needs(ctx, 'fmod_ret', 'CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS', load);
     using prog = load();
     {
       using _link = attachTracing(prog);
-      const denied = await childOpens(target, '/etc/hostname');
-      expect(denied.code).not.toBe(0);
-      expect(denied.err).toMatch(/Operation not permitted/);
-      expect(readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0);
+      await expectChildDenied(target);
     }
     expect((await childOpens(target, '/etc/hostname')).code).toBe(0); // detached
   });
