@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Builder, R0, R1, R2, R6, R7, R10, reg } from '@bpfkit/asm';
 import { attachFreplace, attachTracing } from '@bpfkit/link';
-import { Program } from '@bpfkit/loader';
+import { type Collection, loadCollection, Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import type { TestContext } from 'vitest';
 import { describe, expect, it } from 'vitest';
@@ -109,6 +109,9 @@ async function childOpens(
 function needs(ctx: TestContext, feature: string, config: string, load: () => Program): void {
   requireFeature(ctx, feature, { config: [config], probe: () => load().close() });
 }
+
+const replaceTarget = new URL('./fixtures/replace_target.bpf.o', import.meta.url).pathname;
+const replaceVerdict = new URL('./fixtures/replace_verdict.bpf.o', import.meta.url).pathname;
 
 const slotMap = () => BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
 
@@ -223,6 +226,34 @@ describe('tracing programs by target name', () => {
       await expectChildDenied(target);
     }
     expect((await childOpens(target, '/etc/hostname')).code).toBe(0); // detached
+  });
+
+  it('freplace takes the place of a function of the program it was loaded against, or of another', (ctx) => {
+    using a = loadCollection(replaceTarget);
+    using b = loadCollection(replaceTarget);
+    const run = (c: Collection) => c.program('by_length').testRun({ data: new Uint8Array(32) }).retval;
+    expect([run(a), run(b)]).toEqual([3, 3]); // short packets: decide() says drop
+    const load = () =>
+      loadCollection(replaceVerdict, {
+        attachTargets: { decide_always: { program: a.program('by_length') } },
+      });
+    requireFeature(ctx, 'freplace', { probe: () => load().close() });
+    using ext = load();
+    const prog = ext.program('decide_always');
+    {
+      using link = attachTracing(prog); // freplace: its load-time target
+      expect(link.info.typeName).toBe('tracing');
+      expect([run(a), run(b)]).toEqual([7, 3]);
+    }
+    expect(run(a)).toBe(3);
+    {
+      using _l = attachFreplace(prog, { target: b.program('by_length'), func: 'decide' });
+      expect([run(a), run(b)]).toEqual([3, 7]);
+    }
+    expect(run(b)).toBe(3);
+    expect(() => attachFreplace(prog, { target: b.program('by_length'), func: 'nope' })).toThrow(
+      /not a function of the target program/,
+    );
   });
 
   it('attachFreplace checks its arguments', () => {
