@@ -11,6 +11,7 @@ import {
   PerfType,
   perfEventOpen,
 } from '@bpfkit/sys';
+import { resolveBinary } from './binaries.js';
 import { tracepointId } from './tracefs.js';
 
 export interface EventTarget {
@@ -105,9 +106,13 @@ export interface UprobeOptions {
   offset?: number;
 }
 
-/** A uprobe (or uretprobe) perf event on `binary` at `symbol` (or at `opts.offset`). */
-export function openUprobe(binary: string, symbol: string | undefined, opts: UprobeOptions = {}): Fd {
+/**
+ * A uprobe (or uretprobe) perf event on `binary` at `symbol` (or at `opts.offset`). `binary` is a
+ * path, a program name on PATH, or a library name in the ld.so cache (`libc.so.6`).
+ */
+export function openUprobe(binaryName: string, symbol: string | undefined, opts: UprobeOptions = {}): Fd {
   const { type, retprobeBit } = pmuType('uprobe');
+  const binary = resolveBinary(binaryName);
   const offset =
     (symbol ? symbolOffset(binary, symbol) : 0) + intOption(opts.offset ?? 0, 'uprobe offset', 0);
   using path = NativeBuffer.from(binary);
