@@ -1,8 +1,18 @@
 // kprobes, kretprobes, ksyscall and kprobe.multi on real kernel functions this test triggers
 // itself, counted only for this process's main thread. The host has no kprobes (CONFIG_KPROBES
-// off): there the attach throws NotSupportedError naming it, and these tests pass on the guests.
+// off): there these tests are unsupported (requireFeature) and pass on the guests, and the attach's
+// own NotSupportedError is checked.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Builder, R0, R1, R2, R6, R7, R10, reg } from '@bpfkit/asm';
@@ -24,7 +34,9 @@ import {
 import { kallsyms, Program, syscallFunction } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { BpfError, NotSupportedError } from '@bpfkit/sys';
+import type { TestContext } from 'vitest';
 import { describe, expect, it } from 'vitest';
+import { inGuest, requireFeature } from '../../../tools/testing/features.js';
 import { addToSlot0, mainThreadOnly, storeToSlot } from '../../../tools/testing/programs.js';
 
 /** pt_regs->ax on x86-64: a kretprobe's return value. */
@@ -73,6 +85,19 @@ function countByCookie(counts: BpfMap<number, bigint>, attachType?: string): Pro
     .mov64(R0, 0)
     .exit();
   return loadKprobe(b, counts, attachType);
+}
+
+/** The host demonstrably lacks kprobes (config): unsupported there; the guests have them. */
+function needKprobes(ctx: TestContext): void {
+  requireFeature(ctx, 'kprobes', { config: ['CONFIG_KPROBES', 'CONFIG_KPROBE_EVENTS'] });
+}
+
+/**
+ * kprobe.multi needs fprobe. On the host a config without it marks the test unsupported; a guest
+ * without it (6.1) answers with the library's NotSupportedError, and 6.12 runs the test.
+ */
+function needFprobe(ctx: TestContext): void {
+  if (!inGuest) requireFeature(ctx, 'kprobe.multi (fprobe)', { config: ['CONFIG_FPROBE'] });
 }
 
 /** The error `fn` throws; a NotSupportedError is rethrown (the test is unsupported on this kernel). */
@@ -134,7 +159,8 @@ describe('kernel function names', () => {
 });
 
 describe('kprobes', () => {
-  it('a kprobe and a kretprobe on do_unlinkat count exactly this thread’s calls; the kretprobe reads -ENOENT', () => {
+  it('a kprobe and a kretprobe on do_unlinkat count exactly this thread’s calls; the kretprobe reads -ENOENT', (ctx) => {
+    needKprobes(ctx);
     using entries = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     using returns = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     using onEntry = counter(entries);
@@ -155,7 +181,8 @@ describe('kprobes', () => {
     expect(returns.get(0)).toBe(7n);
   });
 
-  it('by address, and symbol + offset, through the PMU; cookies in link mode', () => {
+  it('by address, and symbol + offset, through the PMU; cookies in link mode', (ctx) => {
+    needKprobes(ctx);
     using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 4 });
     using prog = countByCookie(counts);
     const addr = kallsyms(new Set(['do_unlinkat'])).get('do_unlinkat')!;
@@ -168,7 +195,8 @@ describe('kprobes', () => {
     expect([counts.get(1), counts.get(2), counts.get(0)]).toEqual([5n, 5n, 0n]);
   });
 
-  it('through tracefs: kprobe_events entries named for this process, maxactive, removed on close', () => {
+  it('through tracefs: kprobe_events entries named for this process, maxactive, removed on close', (ctx) => {
+    needKprobes(ctx);
     using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     using rets = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     using onEntry = counter(counts);
@@ -191,7 +219,8 @@ describe('kprobes', () => {
     );
   });
 
-  it('removes the kprobe_events entries of a run whose process is gone, and no others', () => {
+  it('removes the kprobe_events entries of a run whose process is gone, and no others', (ctx) => {
+    needKprobes(ctx);
     // a process that has exited: its pid is free (reuse before the sweep would keep the entry)
     const dead = spawnSync('true').pid!;
     using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
@@ -206,7 +235,8 @@ describe('kprobes', () => {
     expect(now).toContain(live.event!.event);
   });
 
-  it('an unknown function is named with close names from kallsyms', () => {
+  it('an unknown function is named with close names from kallsyms', (ctx) => {
+    needKprobes(ctx);
     using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     using prog = counter(counts);
     for (const via of ['pmu', 'tracefs'] as const) {
@@ -217,7 +247,23 @@ describe('kprobes', () => {
     expect(ownEvents()).toEqual([]);
   });
 
-  it('a ksyscall probe sees this process’s getppid', () => {
+  it('a kernel without kprobes is told so, naming CONFIG_KPROBES; one with them attaches', () => {
+    using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
+    using prog = counter(counts);
+    const has =
+      existsSync('/sys/bus/event_source/devices/kprobe') || existsSync(join(tracefsRoot(), 'kprobe_events'));
+    if (has) attachKprobe(prog, 'do_unlinkat').close();
+    else
+      expect(() => attachKprobe(prog, 'do_unlinkat')).toThrow(
+        expect.objectContaining({
+          name: 'NotSupportedError',
+          message: expect.stringMatching(/kprobes \(CONFIG_KPROBES/),
+        }),
+      );
+  });
+
+  it('a ksyscall probe sees this process’s getppid', (ctx) => {
+    needKprobes(ctx);
     using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     const b = new Builder()
       .call('get_current_pid_tgid')
@@ -238,7 +284,8 @@ describe('kprobes', () => {
 });
 
 describe('kprobe.multi', () => {
-  it('over a glob pattern: per-function cookies count mkdir and rmdir calls; kretprobe.multi too', () => {
+  it('over a glob pattern: per-function cookies count mkdir and rmdir calls; kretprobe.multi too', (ctx) => {
+    needFprobe(ctx);
     const dir = mkdtempSync(join(tmpdir(), 'bpfkit-kmulti-'));
     using returns = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     using onReturn = countByCookie(returns, 'trace_kprobe_multi');
@@ -274,7 +321,8 @@ describe('kprobe.multi', () => {
     }
   });
 
-  it('names an unknown function; a kprobe.session needs 6.10', () => {
+  it('names an unknown function; a kprobe.session needs 6.10', (ctx) => {
+    needFprobe(ctx);
     using counts = BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 2 });
     using prog = countByCookie(counts, 'trace_kprobe_multi');
     expect(errorOf(() => attachKprobeMulti(prog, { symbols: ['do_mkdirat', 'do_rmdirr'] })).message).toMatch(
