@@ -75,7 +75,7 @@ describe('attachCollection', () => {
   });
 
   it('every section of the object: kprobe, kretprobe, ksyscall, fentry, fexit and lsm too', (ctx) => {
-    requireFeature(ctx, 'fentry and BPF LSM', {
+    requireFeature(ctx, 'kprobes, fentry and BPF LSM', {
       config: ['CONFIG_KPROBES', 'CONFIG_BPF_LSM'],
       probe: () => loadCollection(fixture, { programs: ['enter_unlink', 'check_unlink'] }).close(),
     });
