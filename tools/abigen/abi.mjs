@@ -17,6 +17,7 @@ const NAMED_ENUMS = [
   ['PerfSampleFormat', 'perf_event_sample_format', 'PERF_SAMPLE_'],
   ['PerfRecordType', 'perf_event_type', 'PERF_RECORD_'],
   ['XdpAction', 'xdp_action', 'XDP_'],
+  ['CgroupIterOrder', 'bpf_cgroup_iter_order', 'BPF_CGROUP_ITER_'],
   ['NlmsgerrAttr', 'nlmsgerr_attrs', 'NLMSGERR_ATTR_'],
 ];
 
@@ -45,7 +46,7 @@ const ANON_ATTR = {
   btf: 'btfLoad',
 };
 
-/** Structs whose layout is emitted: [TS name, C struct]. */
+/** Structs (and unions) whose layout is emitted: [TS name, C struct, BTF kind when not 'struct']. */
 const STRUCTS = [
   ['mapInfo', 'bpf_map_info'],
   ['progInfo', 'bpf_prog_info'],
@@ -58,6 +59,7 @@ const STRUCTS = [
   ['nlmsgerr', 'nlmsgerr'],
   ['nlattr', 'nlattr'],
   ['ifinfomsg', 'ifinfomsg'],
+  ['iterLinkInfo', 'bpf_iter_link_info', 'union'],
 ];
 
 /** `#define` constants read from the uapi headers: [file, name pattern]. */
@@ -220,8 +222,8 @@ export function generateAbi(btf = Btf.kernel()) {
     'export const structLayout = {',
   );
   const structKinds = [];
-  for (const [ts, c] of STRUCTS) {
-    const t = btf.find(c, 'struct');
+  for (const [ts, c, kind = 'struct'] of STRUCTS) {
+    const t = btf.find(c, kind);
     out.push(`  ${ts}: {`, `    $size: [0, ${t.size}],`, ...layoutBlock(btf.flatten(t.id)), `  },`);
     structKinds.push(`  ${ts}: {`, ...kindBlock(btf, btf.flatten(t.id)), `  },`);
   }

@@ -6,6 +6,7 @@ export function addToSlot0(
   size?: 'w' | 'dw',
   skip?: string,
 ): Builder;
+export function mainThreadOnly(pid?: number): Builder;
 export function storeToSlot(b: Builder, map: string, slot: number, src: number, skip?: string): Builder;
 export function emitter(kind: 'perf' | 'ringbuf', tgid: number, size: number): Builder;
 

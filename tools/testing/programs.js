@@ -24,6 +24,15 @@ export function addToSlot0(b, map, amount, size = 'dw', skip = 'out') {
   return b.atomic('add', size, R0, 0, R1);
 }
 
+/**
+ * A builder that starts `r6 = ctx` and jumps to label `out` unless the current thread is the
+ * main thread of process `pid` (its tid is the pid): other threads of a test process may make the
+ * same calls. Clobbers r0.
+ */
+export function mainThreadOnly(pid = process.pid) {
+  return new Builder().mov64(R6, reg(R1)).call('get_current_pid_tgid').mov32(R0, reg(R0)).jne(R0, pid, 'out');
+}
+
 /** Append to `b`: store 64-bit register `src` (not r0-r2) into key `slot` of array map `map`. */
 export function storeToSlot(b, map, slot, src, skip = 'out') {
   return lookupSlot(b, map, slot, skip).stx('dw', R0, 0, src);

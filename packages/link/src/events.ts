@@ -11,6 +11,7 @@ import {
   PerfType,
   perfEventOpen,
 } from '@bpfkit/sys';
+import { resolveBinary } from './binaries.js';
 import { tracepointId } from './tracefs.js';
 
 export interface EventTarget {
@@ -84,12 +85,13 @@ function pmuType(pmu: string): { type: number; retprobeBit: number } {
  * The file offset of `symbol` in an ELF executable or library (symbol table, then dynamic
  * symbols), as the uprobe PMU takes it.
  */
-export function symbolOffset(binary: string, symbol: string): number {
+export function symbolOffset(binary: string, symbol: string, kind: 'func' | 'object' = 'func'): number {
   const elf = parseElf(readFileSync(binary), { anyMachine: true });
+  const type = kind === 'func' ? STT.FUNC : STT.OBJECT;
   const sym = [...elf.symbols, ...elf.dynamicSymbols].find(
-    (s) => s.name === symbol && s.type === STT.FUNC && s.shndx !== SHN_UNDEF && s.value !== 0,
+    (s) => s.name === symbol && s.type === type && s.shndx !== SHN_UNDEF && s.value !== 0,
   );
-  if (!sym) throw new TypeError(`no function '${symbol}' in ${binary}`);
+  if (!sym) throw new TypeError(`no ${kind === 'func' ? 'function' : 'variable'} '${symbol}' in ${binary}`);
   const sec = elf.sections[sym.shndx];
   if (!sec)
     throw new TypeError(`'${symbol}' in ${binary} points at section ${sym.shndx}, which does not exist`);
@@ -103,18 +105,31 @@ export interface UprobeOptions {
   pid?: number;
   /** Extra offset added to the symbol's (or the absolute offset when no symbol). */
   offset?: number;
+  /**
+   * A USDT-style semaphore the kernel increments while the probe is attached: its file offset,
+   * or the name of the variable (a 16-bit counter) in the binary (4.20+).
+   */
+  refCtrOffset?: number | string;
 }
 
-/** A uprobe (or uretprobe) perf event on `binary` at `symbol` (or at `opts.offset`). */
-export function openUprobe(binary: string, symbol: string | undefined, opts: UprobeOptions = {}): Fd {
+/**
+ * A uprobe (or uretprobe) perf event on `binary` at `symbol` (or at `opts.offset`). `binary` is a
+ * path, a program name on PATH, or a library name in the ld.so cache (`libc.so.6`).
+ */
+export function openUprobe(binaryName: string, symbol: string | undefined, opts: UprobeOptions = {}): Fd {
   const { type, retprobeBit } = pmuType('uprobe');
+  const binary = resolveBinary(binaryName);
+  const refCtr =
+    typeof opts.refCtrOffset === 'string'
+      ? symbolOffset(binary, opts.refCtrOffset, 'object')
+      : intOption(opts.refCtrOffset ?? 0, 'uprobe refCtrOffset', 0, 0xffffffff);
   const offset =
     (symbol ? symbolOffset(binary, symbol) : 0) + intOption(opts.offset ?? 0, 'uprobe offset', 0);
   using path = NativeBuffer.from(binary);
   return perfEventOpen(
     {
       type,
-      config: opts.retprobe ? 1n << BigInt(retprobeBit) : 0n,
+      config: (opts.retprobe ? 1n << BigInt(retprobeBit) : 0n) | (BigInt(refCtr) << 32n),
       config1: path.ptr,
       config2: BigInt(offset),
       samplePeriod: 1n,

@@ -10,6 +10,12 @@
  * @packageDocumentation
  */
 export {
+  type AttachCollectionOptions,
+  AttachedCollection,
+  attachCollection,
+} from './attach-collection.js';
+export { ldSoCache, resolveBinary } from './binaries.js';
+export {
   attachCgroup,
   CGROUP_ATTACH_TYPES,
   type CgroupAttachMode,
@@ -33,6 +39,38 @@ export {
   symbolOffset,
   type UprobeOptions,
 } from './events.js';
+export {
+  attachIter,
+  BpfIterator,
+  type CgroupIterOrderName,
+  IterLink,
+  type IterOptions,
+} from './iter.js';
+export {
+  attachKprobe,
+  attachKsyscall,
+  type KprobeAttachOptions,
+  type KprobeEvent,
+  KprobeLink,
+  type KprobeOptions,
+  type KprobeVia,
+  kprobesNotSupported,
+  openKprobe,
+} from './kprobe.js';
+export {
+  attachKprobeMulti,
+  attachKprobeSession,
+  type KprobeMultiOptions,
+  resolveKprobePattern,
+} from './kprobe-multi.js';
+export {
+  availableFilterFunctions,
+  closeNames,
+  globPattern,
+  kernelFunctions,
+  UnknownFunctionError,
+  unknownFunction,
+} from './ksyms.js';
 export { type AttachMode, type Attachment, Link, linkOrLegacy, linkUnsupported } from './link.js';
 export {
   attachPerfEvent,
@@ -41,10 +79,24 @@ export {
   type PerfAttachMode,
   PerfEventLink,
 } from './perf-event.js';
+export {
+  CAPABILITIES,
+  type CapabilityName,
+  effectiveCapabilities,
+  explainRefusal,
+  isRefusal,
+  refusalHint,
+} from './permissions.js';
 export { attachRawTracepoint } from './raw-tracepoint.js';
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
-export { tracefsRoot, tracepointId } from './tracefs.js';
-export { attachTracing } from './tracing.js';
+export {
+  addDynamicEvent,
+  DynamicEvent,
+  removeLeftoverEvents,
+  tracefsRoot,
+  tracepointId,
+} from './tracefs.js';
+export { attachFreplace, attachTracing } from './tracing.js';
 export {
   attachXdp,
   queryXdp,

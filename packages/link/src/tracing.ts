@@ -1,7 +1,7 @@
 // BTF-typed tracing programs (tp_btf, fentry, fexit, fmod_ret, lsm): attached at the target they
 // were loaded for.
-import type { Program } from '@bpfkit/loader';
-import { linkCreate, rawTracepointOpen } from '@bpfkit/sys';
+import { type Program, programFuncBtfId } from '@bpfkit/loader';
+import { Fd, type HasFd, linkCreate, ProgType, rawTracepointOpen } from '@bpfkit/sys';
 import { Link, linkOrLegacy } from './link.js';
 
 /**
@@ -10,6 +10,7 @@ import { Link, linkOrLegacy } from './link.js';
  * without tracing links.
  */
 export function attachTracing(program: Program, opts: { cookie?: bigint } = {}): Link {
+  if (program.type === ProgType.EXT) return attachFreplace(program);
   const attachType = program.attachType;
   if (attachType === undefined)
     throw new TypeError('attachTracing needs a program loaded with an attachType');
@@ -27,5 +28,30 @@ export function attachTracing(program: Program, opts: { cookie?: bigint } = {}):
       if (opts.cookie) throw new TypeError('a tracing cookie needs BPF_LINK_CREATE');
       return new Link(rawTracepointOpen({ name: 0n, progFd: program.fd.value }, 'tracing program'));
     },
+  );
+}
+
+/**
+ * Attach a `freplace` (ext) program: in place of the function it was loaded against (given
+ * nothing), or of function `func` of another loaded program `target` whose BTF has a function of
+ * the same prototype (BPF_LINK_CREATE with target_fd and target_btf_id).
+ */
+export function attachFreplace(program: Program, opts: { target?: HasFd | Fd; func?: string } = {}): Link {
+  if (program.type !== ProgType.EXT) throw new TypeError('attachFreplace takes a freplace (ext) program');
+  if ((opts.target === undefined) !== (opts.func === undefined))
+    throw new TypeError('attachFreplace takes both target and func, or neither (the load-time target)');
+  let targetFd = 0;
+  let targetBtfId = 0;
+  if (opts.target && opts.func) {
+    const r = programFuncBtfId(opts.target, opts.func);
+    if ('reason' in r) throw new TypeError(`freplace target '${opts.func}' ${r.reason}`);
+    targetFd = (opts.target instanceof Fd ? opts.target : opts.target.fd).value;
+    targetBtfId = r.id;
+  }
+  return new Link(
+    linkCreate(
+      { progFd: program.fd.value, targetFd, attachType: 0, targetBtfId } as Parameters<typeof linkCreate>[0],
+      `freplace${opts.func ? ` ${opts.func}` : ''}`,
+    ),
   );
 }

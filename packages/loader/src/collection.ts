@@ -5,7 +5,6 @@
 // and map-in-map slots. Everything closes as one; a failure closes whatever was created.
 import {
   ALL_BTF_FEATURES,
-  btfFromKernel,
   CORE_POISON_IMM,
   encodeFuncInfo,
   encodeLineInfo,
@@ -22,17 +21,8 @@ import {
   takesKeyValueBtf,
   u32,
 } from '@bpfkit/maps';
-import {
-  BpfError,
-  btfFdById,
-  btfIds,
-  btfInfo,
-  Fd,
-  type HasFd,
-  MapFlags,
-  MapType,
-  progInfo,
-} from '@bpfkit/sys';
+import { BpfError, btfFdById, type Fd, MapFlags, MapType } from '@bpfkit/sys';
+import { kernelBtfFd, programFuncBtfId } from './attach-to.js';
 import {
   type PreparedCollection,
   type PreparedProgram,
@@ -354,49 +344,9 @@ function targetAttrs(
     }
     return { attachBtfId: t.btfId, attachBtfObjFd: fd };
   }
-  const progFd = t.program instanceof Fd ? t.program : (t.program as HasFd).fd;
-  const { btfId } = progInfo(progFd);
-  if (!btfId)
-    throw new AttachTargetError(
-      p.name,
-      p.section,
-      t.func,
-      'is in a target program that was loaded without BTF',
-    );
-  const func = btfFromKernel(btfId).findAll(t.func, 'func')[0];
-  if (!func)
-    throw new AttachTargetError(
-      p.name,
-      p.section,
-      t.func,
-      'is not a function of the target program (no BTF func of that name)',
-    );
-  return { attachBtfId: func.id, attachProgFd: progFd };
-}
-
-/**
- * An fd of the kernel's own BTF object named `name` (`vmlinux`, or a module's), found among the
- * loaded BTF objects by their info; undefined when the kernel lists none of that name.
- */
-export function kernelBtfFd(name: string): Fd | undefined {
-  for (const id of btfIds()) {
-    let fd: Fd;
-    try {
-      fd = btfFdById(id);
-    } catch (e) {
-      if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
-      throw e;
-    }
-    let found = false;
-    try {
-      const info = btfInfo(fd);
-      found = info.kernelBtf !== 0 && info.name === name;
-    } finally {
-      if (!found) fd.close();
-    }
-    if (found) return fd;
-  }
-  return undefined;
+  const r = programFuncBtfId(t.program, t.func);
+  if ('reason' in r) throw new AttachTargetError(p.name, p.section, t.func, r.reason);
+  return { attachBtfId: r.id, attachProgFd: r.progFd };
 }
 
 let warnedNoBtf = false;

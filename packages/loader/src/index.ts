@@ -11,14 +11,14 @@
  * ```
  * @packageDocumentation
  */
+export { type AttachToAttrs, attachToAttrs, kernelBtfFd, programFuncBtfId } from './attach-to.js';
 export {
   Collection,
   type CollectionOptions,
-  kernelBtfFd,
   loadCollection,
   type ProgramLoadError,
 } from './collection.js';
-export { haveSyscallWrapper, kallsyms } from './kallsyms.js';
+export { haveSyscallWrapper, kallsyms, syscallFunction } from './kallsyms.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export { sanitizeBtf } from './linker/btf.js';
 export { type ConstantValue, parseKconfig } from './linker/data.js';

@@ -47,6 +47,17 @@ const SYSCALL_PREFIX: Partial<Record<string, string>> = {
 };
 
 /**
+ * The kernel function of syscall `name` as libbpf's ksyscall names it: `__<arch>_sys_<name>`
+ * where the kernel wraps syscalls ({@link haveSyscallWrapper}; x86-64: `__x64_sys_getppid`),
+ * `sys_<name>` otherwise.
+ */
+export function syscallFunction(name: string): string {
+  if (!/^\w+$/.test(name)) throw new TypeError(`bad syscall name '${name}'`);
+  const prefix = SYSCALL_PREFIX[process.arch];
+  return prefix && haveSyscallWrapper() ? `__${prefix}_sys_${name}` : `sys_${name}`;
+}
+
+/**
  * Whether this kernel wraps syscalls (`__x64_sys_bpf` rather than `sys_bpf`), so that a
  * syscall kprobe reads its arguments through the inner `pt_regs`: the value of
  * `LINUX_HAS_SYSCALL_WRAPPER`. Probed by the wrapper's symbol in /proc/kallsyms. Cached.

@@ -2,11 +2,13 @@ import { type Assembled, Builder, decode, encode, type Insn, Pseudo, slots, vali
 import {
   type AttachType,
   type AttachTypeName,
+  AttachType as AttachTypes,
   attachTypes,
   attrLayout,
   BpfError,
   ClosedError,
   cString,
+  Defines,
   type Fd,
   fdNumber,
   type HasFd,
@@ -23,6 +25,8 @@ import {
   progTypes,
   readLastAttr,
 } from '@bpfkit/sys';
+import { attachToAttrs } from './attach-to.js';
+import { kernelConfig } from './kconfig.js';
 import { requireProgType } from './probes.js';
 import { VerifierError } from './verifier.js';
 
@@ -52,6 +56,15 @@ export interface ProgramSpec {
   attachBtfId?: number;
   attachBtfObjFd?: Fd;
   attachProgFd?: Fd;
+  /**
+   * The attach target by name, resolved to `attachBtfId` as a section's target is: a kernel
+   * function for fentry/fexit/fmod_ret (`bpf_fentry_test1`, `module:func`), a hook for lsm
+   * (`file_open`), a tracepoint for tp_btf (`sched_switch`), an iterator (`task`); with
+   * `attachProgFd`, a function of that program (freplace).
+   */
+  attachTo?: string;
+  /** Load as sleepable (BPF_F_SLEEPABLE: fentry.s, lsm.s, iter.s, uprobe.s). */
+  sleepable?: boolean;
   /** `BPF_F_*` load flags (sleepable, any alignment, ...). */
   flags?: number;
   /** Ask for the verifier log even on success: 1 (basic), 2 (verbose), 4 (stats), or a sum. */
@@ -145,6 +158,29 @@ export class Program implements HasFd {
   }
 
   static load(spec: ProgramSpec): Program {
+    if (spec.attachTo !== undefined && spec.attachBtfId === undefined) {
+      const type = progTypes.toValue(spec.type);
+      const attachType = spec.attachType === undefined ? undefined : attachTypes.toValue(spec.attachType);
+      const t = attachToAttrs(
+        type,
+        attachType,
+        spec.attachTo,
+        spec.attachProgFd,
+        spec.name ?? progTypes.toName(type),
+      );
+      try {
+        return Program.load({
+          ...spec,
+          attachBtfId: t.attachBtfId,
+          ...(t.moduleFd ? { attachBtfObjFd: t.moduleFd } : {}),
+          ...(t.attachProgFd ? { attachProgFd: t.attachProgFd } : {}),
+        });
+      } catch (e) {
+        throw fmodRetUnsupported(e, attachType, spec.attachTo) ?? e;
+      } finally {
+        t.moduleFd?.close(); // the loaded program holds the kernel's own reference
+      }
+    }
     const type = progTypes.toValue(spec.type);
     const typeName = progTypes.toName(type);
     // '' is no license (an ELF object without a license section, as libbpf loads it): the kernel
@@ -176,7 +212,7 @@ export class Program implements HasFd {
       expectedAttachType: attachType ?? 0,
       attachBtfId: spec.attachBtfId ?? 0,
       attachBtfObjFd: spec.attachBtfObjFd?.value ?? spec.attachProgFd?.value ?? 0,
-      progFlags: spec.flags ?? 0,
+      progFlags: (spec.flags ?? 0) | (spec.sleepable ? Defines.BPF_F_SLEEPABLE : 0),
       kernVersion: spec.kernVersion ?? 0,
       progIfindex: spec.ifindex ?? 0,
       progBtfFd: spec.btf?.fd.value ?? 0,
@@ -344,4 +380,33 @@ function unsupportedType(type: ProgType, cause: BpfError): NotSupportedError | u
 /** Kernels 6.4+ report the size the log needed (`log_true_size`), also when the load failed. */
 function lastLogTrueSize(): number {
   return 'log_true_size' in attrLayout.progLoad ? Number(readLastAttr('progLoad', 'log_true_size')) : 0;
+}
+
+/**
+ * fmod_ret may attach only to functions marked for error injection (or to security_ hooks); a
+ * kernel built without CONFIG_FUNCTION_ERROR_INJECTION marks none, and the verifier refuses the
+ * load with EINVAL. Then the answer is a NotSupportedError naming the option.
+ */
+function fmodRetUnsupported(
+  e: unknown,
+  attachType: AttachType | undefined,
+  target: string,
+): NotSupportedError | undefined {
+  if (attachType !== AttachTypes.MODIFY_RETURN || !(e instanceof BpfError) || e.code !== 'EINVAL')
+    return undefined;
+  if (target.replace(/^.*:/, '').startsWith('security_')) return undefined;
+  let option: string | undefined;
+  try {
+    option = kernelConfig().get('CONFIG_FUNCTION_ERROR_INJECTION');
+  } catch {
+    return undefined; // no config to read: the kernel's error stands
+  }
+  if (option === 'y') return undefined;
+  return new NotSupportedError(
+    `fmod_ret on '${target}' (error-injectable functions: CONFIG_FUNCTION_ERROR_INJECTION)`,
+    undefined,
+    {
+      cause: e,
+    },
+  );
 }

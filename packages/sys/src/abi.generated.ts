@@ -543,6 +543,16 @@ export const XdpAction = {
 } as const;
 export type XdpAction = (typeof XdpAction)[keyof typeof XdpAction];
 
+/** `enum bpf_cgroup_iter_order`, prefix `BPF_CGROUP_ITER_` removed. */
+export const CgroupIterOrder = {
+  ORDER_UNSPEC: 0,
+  SELF_ONLY: 1,
+  DESCENDANTS_PRE: 2,
+  DESCENDANTS_POST: 3,
+  ANCESTORS_UP: 4,
+} as const;
+export type CgroupIterOrder = (typeof CgroupIterOrder)[keyof typeof CgroupIterOrder];
+
 /** `enum nlmsgerr_attrs`, prefix `NLMSGERR_ATTR_` removed. */
 export const NlmsgerrAttr = {
   UNUSED: 0,
@@ -1557,6 +1567,16 @@ export const structLayout = {
     ifi_flags: [8, 4],
     ifi_change: [12, 4],
   },
+  iterLinkInfo: {
+    $size: [0, 16],
+    'map.map_fd': [0, 4],
+    'cgroup.order': [0, 4],
+    'cgroup.cgroup_fd': [4, 4],
+    'cgroup.cgroup_id': [8, 8],
+    'task.tid': [0, 4],
+    'task.pid': [4, 4],
+    'task.pid_fd': [8, 4],
+  },
 } as const;
 
 /** Fields of the info, perf and netlink structs that are not unsigned integers: 's' signed, 'c' a char array. */
@@ -1591,5 +1611,7 @@ export const structKinds: Record<string, Record<string, 's' | 'c'>> = {
   },
   ifinfomsg: {
     ifi_index: 's',
+  },
+  iterLinkInfo: {
   },
 };

@@ -1,0 +1,95 @@
+// Attach targets that need the kernel's objects at load: the BTF object of a kernel module, and
+// a function's BTF id in a loaded program's BTF (freplace). Shared by `Program.load({ attachTo })`
+// and `loadCollection`.
+import { Btf, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
+import {
+  type AttachType,
+  BpfError,
+  btfFdById,
+  btfIds,
+  btfInfo,
+  Fd,
+  type HasFd,
+  type ProgType,
+  progInfo,
+} from '@bpfkit/sys';
+import { resolveAttachTarget } from './linker/targets.js';
+
+/**
+ * An fd of the kernel's own BTF object named `name` (`vmlinux`, or a module's), found among the
+ * loaded BTF objects by their info; undefined when the kernel lists none of that name.
+ */
+export function kernelBtfFd(name: string): Fd | undefined {
+  for (const id of btfIds()) {
+    let fd: Fd;
+    try {
+      fd = btfFdById(id);
+    } catch (e) {
+      if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
+      throw e;
+    }
+    let found = false;
+    try {
+      const info = btfInfo(fd);
+      found = info.kernelBtf !== 0 && info.name === name;
+    } finally {
+      if (!found) fd.close();
+    }
+    if (found) return fd;
+  }
+  return undefined;
+}
+
+/** The BTF id of function `func` in loaded program `program`'s BTF, or why there is none. */
+export function programFuncBtfId(
+  program: HasFd | Fd,
+  func: string,
+): { id: number; progFd: Fd } | { reason: string } {
+  const progFd = program instanceof Fd ? program : program.fd;
+  const { btfId } = progInfo(progFd);
+  if (!btfId) return { reason: 'is in a target program that was loaded without BTF' };
+  const f = btfFromKernel(btfId).findAll(func, 'func')[0];
+  if (!f) return { reason: 'is not a function of the target program (no BTF func of that name)' };
+  return { id: f.id, progFd };
+}
+
+/** Load attributes for `attachTo`: the target's BTF id and the fd it lives in (a module's BTF, or the target program). */
+export interface AttachToAttrs {
+  attachBtfId: number;
+  /** A module's BTF object this load opened (closed by the caller after the load). */
+  moduleFd?: Fd;
+  attachProgFd?: Fd;
+}
+
+/**
+ * Resolve `attachTo` for a program of `type` and `attachType` the way the loader resolves a
+ * section's target (`fentry/<func>`, `lsm/<hook>`, `tp_btf/<tp>`, `iter/<target>`,
+ * `module:func`), or as a function of `program` (freplace).
+ */
+export function attachToAttrs(
+  type: ProgType,
+  attachType: AttachType | undefined,
+  attachTo: string,
+  program: HasFd | Fd | undefined,
+  name: string,
+): AttachToAttrs {
+  const section = `attachTo ${attachTo}`;
+  const target = resolveAttachTarget(
+    { name, section, type, attachType, attachTo },
+    { kernel: Btf.kernel(), modules: () => kernelModuleBtfs(), ...(program ? { target: { program } } : {}) },
+  );
+  if (!target)
+    throw new TypeError(`program '${name}': its type takes no attach target (attachTo '${attachTo}')`);
+  if (target.kind === 'program') {
+    const r = programFuncBtfId(target.program, target.func);
+    if ('reason' in r) throw new TypeError(`program '${name}': attach target '${attachTo}' ${r.reason}`);
+    return { attachBtfId: r.id, attachProgFd: r.progFd };
+  }
+  if (target.module === undefined) return { attachBtfId: target.btfId };
+  const moduleFd = kernelBtfFd(target.module);
+  if (!moduleFd)
+    throw new TypeError(
+      `program '${name}': attach target '${attachTo}' is in module '${target.module}', whose BTF object the kernel does not list`,
+    );
+  return { attachBtfId: target.btfId, moduleFd };
+}
