@@ -57,7 +57,11 @@ export function emitter(kind, tgid, size) {
     .call('map_lookup_elem')
     .jeq(R0, 0, 'out')
     .mov64(R1, 1)
-    .atomic('add', 'w', R0, 0, R1, { fetch: true });
+    // a plain atomic add and a load, not a fetch-add (5.12+), so the 5.10 guest runs it too;
+    // the only caller of getppid in the filtered process is the test's one thread
+    .atomic('add', 'w', R0, 0, R1)
+    .ldx('w', R1, R0, 0)
+    .sub64(R1, 1);
   const base = -264;
   for (let off = 8; off < size; off++) b.stx('b', R10, base + off, R1);
   b.stx('w', R10, base + 4, R1).stx('w', R10, base, R7);

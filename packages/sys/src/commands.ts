@@ -5,6 +5,7 @@ import { type AttachType, BpfCmd, type MapType, type ProgType } from './abi.gene
 import { type AttrArgs, type AttrFamily, bpfCommand } from './attr.js';
 import { BpfError } from './errors.js';
 import { Fd } from './fd.js';
+import { autoMemlock } from './memlock.js';
 import { EAGAIN, withSignalsBlocked } from './signals.js';
 
 const ENOENT = 2;
@@ -35,10 +36,11 @@ function batchCommand(cmd: BpfCmd) {
 }
 
 // Maps
-export const mapCreate = fdCommand(BpfCmd.MAP_CREATE, 'mapCreate', 'bpf-map') as (
-  args: AttrArgs<'mapCreate'> & { mapType: MapType | number },
-  detail?: string,
-) => Fd;
+const mapCreateOnce = fdCommand(BpfCmd.MAP_CREATE, 'mapCreate', 'bpf-map');
+export const mapCreate = ((args: AttrArgs<'mapCreate'>, detail?: string): Fd => {
+  autoMemlock();
+  return mapCreateOnce(args, detail);
+}) as (args: AttrArgs<'mapCreate'> & { mapType: MapType | number }, detail?: string) => Fd;
 export const mapLookupElem = probeCommand(BpfCmd.MAP_LOOKUP_ELEM, 'mapElem');
 export const mapUpdateElem = plainCommand(BpfCmd.MAP_UPDATE_ELEM, 'mapElem');
 export const mapDeleteElem = probeCommand(BpfCmd.MAP_DELETE_ELEM, 'mapElem');
@@ -59,6 +61,7 @@ const PROG_LOAD_ATTEMPTS = 5;
  * one is pending (see signals.ts); a load that still answers EAGAIN is tried again, as libbpf does.
  */
 export const progLoad = ((args: AttrArgs<'progLoad'>, detail?: string): Fd => {
+  autoMemlock();
   for (let attempt = 1; ; attempt++) {
     try {
       return withSignalsBlocked(() => progLoadOnce(args, detail));
@@ -130,7 +133,11 @@ export function objGetInfoByFd(args: AttrArgs<'info'>): number {
 }
 
 // BTF
-export const btfLoad = fdCommand(BpfCmd.BTF_LOAD, 'btfLoad', 'btf');
+const btfLoadOnce = fdCommand(BpfCmd.BTF_LOAD, 'btfLoad', 'btf');
+export const btfLoad = ((args: Parameters<typeof btfLoadOnce>[0], detail?: string): Fd => {
+  autoMemlock();
+  return btfLoadOnce(args, detail);
+}) as typeof btfLoadOnce;
 
 // Links and attach
 export const rawTracepointOpen = fdCommand(BpfCmd.RAW_TRACEPOINT_OPEN, 'rawTracepoint', 'bpf-link');

@@ -35,7 +35,7 @@ export { Fd, type FdLike, fdNumber, finalizedFds, type HasFd } from './fd.js';
 export type { Ptr } from './ffi.js';
 export { InterfaceNotFoundError, ifIndex, ifName } from './iface.js';
 export * from './info.js';
-export { removeMemlockLimit } from './memlock.js';
+export { removeMemlockLimit, setAutoMemlock } from './memlock.js';
 export { cgroup2Mount, type Mount, mounts } from './mounts.js';
 export {
   type AttachTypeName,

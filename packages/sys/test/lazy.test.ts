@@ -36,6 +36,7 @@ describe('native binding is lazy', () => {
 
   it('a command declares only what it calls, and the export becomes the koffi function', () => {
     const out = fresh(`
+      sys.setAutoMemlock(false); // else the first map also probes RLIMIT_MEMLOCK (getrlimit, setrlimit)
       const stub = ffi.sysBpf;
       const fd = sys.mapCreate({ mapType: sys.MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1 });
       const afterCreate = ffi.nativeState();
