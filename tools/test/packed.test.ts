@@ -20,8 +20,10 @@ const PACKAGES = {
   btf: '@bpfkit/btf',
   maps: '@bpfkit/maps',
   loader: '@bpfkit/loader',
+  link: '@bpfkit/link',
   perf: '@bpfkit/perf',
   pin: '@bpfkit/pin',
+  exporter: '@bpfkit/exporter',
   cli: 'bpfkit',
 };
 const pnpm = (cwd: string, ...args: string[]) =>

@@ -9,7 +9,6 @@ import {
   EPOLLIN,
   Epoll,
   EventFd,
-  getrlimit,
   ioctl,
   MAP_SHARED,
   mmap,
@@ -22,10 +21,7 @@ import {
   perfEventOpen,
   Readiness,
   RLIM_INFINITY,
-  RLIMIT_MEMLOCK,
   readField,
-  removeMemlockLimit,
-  setrlimit,
   statfsType,
   structLayout,
 } from '@bpfkit/sys';
