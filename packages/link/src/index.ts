@@ -43,6 +43,18 @@ export {
 } from './perf-event.js';
 export { attachRawTracepoint } from './raw-tracepoint.js';
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
+export {
+  attachTc,
+  queryTc,
+  type TcAnchor,
+  type TcAttachVia,
+  type TcDirection,
+  TcFilterAttachment,
+  type TcFilterInfo,
+  type TcOptions,
+  type TcQuery,
+  TcxAction,
+} from './tc.js';
 export { tracefsRoot, tracepointId } from './tracefs.js';
 export { attachTracing } from './tracing.js';
 export {
