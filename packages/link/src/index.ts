@@ -35,6 +35,13 @@ export {
 } from './events.js';
 export { type AttachMode, type Attachment, Link, linkOrLegacy, linkUnsupported } from './link.js';
 export {
+  attachFlowDissector,
+  attachSkLookup,
+  FlowDissectorAttachment,
+  type NetnsTarget,
+  queryNetns,
+} from './netns.js';
+export {
   attachPerfEvent,
   attachTracepoint,
   attachUprobe,
