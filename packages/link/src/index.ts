@@ -50,6 +50,7 @@ export {
 } from './perf-event.js';
 export { attachRawTracepoint } from './raw-tracepoint.js';
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
+export { attachSockMap, SockMapAttachment, type SockMapAttachType } from './sockmap.js';
 export {
   attachTc,
   queryTc,
