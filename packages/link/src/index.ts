@@ -35,6 +35,15 @@ export {
 } from './events.js';
 export { type AttachMode, type Attachment, Link, linkOrLegacy, linkUnsupported } from './link.js';
 export {
+  attachNetfilter,
+  type NetfilterFamily,
+  type NetfilterHook,
+  type NetfilterOptions,
+  NfInetHook,
+  NfIpPriority,
+  NfVerdict,
+} from './netfilter.js';
+export {
   attachFlowDissector,
   attachSkLookup,
   FlowDissectorAttachment,

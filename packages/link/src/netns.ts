@@ -24,7 +24,7 @@ import { type AttachMode, type Attachment, Link, linkOrLegacy } from './link.js'
 /** A network namespace: its file (`/run/netns/<name>`, `/proc/<pid>/ns/net`) or an open {@link Netns}; the calling thread's own when omitted. */
 export type NetnsTarget = string | Netns;
 
-function withTarget<T>(target: NetnsTarget | undefined, fn: (ns: Netns) => T): T {
+export function withTarget<T>(target: NetnsTarget | undefined, fn: (ns: Netns) => T): T {
   if (target instanceof Netns) return fn(target);
   using ns = target === undefined ? Netns.current() : Netns.open(target);
   return fn(ns);
