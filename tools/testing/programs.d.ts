@@ -6,6 +6,10 @@ export function addToSlot0(
   size?: 'w' | 'dw',
   skip?: string,
 ): Builder;
+export function matchUdp(
+  b: Builder,
+  at: { dataOff: number; dataEndOff: number; port: number; other: string },
+): Builder;
 export function storeToSlot(b: Builder, map: string, slot: number, src: number, skip?: string): Builder;
 export function emitter(kind: 'perf' | 'ringbuf', tgid: number, size: number): Builder;
 

@@ -13,7 +13,7 @@ import { kernelOlderThan, withNetns } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ourNamespaces, removeLeftovers, vethPair } from '../../../tools/testing/netns.js';
 
-const SK_PASS = 1;
+const _SK_PASS = 1;
 const BPF_F_INGRESS = 1;
 
 afterAll(() => {

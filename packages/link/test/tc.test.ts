@@ -3,47 +3,31 @@
 // map as the datagram passes), and a legacy cls_bpf filter under clsact that drops chosen
 // datagrams; the receiver in the other namespace must see exactly the others.
 import { execFileSync } from 'node:child_process';
-import { Builder, R0, R1, R2, R3, R4, R10, reg } from '@bpfkit/asm';
+import { Builder, R0, R1, R2, R4, R10, reg } from '@bpfkit/asm';
 import { attachTc, Link, queryTc, TcFilterAttachment, TcxAction } from '@bpfkit/link';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { addClsact, deleteClsact, hasClsact, kernelOlderThan, NetlinkError, withNetns } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  dropExchange,
   ourNamespaces,
   removeLeftovers,
   udpReceiver,
   udpSend,
   vethPair,
 } from '../../../tools/testing/netns.js';
-import { addToSlot0 } from '../../../tools/testing/programs.js';
+import { addToSlot0, matchUdp } from '../../../tools/testing/programs.js';
 
 const PORT = 4792;
-const ETH = 14;
-const UDP_PAYLOAD = ETH + 20 + 8; // Ethernet, IPv4 without options, UDP
 const SKB_DATA = 76; // offsetof(struct __sk_buff, data)
 const SKB_DATA_END = 80;
 const TC_ACT_OK = 0; // a cls_bpf filter in direct-action mode answers with TC_ACT_*: OK and SHOT
 const TC_ACT_SHOT = 2; // share tcx's PASS and DROP numbers
 
 /** Jump to 'other' unless the packet is an IPv4 UDP datagram to PORT; leaves its first payload byte in r4. */
-function matchDatagram(b: Builder): Builder {
-  return b
-    .ldx('w', R2, R1, SKB_DATA)
-    .ldx('w', R3, R1, SKB_DATA_END)
-    .mov64(R4, reg(R2))
-    .add64(R4, UDP_PAYLOAD + 1)
-    .jgt(R4, reg(R3), 'other')
-    .ldx('h', R4, R2, 12)
-    .jne(R4, 0x0008, 'other') // ETH_P_IP, big-endian
-    .ldx('b', R4, R2, ETH)
-    .jne(R4, 0x45, 'other') // IPv4, 20-byte header
-    .ldx('b', R4, R2, ETH + 9)
-    .jne(R4, 17, 'other') // UDP
-    .ldx('h', R4, R2, ETH + 20 + 2)
-    .jne(R4, ((PORT & 0xff) << 8) | (PORT >> 8), 'other')
-    .ldx('b', R4, R2, UDP_PAYLOAD);
-}
+const matchDatagram = (b: Builder): Builder =>
+  matchUdp(b, { dataOff: SKB_DATA, dataEndOff: SKB_DATA_END, port: PORT, other: 'other' });
 
 /** sched_cls: on our datagrams, trace = trace << 4 | n; returns `ret` for every packet. */
 function tracer(trace: BpfMap<number, bigint>, n: number, ret: number = TcxAction.NEXT): Program {
@@ -107,15 +91,8 @@ async function traceOne(net: Net, trace: BpfMap<number, bigint>, tag: string): P
   return (trace.get(0) ?? 0n).toString(16);
 }
 
-/** Send drop and pass datagrams from a to b; wait for the passes to arrive and the drops to be counted. */
-async function exchange(net: Net, drops: BpfMap<number, bigint>, tag: string) {
-  await using rx = await udpReceiver(net.b.name, net.b.addr, PORT);
-  const before = drops.get(0) ?? 0n;
-  const msgs = [`D1-${tag}`, `P1-${tag}`, `D2-${tag}`, `P2-${tag}`, `D3-${tag}`, `P3-${tag}`];
-  udpSend(net.a.name, net.b.addr, PORT, msgs);
-  await rx.until(() => rx.got.length >= 3 && (drops.get(0) ?? 0n) - before >= 3n);
-  return { got: [...rx.got].sort(), dropped: (drops.get(0) ?? 0n) - before };
-}
+const exchange = (net: Net, drops: BpfMap<number, bigint>, tag: string) =>
+  dropExchange(net, drops, PORT, tag);
 
 /** Send drop and pass datagrams from a to b with nothing attached: all arrive, none is counted. */
 async function passAll(net: Net, drops: BpfMap<number, bigint>, tag: string) {
