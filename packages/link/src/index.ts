@@ -60,6 +60,7 @@ export {
 export { attachRawTracepoint } from './raw-tracepoint.js';
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
 export { attachSockMap, SockMapAttachment, type SockMapAttachType } from './sockmap.js';
+export { StructOps, type StructOpsSpec, structOpsTarget } from './struct-ops.js';
 export {
   attachTc,
   queryTc,
