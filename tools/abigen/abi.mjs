@@ -36,6 +36,7 @@ const ANON_ENUMS = [
   ['Rtm', 'RTM_SETLINK', 'RTM_'],
   ['Ifla', 'IFLA_XDP', 'IFLA_'],
   ['IflaXdp', 'IFLA_XDP_FD', 'IFLA_XDP_'],
+  ['IflaInfo', 'IFLA_INFO_KIND', 'IFLA_INFO_'],
   ['Tca', 'TCA_KIND', 'TCA_'],
   ['TcaBpf', 'TCA_BPF_FD', 'TCA_BPF_'],
   ['Nfproto', 'NFPROTO_IPV4', 'NFPROTO_'],

@@ -78,8 +78,12 @@ export interface TcOptions {
 const NETLINK_ONLY = ['priority', 'handle', 'name'] as const;
 const TCX_ONLY = ['before', 'after', 'expectedRevision'] as const;
 
-/** The relative_fd/relative_id and flags that place a tcx program. */
-function placement(opts: TcOptions): { flags: number; fd?: number; id?: number } {
+/** The relative_fd/relative_id and flags that place a program on a multi-program hook (tcx, netkit). */
+export function placement(opts: Pick<TcOptions, 'before' | 'after'>): {
+  flags: number;
+  fd?: number;
+  id?: number;
+} {
   if (opts.before !== undefined && opts.after !== undefined)
     throw new TypeError('a tcx program goes either before or after another, not both');
   const anchor = opts.before ?? opts.after;
@@ -374,7 +378,8 @@ export function queryTc(iface: string | number, direction: TcDirection): TcQuery
   return { tcx: queryTcx(ifindex, TCX_TYPE[direction]), filters };
 }
 
-function queryTcx(ifindex: number, attachType: number): TcQuery['tcx'] {
+/** The programs on a multi-program hook of an interface (tcx, netkit) in run order, with their links, and its revision. */
+export function queryTcx(ifindex: number, attachType: number): TcQuery['tcx'] {
   for (let room = 8; ; room *= 4) {
     using ids = new NativeBuffer(8 * room);
     let q: ReturnType<typeof progQuery>;

@@ -841,6 +841,17 @@ export const IflaXdp = {
 } as const;
 export type IflaXdp = (typeof IflaXdp)[keyof typeof IflaXdp];
 
+/** The anonymous enum holding `IFLA_INFO_KIND`, prefix `IFLA_INFO_` removed. */
+export const IflaInfo = {
+  UNSPEC: 0,
+  KIND: 1,
+  DATA: 2,
+  XSTATS: 3,
+  SLAVE_KIND: 4,
+  SLAVE_DATA: 5,
+} as const;
+export type IflaInfo = (typeof IflaInfo)[keyof typeof IflaInfo];
+
 /** The anonymous enum holding `TCA_KIND`, prefix `TCA_` removed. */
 export const Tca = {
   UNSPEC: 0,
