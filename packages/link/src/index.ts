@@ -43,7 +43,6 @@ export {
   NfIpPriority,
   NfVerdict,
 } from './netfilter.js';
-export { attachNetkit, type NetkitOptions, type NetkitSide, queryNetkit } from './netkit.js';
 export {
   attachFlowDissector,
   attachSkLookup,

@@ -4,7 +4,7 @@
 // the function slots — and then, for a map made with BPF_F_LINK, a struct_ops bpf_link
 // (BPF_LINK_CREATE with the map, 6.4+), or, the legacy way, by the map update itself.
 
-import { Btf, type BtfStruct, encodeBtf, loadBtf } from '@bpfkit/btf';
+import { Btf, type BtfStruct, encodeBtf, intType, loadBtf } from '@bpfkit/btf';
 import type { Program } from '@bpfkit/loader';
 import {
   AttachType,
@@ -111,22 +111,7 @@ function makeMap(type: string, spec: StructOpsSpec, link: boolean): Fd {
   const l = layoutOf(type);
   // The kernel asks for a BTF of the object's own beside the vmlinux value type (libbpf passes the
   // object's); one int is enough.
-  using btf = loadBtf(
-    encodeBtf([
-      {
-        kind: 'int',
-        id: 1,
-        name: 'int',
-        size: 4,
-        signed: true,
-        char: false,
-        bool: false,
-        bits: 32,
-        offset: 0,
-      },
-    ]),
-    { name: `struct_ops ${type}` },
-  );
+  using btf = loadBtf(encodeBtf([intType()]), { name: `struct_ops ${type}` });
   const fd = mapCreate(
     {
       btfFd: btf.value,

@@ -98,6 +98,34 @@ export function placement(opts: Pick<TcOptions, 'before' | 'after'>): {
   throw new TypeError('a tcx anchor is a Program, a Link, { programId } or { linkId }');
 }
 
+/** A bpf_link on a multi-program hook of an interface (tcx, netkit), placed by before/after and guarded by the expected revision. */
+export function multiProgLink(
+  program: Program,
+  ifindex: number,
+  attachType: number,
+  family: 'tcx' | 'netkit',
+  opts: Pick<TcOptions, 'before' | 'after' | 'expectedRevision'>,
+  what: string,
+): Link {
+  const place = placement(opts);
+  return new Link(
+    linkCreate(
+      {
+        progFd: program.fd.value,
+        targetIfindex: ifindex,
+        attachType,
+        flags: place.flags,
+        ...(place.fd !== undefined ? { [`${family}.relativeFd`]: place.fd } : {}),
+        ...(place.id !== undefined ? { [`${family}.relativeId`]: place.id } : {}),
+        ...(opts.expectedRevision !== undefined
+          ? { [`${family}.expectedRevision`]: BigInt(opts.expectedRevision) }
+          : {}),
+      } as Parameters<typeof linkCreate>[0],
+      what,
+    ),
+  );
+}
+
 function checkedId(id: number): number {
   if (!Number.isInteger(id) || id < 1 || id > 0xffffffff)
     throw new RangeError(`an id is a whole number ≥ 1, got ${id}`);
@@ -153,23 +181,14 @@ export function attachTc(
     throw new RangeError(`a filter handle is 1-4294967295, got ${opts.handle}`);
   const ifindex = ifIndex(iface);
   if (via === 'tcx' || (via === 'auto' && !netlinkOnly.length)) {
-    const place = placement(opts);
     try {
-      return new Link(
-        linkCreate(
-          {
-            progFd: program.fd.value,
-            targetIfindex: ifindex,
-            attachType: TCX_TYPE[opts.direction],
-            flags: place.flags,
-            ...(place.fd !== undefined ? { 'tcx.relativeFd': place.fd } : {}),
-            ...(place.id !== undefined ? { 'tcx.relativeId': place.id } : {}),
-            ...(opts.expectedRevision !== undefined
-              ? { 'tcx.expectedRevision': BigInt(opts.expectedRevision) }
-              : {}),
-          } as Parameters<typeof linkCreate>[0],
-          `tcx ${opts.direction} on interface ${iface}`,
-        ),
+      return multiProgLink(
+        program,
+        ifindex,
+        TCX_TYPE[opts.direction],
+        'tcx',
+        opts,
+        `tcx ${opts.direction} on interface ${iface}`,
       );
     } catch (e) {
       // Only a kernel without tcx falls back: on 6.6+ the link's error is the answer.
