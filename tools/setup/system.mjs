@@ -7,6 +7,7 @@
 // Runs apt-get only when something is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { uapiInclude } from '../abigen/uapi.mjs';
 import { isStaticElf } from '../vmtest/initramfs.mjs';
 
 const NEEDED = [
@@ -27,7 +28,12 @@ if (process.argv.includes('--vmtest')) {
   if (!have('xz')) missing.push('xz-utils');
   if (!have('dpkg')) missing.push('dpkg');
 }
-if (missing.length === 0) process.exit(0);
+// newer uapi headers for the ABI generator and its test (a guest cannot fetch them itself)
+const fetchUapi = () => uapiInclude((l) => console.log(`setup: ${l}`));
+if (missing.length === 0) {
+  fetchUapi();
+  process.exit(0);
+}
 if (process.getuid?.() !== 0) {
   console.error(
     `setup: missing ${missing.join(', ')}; install them (apt-get install ${missing.join(' ')}) or run as root`,
@@ -38,3 +44,4 @@ console.log(`setup: installing ${missing.join(', ')} with apt-get`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
 execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
+fetchUapi();

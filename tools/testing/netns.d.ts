@@ -16,3 +16,9 @@ export function udpReceiver(
   port: number,
 ): Promise<{ got: string[]; until(check: () => boolean): Promise<void> } & AsyncDisposable>;
 export function udpSend(ns: string, addr: string, port: number, msgs: string[]): void;
+export function dropExchange(
+  net: { a: TestNetns; b: TestNetns },
+  counter: { get(key: number): bigint | undefined },
+  port: number,
+  tag: string,
+): Promise<{ got: string[]; dropped: bigint }>;

@@ -136,3 +136,21 @@ export function udpSend(ns, addr, port, msgs) {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
 }
+
+/**
+ * Send drop and pass datagrams from `net.a` to `net.b` on `port` (payloads 'D1-tag', 'P1-tag', …,
+ * three of each); wait for the passes to arrive and `counter` (slot 0 of an array map) to grow by
+ * three. Returns what arrived, sorted, and how much the counter grew.
+ */
+export async function dropExchange(net, counter, port, tag) {
+  const rx = await udpReceiver(net.b.name, net.b.addr, port);
+  try {
+    const before = counter.get(0) ?? 0n;
+    const msgs = [`D1-${tag}`, `P1-${tag}`, `D2-${tag}`, `P2-${tag}`, `D3-${tag}`, `P3-${tag}`];
+    udpSend(net.a.name, net.b.addr, port, msgs);
+    await rx.until(() => rx.got.length >= 3 && (counter.get(0) ?? 0n) - before >= 3n);
+    return { got: [...rx.got].sort(), dropped: (counter.get(0) ?? 0n) - before };
+  } finally {
+    await rx[Symbol.asyncDispose]();
+  }
+}

@@ -7,6 +7,10 @@ export function addToSlot0(
   skip?: string,
 ): Builder;
 export function mainThreadOnly(pid?: number): Builder;
+export function matchUdp(
+  b: Builder,
+  at: { dataOff: number; dataEndOff: number; port: number; other: string },
+): Builder;
 export function storeToSlot(b: Builder, map: string, slot: number, src: number, skip?: string): Builder;
 export function emitter(kind: 'perf' | 'ringbuf', tgid: number, size: number): Builder;
 

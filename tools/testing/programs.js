@@ -38,6 +38,33 @@ export function storeToSlot(b, map, slot, src, skip = 'out') {
   return lookupSlot(b, map, slot, skip).stx('dw', R0, 0, src);
 }
 
+const ETH = 14;
+const UDP_PAYLOAD = ETH + 20 + 8; // Ethernet, IPv4 without options, UDP
+
+/**
+ * Append to `b` (r1 the context, whose data and data_end pointers are the u32 fields at `dataOff`
+ * and `dataEndOff`: 0 and 4 in xdp_md, 76 and 80 in __sk_buff): jump to `other` unless the packet
+ * is an Ethernet frame with an IPv4 (no options) UDP datagram to `port`; leaves the payload's first
+ * byte in r4. Clobbers r2-r4.
+ */
+export function matchUdp(b, { dataOff, dataEndOff, port, other }) {
+  return b
+    .ldx('w', R2, R1, dataOff)
+    .ldx('w', R3, R1, dataEndOff)
+    .mov64(R4, reg(R2))
+    .add64(R4, UDP_PAYLOAD + 1)
+    .jgt(R4, reg(R3), other)
+    .ldx('h', R4, R2, 12)
+    .jne(R4, 0x0008, other) // ETH_P_IP, big-endian
+    .ldx('b', R4, R2, ETH)
+    .jne(R4, 0x45, other) // IPv4, 20-byte header
+    .ldx('b', R4, R2, ETH + 9)
+    .jne(R4, 17, other) // UDP
+    .ldx('h', R4, R2, ETH + 20 + 2)
+    .jne(R4, ((port & 0xff) << 8) | (port >> 8), other)
+    .ldx('b', R4, R2, UDP_PAYLOAD);
+}
+
 const BPF_F_CURRENT_CPU = 0xffffffffn;
 
 /**

@@ -1,7 +1,7 @@
 // Kernels for the VM tests: Debian's linux-image packages, fetched with apt-get download into a
 // cache outside the repository and unpacked with dpkg -x (never installed).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -84,6 +84,35 @@ function aptUpdate(log) {
   updated = true;
 }
 
+/** `apt-get download` `spec` (a package, or package/suite) into the cache and `dpkg -x` it into `dir`. */
+function unpackDeb(spec, dir, log) {
+  const name = spec.split('/')[0];
+  const debs = join(cacheDir, 'debs');
+  mkdirSync(debs, { recursive: true });
+  log(`vmtest: downloading ${spec}`);
+  for (const f of readdirSync(debs).filter((f) => f.startsWith(`${name}_`))) rmSync(join(debs, f));
+  execFileSync('apt-get', [...aptOptions(), 'download', '-qq', spec], { cwd: debs, stdio: 'inherit' });
+  const deb = readdirSync(debs).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+  if (!deb) throw new Error(`vmtest: apt-get download ${spec} left no .deb`);
+  execFileSync('dpkg', ['-x', join(debs, deb), dir]);
+}
+
+/**
+ * Debian package `name` of `suite`, unpacked (not installed) under the cache, fetched once:
+ * its directory. For files the machine's own packages have only in older versions.
+ */
+export function ensureDebian(name, suite, log = console.log) {
+  const dir = join(cacheDir, 'packages', `${name}_${suite}`);
+  if (!existsSync(join(dir, '.complete'))) {
+    aptUpdate(log);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    unpackDeb(`${name}/${suite}`, dir, log);
+    writeFileSync(join(dir, '.complete'), '');
+  }
+  return dir;
+}
+
 /**
  * The kernel of `series`, fetched and unpacked if the cache lacks it: `{ name, release, vmlinuz,
  * modules }` where `modules` is its /lib/modules/<release> directory.
@@ -103,13 +132,7 @@ export function ensureKernel(series, log = console.log) {
       throw new Error(
         `vmtest: no linux-image package of Linux ${series} in Debian ${SUITES.map(([, suite]) => suite).join(', ')}`,
       );
-    const debs = join(cacheDir, 'debs');
-    mkdirSync(debs, { recursive: true });
-    log(`vmtest: downloading ${name}`);
-    execFileSync('apt-get', [...aptOptions(), 'download', '-qq', name], { cwd: debs, stdio: 'inherit' });
-    const deb = readdirSync(debs).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
-    if (!deb) throw new Error(`vmtest: apt-get download ${name} left no .deb`);
-    execFileSync('dpkg', ['-x', join(debs, deb), join(root, name)]);
+    unpackDeb(name, join(root, name), log);
   }
   const dir = join(root, name);
   const release = readdirSync(join(dir, 'lib', 'modules'))[0];

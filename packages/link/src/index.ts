@@ -73,6 +73,22 @@ export {
 } from './ksyms.js';
 export { type AttachMode, type Attachment, Link, linkOrLegacy, linkUnsupported } from './link.js';
 export {
+  attachNetfilter,
+  type NetfilterFamily,
+  type NetfilterHook,
+  type NetfilterOptions,
+  NfInetHook,
+  NfIpPriority,
+  NfVerdict,
+} from './netfilter.js';
+export {
+  attachFlowDissector,
+  attachSkLookup,
+  FlowDissectorAttachment,
+  type NetnsTarget,
+  queryNetns,
+} from './netns.js';
+export {
   attachPerfEvent,
   attachTracepoint,
   attachUprobe,
@@ -89,6 +105,20 @@ export {
 } from './permissions.js';
 export { attachRawTracepoint } from './raw-tracepoint.js';
 export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filter.js';
+export { attachSockMap, SockMapAttachment, type SockMapAttachType } from './sockmap.js';
+export { StructOps, type StructOpsSpec, structOpsTarget } from './struct-ops.js';
+export {
+  attachTc,
+  queryTc,
+  type TcAnchor,
+  type TcAttachVia,
+  type TcDirection,
+  TcFilterAttachment,
+  type TcFilterInfo,
+  type TcOptions,
+  type TcQuery,
+  TcxAction,
+} from './tc.js';
 export {
   addDynamicEvent,
   DynamicEvent,

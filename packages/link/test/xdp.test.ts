@@ -1,43 +1,24 @@
 // XDP on a veth pair across two network namespaces this file makes (and removes): a program
 // drops chosen UDP datagrams and counts them; the receiver in the other namespace must see
 // exactly the others.
-import { Builder, R0, R1, R2, R3, R4, reg } from '@bpfkit/asm';
+import { Builder, R0, R4 } from '@bpfkit/asm';
 import { attachXdp, Link, queryXdp, XdpAction, XdpNetlinkAttachment } from '@bpfkit/link';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { BpfError, InterfaceNotFoundError, NetlinkError, withNetns } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  ourNamespaces,
-  removeLeftovers,
-  udpReceiver,
-  udpSend,
-  vethPair,
-} from '../../../tools/testing/netns.js';
-import { addToSlot0 } from '../../../tools/testing/programs.js';
+import { dropExchange, ourNamespaces, removeLeftovers, vethPair } from '../../../tools/testing/netns.js';
+import { addToSlot0, matchUdp } from '../../../tools/testing/programs.js';
 
 const PORT = 4791;
-const ETH = 14;
-const UDP_PAYLOAD = ETH + 20 + 8; // Ethernet, IPv4 without options, UDP
 
 /** XDP: drop IPv4 UDP datagrams to PORT whose payload starts with 'D', counting them in `drops`; pass the rest. */
 function dropper(drops: BpfMap<number, bigint>, action: number = XdpAction.DROP): Program {
-  const b = new Builder()
-    .ldx('w', R2, R1, 0) // data
-    .ldx('w', R3, R1, 4) // data_end
-    .mov64(R4, reg(R2))
-    .add64(R4, UDP_PAYLOAD + 1)
-    .jgt(R4, reg(R3), 'pass')
-    .ldx('h', R4, R2, 12)
-    .jne(R4, 0x0008, 'pass') // ETH_P_IP, big-endian
-    .ldx('b', R4, R2, ETH)
-    .jne(R4, 0x45, 'pass') // IPv4, 20-byte header
-    .ldx('b', R4, R2, ETH + 9)
-    .jne(R4, 17, 'pass') // UDP
-    .ldx('h', R4, R2, ETH + 20 + 2)
-    .jne(R4, ((PORT & 0xff) << 8) | (PORT >> 8), 'pass')
-    .ldx('b', R4, R2, UDP_PAYLOAD)
-    .jne(R4, 'D'.charCodeAt(0), 'pass');
+  const b = matchUdp(new Builder(), { dataOff: 0, dataEndOff: 4, port: PORT, other: 'pass' }).jne(
+    R4,
+    'D'.charCodeAt(0),
+    'pass',
+  );
   addToSlot0(b, 'drops', 1, 'dw', 'drop')
     .label('drop')
     .mov64(R0, action)
@@ -57,15 +38,8 @@ afterAll(() => {
   expect(removeLeftovers()).toEqual([]);
 });
 
-/** Send drop and pass datagrams from a to b; wait for the passes to arrive and the drops to be counted. */
-async function exchange(net: ReturnType<typeof vethPair>, drops: BpfMap<number, bigint>, tag: string) {
-  await using rx = await udpReceiver(net.b.name, net.b.addr, PORT);
-  const before = drops.get(0) ?? 0n;
-  const msgs = [`D1-${tag}`, `P1-${tag}`, `D2-${tag}`, `P2-${tag}`, `D3-${tag}`, `P3-${tag}`];
-  udpSend(net.a.name, net.b.addr, PORT, msgs);
-  await rx.until(() => rx.got.length >= 3 && (drops.get(0) ?? 0n) - before >= 3n);
-  return { got: [...rx.got].sort(), dropped: (drops.get(0) ?? 0n) - before };
-}
+const exchange = (net: ReturnType<typeof vethPair>, drops: BpfMap<number, bigint>, tag: string) =>
+  dropExchange(net, drops, PORT, tag);
 
 describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')('XDP on a veth pair', () => {
   for (const mode of ['generic', 'native'] as const) {

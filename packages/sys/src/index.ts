@@ -49,12 +49,24 @@ export {
 } from './names.js';
 export { NativeBuffer } from './native.js';
 export {
+  addBpfFilter,
+  addClsact,
+  type BpfFilterOptions,
+  type BpfFilterSpec,
+  bpfFilterOptions,
+  decodeTcObject,
   decodeXdpState,
+  deleteClsact,
+  deleteFilter,
   encodeAttrs,
   encodeIfinfomsg,
   encodeMessage,
   encodeSetXdp,
+  encodeTcmsg,
   getLinkXdp,
+  hasClsact,
+  listFilters,
+  listQdiscs,
   NetlinkError,
   NetlinkSocket,
   type NlAttr,
@@ -69,6 +81,10 @@ export {
   parseMessages,
   type SetXdpArgs,
   setLinkXdp,
+  type TcMsg,
+  type TcObject,
+  tcHandle,
+  tcInfo,
   type XdpState,
 } from './netlink.js';
 export { Netns, withNetns } from './netns.js';

@@ -1,7 +1,7 @@
 // rtnetlink over an AF_NETLINK socket: a small codec (messages and attributes, pure and tested
 // without privileges) and a socket that sends one request and reads its answer, turning the
 // kernel's error into a NetlinkError that carries the extended ack message.
-import { Defines, Ifla, IflaXdp, NlmsgerrAttr, Rtm, structLayout } from './abi.generated.js';
+import { Defines, Ifla, IflaXdp, NlmsgerrAttr, Rtm, structLayout, Tca, TcaBpf } from './abi.generated.js';
 import { BpfError } from './errors.js';
 import { Fd } from './fd.js';
 import { cBind, cRecv, cSend, cSetsockoptInt, cSocket, errno } from './ffi.js';
@@ -18,6 +18,7 @@ const NLMSG_HDRLEN = structLayout.nlmsghdr.$size[1];
 const NLA_HDRLEN = structLayout.nlattr.$size[1];
 const IFINFOMSG_LEN = structLayout.ifinfomsg.$size[1];
 const NLMSGERR_LEN = structLayout.nlmsgerr.$size[1];
+const TCMSG_LEN = structLayout.tcmsg.$size[1];
 const RECV_SIZE = 32 * 1024;
 
 const align4 = (n: number): number => (n + 3) & ~3;
@@ -326,4 +327,258 @@ export function getLinkXdp(iface: string | number): XdpState {
   const link = got.find((m) => m.type === Rtm.NEWLINK);
   if (!link) throw new Error(`RTM_GETLINK for interface ${iface} returned no link`);
   return decodeXdpState(link.payload);
+}
+
+// ---- rtnetlink: traffic control (qdiscs and filters) -------------------------------------------
+
+/** The `struct tcmsg` of a qdisc or filter request: interface, handle, parent and (filters) priority and protocol. */
+export interface TcMsg {
+  ifindex: number;
+  handle: number;
+  parent: number;
+  /** Filters: the priority (upper 16 bits) and protocol in network byte order (lower 16); see {@link tcInfo}. */
+  info: number;
+}
+
+/** A filter's `tcm_info`: its priority and its protocol (an ETH_P_* value, host byte order). */
+export function tcInfo(priority: number, protocol: number): number {
+  return ((priority << 16) | (((protocol & 0xff) << 8) | ((protocol >> 8) & 0xff))) >>> 0;
+}
+
+/** A handle `major:minor` (TC_H_MAKE). */
+export const tcHandle = (major: number, minor: number): number =>
+  ((major & Defines.TC_H_MAJ_MASK) | (minor & Defines.TC_H_MIN_MASK)) >>> 0;
+
+/** Encode a `struct tcmsg` (family AF_UNSPEC). */
+export function encodeTcmsg(m: TcMsg): Uint8Array {
+  const out = new Uint8Array(TCMSG_LEN);
+  const v = new DataView(out.buffer);
+  const l = structLayout.tcmsg;
+  v.setInt32(l.tcm_ifindex[0], m.ifindex, true);
+  v.setUint32(l.tcm_handle[0], m.handle >>> 0, true);
+  v.setUint32(l.tcm_parent[0], m.parent >>> 0, true);
+  v.setUint32(l.tcm_info[0], m.info >>> 0, true);
+  return out;
+}
+
+/** A qdisc or filter as the kernel reports it (RTM_NEWQDISC / RTM_NEWTFILTER). */
+export interface TcObject extends TcMsg {
+  /** TCA_KIND: `clsact`, `bpf`, … */
+  kind: string;
+  /** Filters: the priority and protocol (host byte order) out of `info`. */
+  priority: number;
+  protocol: number;
+  /** The attributes nested in TCA_OPTIONS. */
+  options: NlAttr[];
+}
+
+const cstr = (data: Uint8Array): string => {
+  const end = data.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? data : data.subarray(0, end));
+};
+const nlStr = (type: number, s: string): NlAttrSpec => ({ type, data: new TextEncoder().encode(`${s}\0`) });
+
+/** Decode a qdisc or filter message's payload. */
+export function decodeTcObject(payload: Uint8Array): TcObject {
+  if (payload.length < TCMSG_LEN) throw new RangeError('tcmsg too short');
+  const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const l = structLayout.tcmsg;
+  const info = v.getUint32(l.tcm_info[0], true);
+  const out: TcObject = {
+    ifindex: v.getInt32(l.tcm_ifindex[0], true),
+    handle: v.getUint32(l.tcm_handle[0], true),
+    parent: v.getUint32(l.tcm_parent[0], true),
+    info,
+    kind: '',
+    priority: info >>> 16,
+    protocol: ((info & 0xff) << 8) | ((info >> 8) & 0xff),
+    options: [],
+  };
+  for (const a of parseAttrs(payload.subarray(TCMSG_LEN))) {
+    if (a.type === Tca.KIND) out.kind = cstr(a.data);
+    else if (a.type === Tca.OPTIONS) out.options = parseAttrs(a.data);
+  }
+  return out;
+}
+
+/** What a cls_bpf filter holds: the program's id and name, its flags and tag. */
+export interface BpfFilterOptions {
+  progId: number;
+  name: string;
+  /** TCA_BPF_FLAGS: TCA_BPF_FLAG_ACT_DIRECT for direct action. */
+  flags: number;
+  tag: string;
+}
+
+/** The cls_bpf options of a filter (`kind` 'bpf'), or undefined for another kind. */
+export function bpfFilterOptions(f: TcObject): BpfFilterOptions | undefined {
+  if (f.kind !== 'bpf') return undefined;
+  const out: BpfFilterOptions = { progId: 0, name: '', flags: 0, tag: '' };
+  for (const a of f.options) {
+    const v = new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+    if (a.type === TcaBpf.NAME) out.name = cstr(a.data);
+    else if (a.type === TcaBpf.TAG) out.tag = Buffer.from(a.data).toString('hex');
+    else if (a.data.length < 4) continue;
+    else if (a.type === TcaBpf.ID) out.progId = v.getUint32(0, true);
+    else if (a.type === TcaBpf.FLAGS) out.flags = v.getUint32(0, true);
+  }
+  return out;
+}
+
+function tcPayload(m: TcMsg, attrs: readonly NlAttrSpec[]): Uint8Array {
+  const a = encodeAttrs(attrs);
+  const out = new Uint8Array(TCMSG_LEN + a.length);
+  out.set(encodeTcmsg(m));
+  out.set(a, TCMSG_LEN);
+  return out;
+}
+
+/** The clsact qdisc's handle (ffff:0) and parent. */
+const CLSACT = { handle: tcHandle(Defines.TC_H_CLSACT, 0), parent: Defines.TC_H_CLSACT };
+
+/**
+ * Add a clsact qdisc to an interface (RTM_NEWQDISC). Returns false, and changes nothing, when the
+ * interface has one already; true when this call made it.
+ */
+export function addClsact(iface: string | number): boolean {
+  const ifindex = ifIndex(iface);
+  using nl = new NetlinkSocket();
+  try {
+    nl.request(
+      Rtm.NEWQDISC,
+      Defines.NLM_F_CREATE | Defines.NLM_F_EXCL,
+      tcPayload({ ifindex, ...CLSACT, info: 0 }, [nlStr(Tca.KIND, 'clsact')]),
+      'RTM_NEWQDISC clsact',
+      `interface ${iface}`,
+    );
+    return true;
+  } catch (e) {
+    if (e instanceof NetlinkError && e.code === 'EEXIST' && hasClsact(ifindex)) return false;
+    throw e;
+  }
+}
+
+/** Remove the clsact qdisc of an interface (RTM_DELQDISC), and with it every filter it holds. */
+export function deleteClsact(iface: string | number): void {
+  const ifindex = ifIndex(iface);
+  using nl = new NetlinkSocket();
+  nl.request(
+    Rtm.DELQDISC,
+    0,
+    tcPayload({ ifindex, ...CLSACT, info: 0 }, [nlStr(Tca.KIND, 'clsact')]),
+    'RTM_DELQDISC clsact',
+    `interface ${iface}`,
+  );
+}
+
+/** The qdiscs of an interface (an RTM_GETQDISC dump, kept to that interface). */
+export function listQdiscs(iface: string | number): TcObject[] {
+  const ifindex = ifIndex(iface);
+  using nl = new NetlinkSocket();
+  const got = nl.request(
+    Rtm.GETQDISC,
+    Defines.NLM_F_DUMP,
+    tcPayload({ ifindex, handle: 0, parent: 0, info: 0 }, []),
+    'RTM_GETQDISC',
+    `interface ${iface}`,
+  );
+  return got
+    .filter((m) => m.type === Rtm.NEWQDISC)
+    .map((m) => decodeTcObject(m.payload))
+    .filter((q) => q.ifindex === ifindex);
+}
+
+/** Whether an interface has a clsact qdisc. */
+export function hasClsact(iface: string | number): boolean {
+  return listQdiscs(iface).some((q) => q.kind === 'clsact' && q.parent === CLSACT.parent);
+}
+
+/** A cls_bpf filter to add: where (parent, priority, handle; 0 lets the kernel choose) and the program. */
+export interface BpfFilterSpec {
+  parent: number;
+  priority?: number;
+  handle?: number;
+  /** An ETH_P_* value; ETH_P_ALL when not given. */
+  protocol?: number;
+  progFd: number;
+  /** TCA_BPF_NAME, as `tc filter show` prints it. */
+  name: string;
+  /** TCA_BPF_FLAGS: TCA_BPF_FLAG_ACT_DIRECT for direct action. */
+  flags: number;
+}
+
+/**
+ * Add a cls_bpf filter (RTM_NEWTFILTER with NLM_F_CREATE | NLM_F_EXCL, so an existing filter of
+ * that priority and handle is never replaced: EEXIST). Returns the filter as the kernel made it
+ * (NLM_F_ECHO), with the priority and handle it chose where none was given.
+ */
+export function addBpfFilter(iface: string | number, f: BpfFilterSpec): TcObject {
+  const ifindex = ifIndex(iface);
+  using nl = new NetlinkSocket();
+  const got = nl.request(
+    Rtm.NEWTFILTER,
+    Defines.NLM_F_CREATE | Defines.NLM_F_EXCL | Defines.NLM_F_ECHO,
+    tcPayload(
+      {
+        ifindex,
+        handle: f.handle ?? 0,
+        parent: f.parent,
+        info: tcInfo(f.priority ?? 0, f.protocol ?? Defines.ETH_P_ALL),
+      },
+      [
+        nlStr(Tca.KIND, 'bpf'),
+        {
+          type: Tca.OPTIONS,
+          nested: [nlU32(TcaBpf.FD, f.progFd), nlStr(TcaBpf.NAME, f.name), nlU32(TcaBpf.FLAGS, f.flags)],
+        },
+      ],
+    ),
+    'RTM_NEWTFILTER bpf',
+    `interface ${iface}`,
+  );
+  const made = got.find((m) => m.type === Rtm.NEWTFILTER);
+  if (!made) throw new Error(`RTM_NEWTFILTER on interface ${iface} echoed no filter`);
+  return decodeTcObject(made.payload);
+}
+
+/** Remove one filter, named by parent, priority, protocol and handle (RTM_DELTFILTER). */
+export function deleteFilter(
+  iface: string | number,
+  f: { parent: number; priority: number; protocol: number; handle: number; kind: string },
+): void {
+  const ifindex = ifIndex(iface);
+  using nl = new NetlinkSocket();
+  nl.request(
+    Rtm.DELTFILTER,
+    0,
+    tcPayload({ ifindex, handle: f.handle, parent: f.parent, info: tcInfo(f.priority, f.protocol) }, [
+      nlStr(Tca.KIND, f.kind),
+    ]),
+    'RTM_DELTFILTER',
+    `interface ${iface}`,
+  );
+}
+
+/** The filters under `parent` on an interface (an RTM_GETTFILTER dump); none when it has no such qdisc. */
+export function listFilters(iface: string | number, parent: number): TcObject[] {
+  const ifindex = ifIndex(iface);
+  using nl = new NetlinkSocket();
+  let got: NlMessage[];
+  try {
+    got = nl.request(
+      Rtm.GETTFILTER,
+      Defines.NLM_F_DUMP,
+      tcPayload({ ifindex, handle: 0, parent, info: 0 }, []),
+      'RTM_GETTFILTER',
+      `interface ${iface}`,
+    );
+  } catch (e) {
+    if (e instanceof NetlinkError && e.code === 'EINVAL' && !hasClsact(ifindex)) return [];
+    throw e;
+  }
+  // a filter's dump holds a message per priority chain (no handle) and one per filter
+  return got
+    .filter((m) => m.type === Rtm.NEWTFILTER)
+    .map((m) => decodeTcObject(m.payload))
+    .filter((f) => f.handle !== 0);
 }

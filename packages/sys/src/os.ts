@@ -428,6 +428,22 @@ export function setsockoptInt(sockFd: number, level: number, name: number, value
   check('setsockopt', cSetsockoptInt(sockFd, level, name, buf.ptr, 4), `level ${level}, option ${name}`);
 }
 
+/** setsockopt(2) with bytes, or a string (e.g. TCP_CONGESTION with a congestion control's name). */
+export function setsockoptBytes(
+  sockFd: number,
+  level: number,
+  name: number,
+  value: Uint8Array | string,
+): void {
+  const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : value;
+  using buf = NativeBuffer.from(bytes);
+  check(
+    'setsockopt',
+    cSetsockoptInt(sockFd, level, name, buf.ptr, bytes.length),
+    `level ${level}, option ${name}`,
+  );
+}
+
 // ---- rlimit ----------------------------------------------------------------------------------
 
 export const RLIMIT_MEMLOCK = 8;

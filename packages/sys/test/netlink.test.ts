@@ -1,9 +1,12 @@
 import {
+  bpfFilterOptions,
   Defines,
+  decodeTcObject,
   decodeXdpState,
   encodeAttrs,
   encodeMessage,
   encodeSetXdp,
+  encodeTcmsg,
   getLinkXdp,
   Ifla,
   IflaXdp,
@@ -19,6 +22,10 @@ import {
   parseError,
   parseMessages,
   Rtm,
+  Tca,
+  TcaBpf,
+  tcHandle,
+  tcInfo,
   XdpAttached,
 } from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
@@ -121,6 +128,46 @@ describe('netlink codec', () => {
       drvProgId: 0,
       hwProgId: 0,
     });
+  });
+
+  it('encodes a tcmsg with priority and protocol, and decodes a cls_bpf filter with its options', () => {
+    expect(tcHandle(Defines.TC_H_CLSACT, Defines.TC_H_MIN_INGRESS)).toBe(0xfffffff2);
+    expect(tcInfo(7, Defines.ETH_P_ALL)).toBe(0x00070300); // protocol in network byte order
+    const msg = encodeTcmsg({
+      ifindex: 5,
+      handle: 0x42,
+      parent: 0xfffffff3,
+      info: tcInfo(7, Defines.ETH_P_IP),
+    });
+    expect(msg.length).toBe(20);
+    const name = new TextEncoder().encode('drop\0');
+    const reply = new Uint8Array([
+      ...msg,
+      ...encodeAttrs([
+        { type: Tca.KIND, data: new TextEncoder().encode('bpf\0') },
+        {
+          type: Tca.OPTIONS,
+          nested: [
+            nlU32(TcaBpf.ID, 99),
+            { type: TcaBpf.NAME, data: name },
+            nlU32(TcaBpf.FLAGS, Defines.TCA_BPF_FLAG_ACT_DIRECT),
+            { type: TcaBpf.TAG, data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 0xff) },
+          ],
+        },
+      ]),
+    ]);
+    const f = decodeTcObject(reply);
+    expect(f).toMatchObject({
+      ifindex: 5,
+      handle: 0x42,
+      parent: 0xfffffff3,
+      kind: 'bpf',
+      priority: 7,
+      protocol: 0x800,
+    });
+    expect(bpfFilterOptions(f)).toEqual({ progId: 99, name: 'drop', flags: 1, tag: '01020304050607ff' });
+    expect(bpfFilterOptions({ ...f, kind: 'u32' })).toBeUndefined();
+    expect(() => decodeTcObject(new Uint8Array(8))).toThrow(RangeError);
   });
 });
 
