@@ -1,13 +1,21 @@
 // vmtest: host only: the VM runner's pure parts: no kernel
 // The VM test runner's pure parts: kernel package choice, module dependencies, the initramfs
 // archive and the matrix. (`pnpm test:kernels` boots the kernels themselves.)
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpio, initScript, isStaticElf, lsmList } from '../vmtest/initramfs.mjs';
 import { compareVersions, modinfo, moduleClosure, pickImagePackage, softPre } from '../vmtest/kernels.mjs';
-import { classify, hostOnlyFiles, markdown, matrixRows, verdict } from '../vmtest/report.mjs';
+import {
+  classify,
+  hostOnlyExcludes,
+  hostOnlyFiles,
+  markdown,
+  matrixRows,
+  verdict,
+} from '../vmtest/report.mjs';
 
 /** A minimal x86-64 ELF relocatable with a `.modinfo` section holding `info`. */
 function fakeModule(info: Record<string, string>): Buffer {
@@ -208,10 +216,21 @@ describe('host-only test files', () => {
     }
   });
 
-  it('in this repository: each says why', () => {
-    const files = hostOnlyFiles(new URL('../../', import.meta.url).pathname);
+  it('in this repository: each says why, and the guests run every other file but none of them', () => {
+    const root = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
+    const files = hostOnlyFiles(root);
     expect(files.map((f) => f.file)).toContain('tools/test/vmtest-boot.test.ts');
+    expect(files.map((f) => f.file)).toContain('packages/cli/test/gen.test.ts');
     for (const f of files) expect(f.why.length).toBeGreaterThan(10);
+    // what vitest would run with the guests' arguments
+    const listed = execFileSync(
+      join(root, 'node_modules', '.bin', 'vitest'),
+      ['list', '--filesOnly', ...hostOnlyExcludes(root)],
+      { cwd: root, encoding: 'utf8' },
+    );
+    for (const f of files) expect(listed).not.toContain(f.file);
+    expect(listed).toContain('packages/cli/test/codegen.test.ts');
+    expect(listed).toContain('tools/test/guest-capabilities.test.ts');
   });
 });
 

@@ -64,6 +64,11 @@ export function hostOnlyFiles(root) {
   return out;
 }
 
+/** vitest arguments that leave the host-only files out (absolute paths: projects match their own roots). */
+export function hostOnlyExcludes(root) {
+  return hostOnlyFiles(root).flatMap((h) => ['--exclude', join(root, h.file)]);
+}
+
 export function classify(report, root) {
   const packages = {};
   const tests = [];

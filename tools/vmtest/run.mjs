@@ -57,7 +57,13 @@ for (const k of kernels)
 // `// vmtest: host only: <why>` — and runs on the host leg only; the matrix lists them with why.
 const HOST_ONLY = hostOnlyFiles(root);
 const vitest = (out, guest) =>
-  `node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile=${out}/report.json --testTimeout=600000 --hookTimeout=600000${guest ? HOST_ONLY.map((h) => ` --exclude '**/${h.file}'`).join('') : ''}${files.map((f) => ` ${f}`).join('')}`;
+  `node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile=${out}/report.json --testTimeout=600000 --hookTimeout=600000${
+    guest
+      ? ` ${hostOnlyExcludes(root)
+          .map((a) => `'${a}'`)
+          .join(' ')}`
+      : ''
+  }${files.map((f) => ` ${f}`).join('')}`;
 
 const log = (line) => console.log(line);
 
