@@ -17,7 +17,7 @@ import {
   perfEventOpen,
 } from '@bpfkit/sys';
 import { unknownFunction } from './ksyms.js';
-import type { Attachment, Link } from './link.js';
+import { type Attachment, type Link, PERF_HOOK_PROG_TYPES, requireProgramType } from './link.js';
 import { attachPerfEvent, type PerfAttachMode, type PerfEventLink } from './perf-event.js';
 import { type CapabilityName, explainRefusal } from './permissions.js';
 import { addDynamicEvent, type DynamicEvent, tracefsRoot } from './tracefs.js';
@@ -228,6 +228,7 @@ export function attachKprobe(
   symbol: string | undefined,
   opts: KprobeAttachOptions = {},
 ): KprobeLink {
+  requireProgramType(program, PERF_HOOK_PROG_TYPES.probe, `kprobe ${symbol ?? 'at an address'}`);
   const ev = openKprobe(symbol, opts);
   try {
     return new KprobeLink(attachPerfEvent(program, ev.fd, opts), ev.via, ev.event);

@@ -11,6 +11,8 @@ import {
   linkInfo,
   linkUpdate,
   oneOf,
+  ProgType,
+  progTypes,
 } from '@bpfkit/sys';
 
 /** Something that keeps a program attached until `detach()`/dispose. */
@@ -95,3 +97,21 @@ export function linkOrLegacy<T>(mode: AttachMode, viaLink: () => T, legacy: () =
   }
   return legacy();
 }
+
+/**
+ * A TypeError, before anything is opened, when `program` is not of a type `hook` runs: the
+ * kernel would answer EINVAL from an ioctl or link call that does not say why.
+ */
+export function requireProgramType(program: Program, types: readonly ProgType[], hook: string): void {
+  if (types.includes(program.type)) return;
+  const want = types.map((t) => progTypes.toName(t)).join(' or ');
+  throw new TypeError(
+    `${hook} runs ${want} programs, not ${progTypes.toName(program.type)}${program.name ? ` ('${program.name}')` : ''}`,
+  );
+}
+
+/** The program types each perf-event hook runs. */
+export const PERF_HOOK_PROG_TYPES = {
+  tracepoint: [ProgType.TRACEPOINT],
+  probe: [ProgType.KPROBE], // kprobes and uprobes alike
+} as const;

@@ -1,7 +1,14 @@
 import type { Program } from '@bpfkit/loader';
 import { AttachType, Defines, type Fd, ioctl, linkCreate } from '@bpfkit/sys';
 import { openTracepoint, openUprobe, type UprobeOptions } from './events.js';
-import { type AttachMode, type Attachment, Link, linkOrLegacy } from './link.js';
+import {
+  type AttachMode,
+  type Attachment,
+  Link,
+  linkOrLegacy,
+  PERF_HOOK_PROG_TYPES,
+  requireProgramType,
+} from './link.js';
 
 export type PerfAttachMode = AttachMode;
 
@@ -80,6 +87,7 @@ export function attachTracepoint(
   name: string,
   opts: { mode?: PerfAttachMode; cookie?: bigint } = {},
 ): PerfEventLink {
+  requireProgramType(program, PERF_HOOK_PROG_TYPES.tracepoint, `tracepoint ${category}/${name}`);
   return attachPerfEvent(program, openTracepoint(category, name), opts);
 }
 
@@ -90,5 +98,6 @@ export function attachUprobe(
   symbol: string | undefined,
   opts: UprobeOptions & { mode?: PerfAttachMode; cookie?: bigint } = {},
 ): PerfEventLink {
+  requireProgramType(program, PERF_HOOK_PROG_TYPES.probe, `uprobe ${binary}:${symbol ?? opts.offset ?? 0}`);
   return attachPerfEvent(program, openUprobe(binary, symbol, opts), opts);
 }

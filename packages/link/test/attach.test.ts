@@ -1,11 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Builder, R0, R1, R2, R3, R6, R7, reg } from '@bpfkit/asm';
 import {
   attachRawTracepoint,
   attachSocketFilter,
+  attachTracepoint,
   attachTracing,
+  attachUprobe,
   Link,
   tracefsRoot,
   tracepointId,
@@ -258,5 +260,24 @@ describe('tracepoint names', () => {
     expect(() => tracepointId('syscalls', 'no_such_tp')).toThrow(
       /no tracepoint 'syscalls\/no_such_tp' in this kernel/,
     );
+  });
+});
+
+describe('program type per hook', () => {
+  it('a program of the wrong type is named before anything is opened, not an EINVAL from an ioctl', () => {
+    using filter = Program.load({
+      type: 'socket_filter',
+      license: 'GPL',
+      name: 'not_a_tp',
+      instructions: new Builder().mov64(R0, 0).exit(),
+    });
+    const fds = readdirSync('/proc/self/fd').length;
+    expect(() => attachTracepoint(filter, 'syscalls', 'sys_enter_getppid')).toThrow(
+      "tracepoint syscalls/sys_enter_getppid runs tracepoint programs, not socket_filter ('not_a_tp')",
+    );
+    expect(() => attachUprobe(filter, process.execPath, 'main')).toThrow(
+      /^uprobe .* runs kprobe programs, not socket_filter/,
+    );
+    expect(readdirSync('/proc/self/fd').length).toBe(fds); // no perf event left open
   });
 });
