@@ -34,3 +34,21 @@ describe('README examples run', () => {
   for (const pkg of readdirSync(packages).sort())
     it(`${pkg}: its example runs`, () => run(pkg, new URL(`${pkg}/README.md`, packages)));
 });
+
+describe('package READMEs link only to what their tarball holds', () => {
+  for (const pkg of readdirSync(packages).sort())
+    it(`${pkg}: every relative link resolves inside the published package`, () => {
+      const dir = new URL(`${pkg}/`, packages);
+      const manifest = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { files?: string[] };
+      const published = ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', ...(manifest.files ?? [])];
+      const text = readFileSync(new URL('README.md', dir), 'utf8').replace(/```[\s\S]*?```/g, '');
+      const bad: string[] = [];
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^(https?:|mailto:|#)/.test(target!)) continue;
+        const path = target!.split('#')[0]!.replace(/^\.\//, '');
+        const top = path.split('/')[0]!;
+        if (path.startsWith('../') || !published.some((f) => f === top || f === path)) bad.push(target!);
+      }
+      expect(bad, `${pkg}/README.md links outside its tarball`).toEqual([]);
+    });
+});
