@@ -15,6 +15,7 @@ import { cacheDir, ensureKernel } from './kernels.mjs';
 import {
   brokenLeg,
   classify,
+  hostOnlyExcludes,
   hostOnlyFiles,
   markdown,
   matrixRows,
