@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -92,6 +92,76 @@ describe('cgroups', () => {
     expect(() => Cgroup.open(name)).toThrow();
     expect(() => Cgroup.open('/tmp')).toThrow(/not a cgroup v2 directory/);
     expect(() => Cgroup.create('a/b')).toThrow(/bad cgroup name/);
+  });
+});
+
+describe('Cgroup.spawn', () => {
+  it('starts the command already inside the cgroup', async () => {
+    using cg = Cgroup.create(uniq());
+    const child = cg.spawn('cat', ['/proc/self/cgroup'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    const [code] = await once(child, 'close');
+    expect(code).toBe(0);
+    expect(out).toContain(`0::${cg.name}\n`); // cat itself read it: it never ran outside
+    expect(cg.processes()).toEqual([]);
+    expect(() => cg.spawn('true', [], { shell: true } as never)).toThrow(/shell/);
+  });
+
+  it('does not run the command when the move fails', async () => {
+    const cg = Cgroup.create(uniq());
+    cg.remove();
+    const child = cg.spawn('touch', ['/nonexistent-dir/x'], { stdio: 'ignore' });
+    const [code] = await once(child, 'close');
+    expect(code).toBe(126);
+  });
+});
+
+describe('cleanup of created cgroups', () => {
+  const dist = new URL('../dist/index.bundle.js', import.meta.url).href;
+  /** A node child that creates a cgroup (not disposed), prints its path, then runs `then`. */
+  async function childMaking(then: string, signal?: NodeJS.Signals) {
+    const name = uniq();
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { Cgroup } = await import(${JSON.stringify(dist)});
+         const cg = Cgroup.create(${JSON.stringify(name)}); cg.child('inner');
+         process.stdout.write(cg.path + '\\n'); ${then}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const path = (await lines.next()).value as string;
+    expect(existsSync(join(path, 'inner'))).toBe(true);
+    if (signal) child.kill(signal);
+    const [code, sig] = await once(child, 'close');
+    return { path, code, sig };
+  }
+
+  it('removes them on normal exit, children first', async () => {
+    const r = await childMaking('');
+    expect(r.code).toBe(0);
+    expect(existsSync(r.path)).toBe(false);
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('removes them on %s and still dies of the signal', async (s) => {
+    const r = await childMaking('setInterval(() => {}, 1000);', s);
+    expect(r.sig).toBe(s);
+    expect(existsSync(r.path)).toBe(false);
+  });
+
+  it('leaves the signal to a listener of its own, and still removes them at exit', async () => {
+    const r = await childMaking(
+      `process.on('SIGTERM', () => { process.stdout.write('handled\\n'); process.exit(3); }); setInterval(() => {}, 1000);`,
+      'SIGTERM',
+    );
+    expect(r.code).toBe(3);
+    expect(existsSync(r.path)).toBe(false);
   });
 });
 

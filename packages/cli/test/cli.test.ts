@@ -99,6 +99,13 @@ describe('bpfkit CLI', () => {
     expect(missing.stderr).toMatch(/^bpfkit: BPF_PROG_GET_FD_BY_ID .* ENOENT/);
   });
 
+  it('feature without privileges says so and exits 1, not a table of refusals', () => {
+    const r = spawnSync(process.execPath, [bin, 'feature'], { encoding: 'utf8', uid: 65534, gid: 65534 });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^bpfkit: feature needs privileges: .*CAP_BPF \(or CAP_SYS_ADMIN\)/);
+  });
+
   it('gen writes typed accessors that load and type the object', async () => {
     const out = new URL(`./gen-${process.pid}.ts`, import.meta.url).pathname;
     writeFileSync(out, generateObjectModule(mapsObject, { out, types: ['stats'] }));

@@ -1,7 +1,12 @@
+import { CAPABILITIES, effectiveCapabilities } from '@bpfkit/link';
 import { haveHelper, haveProgType } from '@bpfkit/loader';
 import { haveMapType } from '@bpfkit/maps';
 import { AttachType, Helper, MapType, ProgType } from '@bpfkit/sys';
 import { type OutputOptions, printRows } from '../output.js';
+import { CliError } from './objects.js';
+
+const NEEDS_PRIVILEGES =
+  'feature needs privileges: run it as root or with CAP_BPF (or CAP_SYS_ADMIN); without them every probe is refused';
 
 const lower = (o: Record<string, number>) =>
   Object.keys(o)
@@ -18,11 +23,16 @@ function probe(fn: () => boolean): boolean | string {
 
 /** What this kernel supports: map types, program types, attach types (from its ABI), and helpers per program type. */
 export function feature(opts: OutputOptions & { helpers?: string | boolean; progress?: boolean }): void {
+  const caps = effectiveCapabilities();
+  if (!((caps >> BigInt(CAPABILITIES.CAP_BPF)) & 1n) && !((caps >> BigInt(CAPABILITIES.CAP_SYS_ADMIN)) & 1n))
+    throw new CliError(NEEDS_PRIVILEGES);
   const maps = lower(MapType).map((t) => ({
     kind: 'map_type',
     name: t,
     supported: probe(() => haveMapType(t as never)),
   }));
+  // the capabilities are there but something else refuses bpf(2) (a seccomp or LSM sandbox)
+  if (maps.every((m) => m.supported === 'EPERM')) throw new CliError(NEEDS_PRIVILEGES);
   const progs = lower(ProgType).map((t) => ({
     kind: 'prog_type',
     name: t,
