@@ -121,7 +121,10 @@ describe('Cgroup.spawn', () => {
 
 describe('cleanup of created cgroups', () => {
   const dist = new URL('../dist/index.bundle.js', import.meta.url).href;
-  /** A node child that creates a cgroup (not disposed), prints its path, then runs `then`. */
+  /**
+   * A node child that creates a cgroup (not disposed) and prints its path; once told (a line on
+   * its stdin, after the test saw the cgroup) it runs `then` and says so. Nothing races the clock.
+   */
   async function childMaking(then: string, signal?: NodeJS.Signals) {
     const name = uniq();
     const child = spawn(
@@ -131,16 +134,25 @@ describe('cleanup of created cgroups', () => {
         '-e',
         `const { Cgroup } = await import(${JSON.stringify(dist)});
          const cg = Cgroup.create(${JSON.stringify(name)}); cg.child('inner');
-         process.stdout.write(cg.path + '\\n'); ${then}`,
+         process.stdout.write(cg.path + '\\n');
+         process.stdin.once('data', () => { process.stdin.destroy(); ${then}; process.stdout.write('ran\\n'); });`,
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      { stdio: ['pipe', 'pipe', 'inherit'] },
     );
-    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-    const path = (await lines.next()).value as string;
-    expect(existsSync(join(path, 'inner'))).toBe(true);
-    if (signal) child.kill(signal);
-    const [code, sig] = await once(child, 'close');
-    return { path, code, sig };
+    const rl = createInterface({ input: child.stdout! });
+    const lines = rl[Symbol.asyncIterator]();
+    try {
+      const path = (await lines.next()).value as string;
+      expect(existsSync(join(path, 'inner'))).toBe(true);
+      child.stdin!.end('go\n');
+      expect((await lines.next()).value).toBe('ran');
+      if (signal) child.kill(signal);
+      const [code, sig] = await once(child, 'close');
+      return { path, code, sig };
+    } finally {
+      rl.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   }
 
   it('removes them on normal exit, children first', async () => {
