@@ -36,16 +36,22 @@ const { values: opts } = parseArgs({
     files: { type: 'string' },
   },
 });
-const kernels = opts.kernel
+// a leg may run only some files: `6.12:packages/a/test/x.test.ts+packages/b/test/y.test.ts`
+const kernelSpecs = opts.kernel
   .split(',')
   .map((k) => k.trim())
-  .filter(Boolean);
+  .filter(Boolean)
+  .map((k) => {
+    const [series, only = ''] = k.split(':');
+    return { series, only: only.split('+').filter(Boolean) };
+  });
+const kernels = kernelSpecs.map((k) => k.series);
 // --files: only these test files (vitest filters), for a quick check of one area on each leg
 const files = (opts.files ?? '')
   .split(',')
   .map((f) => f.trim())
   .filter(Boolean);
-for (const f of files)
+for (const f of [...files, ...kernelSpecs.flatMap((k) => k.only)])
   if (!/^[\w./-]+$/.test(f)) throw new Error(`--files takes test file paths, got '${f}'`);
 const timeoutMs = Number(opts.timeout) * 60_000;
 if (!(timeoutMs > 0)) throw new Error(`--timeout takes minutes, got '${opts.timeout}'`);
@@ -57,14 +63,14 @@ for (const k of kernels)
 // A test file that nothing kernel-specific rests on says so in its first lines —
 // `// vmtest: host only: <why>` — and runs on the host leg only; the matrix lists them with why.
 const HOST_ONLY = hostOnlyFiles(root);
-const vitest = (out, guest) =>
+const vitest = (out, guest, only = files) =>
   `node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile=${out}/report.json --testTimeout=600000 --hookTimeout=600000${
     guest
       ? ` ${hostOnlyExcludes(root)
           .map((a) => `'${a}'`)
           .join(' ')}`
       : ''
-  }${files.map((f) => ` ${f}`).join('')}`;
+  }${only.map((f) => ` ${f}`).join('')}`;
 
 const log = (line) => console.log(line);
 
@@ -88,7 +94,7 @@ async function hostLeg() {
   }
 }
 
-async function vmLeg(series) {
+async function vmLeg(series, only) {
   const kernel = ensureKernel(series, log);
   mkdirSync(cacheDir, { recursive: true });
   const initrd = join(cacheDir, `initrd-${kernel.release}.cpio`);
@@ -101,12 +107,12 @@ async function vmLeg(series) {
       initrd,
       outDir: out,
       cwd: root,
-      script: vitest(out, true),
+      script: vitest(out, true, only.length ? only : files),
       timeoutMs,
       append: `lsm=${lsmList(kernel.config)}`,
       onLine: opts.quiet ? undefined : (l) => log(`[${series}] ${l}`),
     });
-    const title = `${series} (${kernel.release})`;
+    const title = `${series} (${kernel.release})${only.length ? `, only ${only.join(' ')}` : ''}`;
     let result = readReport(out);
     if (r.timedOut) result = brokenLeg(`killed after ${opts.timeout} min: ${tail(r.console)}`);
     else if (r.panicked) result = brokenLeg(`kernel panic or oops: ${tail(r.console)}`);
@@ -129,8 +135,8 @@ const tail = (lines) => `\n    ${lines.slice(-25).join('\n    ')}`;
 
 // --from: legs of an earlier --json run; the --kernel legs run now and replace those of the same name
 const legs = opts.from ? JSON.parse(readFileSync(opts.from, 'utf8')) : [];
-for (const k of opts.from && !process.argv.some((a) => a.startsWith('--kernel')) ? [] : kernels) {
-  const leg = k === 'host' ? await hostLeg() : await vmLeg(k);
+for (const k of opts.from && !process.argv.some((a) => a.startsWith('--kernel')) ? [] : kernelSpecs) {
+  const leg = k.series === 'host' ? await hostLeg() : await vmLeg(k.series, k.only);
   const i = legs.findIndex((l) => l.name === leg.name);
   if (i >= 0) legs[i] = leg;
   else legs.push(leg);
