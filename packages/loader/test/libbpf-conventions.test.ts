@@ -8,18 +8,11 @@ import { join } from 'node:path';
 import { Btf, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
 import { type Collection, kernelBtfFd, loadCollection } from '@bpfkit/loader';
 import { possibleCpus } from '@bpfkit/maps';
-import {
-  BpfError,
-  btfInfo,
-  type Fd,
-  mapInfo,
-  NativeBuffer,
-  NotSupportedError,
-  objGet,
-  progInfo,
-} from '@bpfkit/sys';
-import { afterAll, describe, expect, it } from 'vitest';
+import { btfInfo, type Fd, mapInfo, NativeBuffer, objGet, objPin, progInfo } from '@bpfkit/sys';
+import { afterAll, describe, expect, it, type TestContext } from 'vitest';
+import { lackOf, requireFeature } from '../../../tools/testing/features.js';
 import { tempBpffs } from '../../../tools/testing/kernel.js';
+import { expectSamePrograms, kernelView, libbpfLoader } from './libbpf/compare.js';
 
 afterAll(() => {
   expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(`bpfkit-fs-${process.pid}-`);
@@ -132,39 +125,36 @@ function underOurNames(l: Loaded, ours: Loaded): Loaded['maps'] {
 }
 
 /**
- * Loads `object` both ways. Where libbpf loads it, bpfkit must load it alike; where libbpf does not
- * (here: tracing loads refused by the environment), bpfkit must fail too, with the kernel's own
- * error for a program (the errno libbpf reported), never a probe's or a NotSupportedError.
+ * Loads `object` both ways: libbpf must load it, and bpfkit must load it alike (every program's
+ * instructions but those in `differ`, each with the reason the test gives).
  */
-function compare(object: string): { libbpf: Loaded; bpfkit: Loaded } | undefined {
+function compare(object: string, differ: string[] = []): { libbpf: Loaded; bpfkit: Loaded } {
   const libbpf = viaLibbpf(fixture(object));
-  let c: Collection;
-  try {
-    c = loadCollection(fixture(object));
-  } catch (e) {
-    if (!('error' in libbpf)) throw e; // libbpf loaded it: so must we
-    expect(e).toBeInstanceOf(BpfError);
-    expect(e).not.toBeInstanceOf(NotSupportedError);
-    const strerror = /: [A-Z0-9]+ \(([^)]+)\)/.exec((e as Error).message)?.[1];
-    expect(libbpf.error).toContain(strerror);
-    return undefined;
-  }
-  try {
-    if ('error' in libbpf) throw new Error(`bpfkit loaded ${object}, which libbpf refused:\n${libbpf.error}`);
-    const bpfkit = views(c);
-    expect(bpfkit.programs).toEqual(libbpf.programs);
-    expect(bpfkit.maps).toEqual(underOurNames(libbpf, bpfkit));
-    return { libbpf, bpfkit };
-  } finally {
-    c.close();
-  }
+  if ('error' in libbpf) throw new Error(`libbpf refused ${object}:\n${libbpf.error}`);
+  using c = loadCollection(fixture(object));
+  const bpfkit = views(c);
+  const same = (l: Loaded) =>
+    Object.fromEntries(
+      Object.entries(l.programs).map(([n, v]) => [n, differ.includes(n) ? { ...v, insns: '(differs)' } : v]),
+    );
+  expect(same(bpfkit)).toEqual(same(libbpf));
+  expect(bpfkit.maps).toEqual(underOurNames(libbpf, bpfkit));
+  return { libbpf, bpfkit };
+}
+
+/**
+ * Tracing and extension loads: this host's environment refuses them with EPERM (to libbpf as to
+ * bpfkit), so there the test is unsupported; the QEMU guests allow them, and compare.
+ */
+function needsTracingLoads(ctx: TestContext, what: string, load: () => Collection): void {
+  requireFeature(ctx, `${what} loads (this environment refuses tracing and ext program loads)`, {
+    probe: () => load().close(),
+  });
 }
 
 describe('maps as libbpf creates them', () => {
   it('map_rules.bpf.o: every map has libbpf’s shape, flags and key/value BTF (or none)', () => {
-    const r = compare('map_rules.bpf.o');
-    expect(r).toBeDefined(); // socket filters and these map types load on every kernel we test
-    const maps = r!.bpfkit.maps;
+    const maps = compare('map_rules.bpf.o').bpfkit.maps;
     // a perf event array without max_entries: one slot per possible CPU
     expect(maps.per_cpu_events!.maxEntries).toBe(possibleCpus());
     expect(maps.sized_events!.maxEntries).toBe(3);
@@ -196,42 +186,61 @@ describe('maps as libbpf creates them', () => {
 describe('attach targets resolved at load, as libbpf names them', () => {
   it('attach_targets.bpf.o: tp_btf/ and iter/ load with the BTF id libbpf gives them', () => {
     const r = compare('attach_targets.bpf.o');
-    expect(r).toBeDefined();
     const k = Btf.kernel();
-    expect(r!.bpfkit.programs.count_switch!.attachBtfId).toBe(k.find('btf_trace_sched_switch', 'typedef').id);
-    expect(r!.bpfkit.programs.list_tasks!.attachBtfId).toBe(k.find('bpf_iter_task', 'func').id);
+    expect(r.bpfkit.programs.count_switch!.attachBtfId).toBe(k.find('btf_trace_sched_switch', 'typedef').id);
+    expect(r.bpfkit.programs.list_tasks!.attachBtfId).toBe(k.find('bpf_iter_task', 'func').id);
   });
 
-  it('attach_fentry.bpf.o: fentry/, fexit/ and lsm/ load as with libbpf (or fail as with libbpf)', () => {
-    // Where tracing loads are allowed (the QEMU guests) both load it and the instructions and
-    // targets are compared; here the environment refuses them (EPERM) to both.
+  it('attach_fentry.bpf.o: fentry/, fexit/ and lsm/ load as with libbpf, on the same targets', (ctx) => {
+    needsTracingLoads(ctx, 'fentry, fexit and lsm', () => loadCollection(fixture('attach_fentry.bpf.o')));
     const r = compare('attach_fentry.bpf.o');
-    if (!r) return;
     const k = Btf.kernel();
+    expect(Object.keys(r.bpfkit.programs).sort()).toEqual(['after_unlink', 'before_unlink', 'on_file_open']);
     expect(r.bpfkit.programs.before_unlink!.attachBtfId).toBe(k.find('do_unlinkat', 'func').id);
+    expect(r.bpfkit.programs.after_unlink!.attachBtfId).toBe(k.find('do_unlinkat', 'func').id);
     expect(r.bpfkit.programs.on_file_open!.attachBtfId).toBe(k.find('bpf_lsm_file_open', 'func').id);
   });
 
-  it('freplace/: the target program’s function, by its id in that program’s BTF', () => {
+  it('freplace/: the target program’s function, by its id in that program’s BTF, as with libbpf', (ctx) => {
     using target = loadCollection(fixture('freplace_target.bpf.o'));
     const filter = target.program('filter');
+    const load = () =>
+      loadCollection(fixture('freplace.bpf.o'), { attachTargets: { keep_all: { program: filter } } });
+    needsTracingLoads(ctx, 'freplace', load);
     const verdict = btfFromKernel(filter.info.btfId).find('verdict', 'func').id;
-    let c: Collection | undefined;
-    try {
-      c = loadCollection(fixture('freplace.bpf.o'), { attachTargets: { keep_all: { program: filter } } });
-    } catch (e) {
-      // refused by this environment, as every tracing load: the kernel's own EPERM, for this program
-      expect(e).toBeInstanceOf(BpfError);
-      expect((e as BpfError).code).toBe('EPERM');
-      expect((e as Error).message).toContain("ext 'keep_all'");
-      return;
+    using c = load();
+    const ours = kernelView(c.program('keep_all').fd);
+    expect(ours).toMatchObject({ type: 'ext', attachBtfId: verdict });
+    // libbpf, given the same target (pinned for it; bpf_program__set_attach_target)
+    using fs = tempBpffs();
+    const pinPath = join(fs.path, 'target');
+    {
+      using p = NativeBuffer.from(pinPath);
+      objPin({ pathname: p.ptr, bpfFd: filter.fd.value }, pinPath);
     }
-    try {
-      const info = c.program('keep_all').info;
-      expect(info.attachBtfId).toBe(verdict);
-    } finally {
-      c.close();
-    }
+    using libbpf = libbpfLoader();
+    const r = libbpf.run(fixture('freplace.bpf.o'), [`keep_all@${pinPath}:verdict`]);
+    if (!r.loaded) throw new Error(`libbpf refused freplace.bpf.o:\n${r.log}`);
+    expectSamePrograms({ keep_all: ours }, r.programs);
+  });
+});
+
+describe('kprobes as libbpf loads them', () => {
+  it('probes.bpf.o: kprobe/, kretprobe/ and ksyscall/ (BPF_KPROBE, CO-RE, BPF_KSYSCALL) load alike', () => {
+    // Loading needs no attach, so this compares on the host as in the guests. libbpf 1.1 probes
+    // LINUX_HAS_SYSCALL_WRAPPER by creating a kprobe on __<arch>_sys_bpf; on a kernel without
+    // kprobes that fails and libbpf reads the syscall's arguments as if unwrapped (wrong there, but
+    // nothing can attach). bpfkit finds the wrapper in /proc/kallsyms, so there enter_kill (the
+    // only program reading syscall arguments) differs; wherever kprobes exist it is compared too.
+    const kprobes = lackOf({ config: ['CONFIG_KPROBES', 'CONFIG_KPROBE_EVENTS'] }) === undefined;
+    const r = compare('probes.bpf.o', kprobes ? [] : ['enter_kill']);
+    expect(r.bpfkit.programs).toMatchObject({
+      enter_unlinkat: { type: 'kprobe' },
+      exit_unlinkat: { type: 'kprobe' },
+      enter_kill: { type: 'kprobe' },
+    });
+    // LINUX_HAS_SYSCALL_WRAPPER, probed by both: the same .kconfig map
+    expect(r.bpfkit.maps['.kconfig']).toBeDefined();
   });
 });
 

@@ -24,6 +24,9 @@ export interface KernelView {
   maps: MapShape[];
   /** maps the program holds that no remaining instruction names */
   unreferenced: MapShape[];
+  /** the load-time attach target: its BTF id, and the id of the BTF object it is in */
+  attachBtfId: number;
+  attachBtfObjId: number;
 }
 export type MapShape = {
   type: string;
@@ -69,6 +72,8 @@ export function kernelView(fd: Fd): KernelView {
     insns: hex.replace(/(.{16})/g, '$1\n'), // one instruction a line, so a diff points at it
     maps: order.map(shape),
     unreferenced,
+    attachBtfId: info.attachBtfId,
+    attachBtfObjId: info.attachBtfObjId,
   };
 }
 

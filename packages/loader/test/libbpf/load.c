@@ -7,11 +7,13 @@
 //     -prog         leave prog out (bpf_program__set_autoload false)
 //     +prog         load prog although its section starts with '?'
 //     prog=T:A      give prog program type T and expected attach type A (numbers)
+//     prog@PIN:FUNC attach target of prog (freplace): function FUNC of the program pinned at PIN
 //
 // Exit status 0 when the object loaded, 1 when libbpf refused it (its messages on stderr).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 int main(int argc, char **argv)
@@ -31,9 +33,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 3; i < argc; i++) {
-		char *arg = argv[i], *eq = strchr(arg, '=');
+		char *arg = argv[i], *eq = strchr(arg, '='), *at = strchr(arg, '@');
 		const char *name = arg[0] == '-' || arg[0] == '+' ? arg + 1 : arg;
 
+		if (at) {
+			char *colon = strrchr(at, ':');
+			int target;
+
+			*at = '\0';
+			if (!colon)
+				return 2;
+			*colon = '\0';
+			prog = bpf_object__find_program_by_name(obj, name);
+			target = bpf_obj_get(at + 1);
+			if (!prog || target < 0) {
+				fprintf(stderr, "no program '%s' or target '%s'\n", name, at + 1);
+				return 2;
+			}
+			if (bpf_program__set_attach_target(prog, target, colon + 1))
+				return 2;
+			continue;
+		}
 		if (eq)
 			*eq = '\0';
 		prog = bpf_object__find_program_by_name(obj, name);
