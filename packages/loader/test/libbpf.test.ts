@@ -19,6 +19,7 @@ describe('bpfkit and libbpf load the same instructions', () => {
     'core.bpf.o',
     '../../../cli/bpf/execsnoop.bpf.o',
     'externs.bpf.o',
+    'externs_kfunc.bpf.o',
   ]) {
     it(`${object}: every program's xlated instructions and maps match libbpf's`, () => {
       expectSamePrograms(viaBpfkit(fixture(object)), viaBpftool(fixture(object)));
