@@ -5,6 +5,7 @@
 // and map-in-map slots. Everything closes as one; a failure closes whatever was created.
 import {
   ALL_BTF_FEATURES,
+  BtfLoadError,
   CORE_POISON_IMM,
   encodeFuncInfo,
   encodeLineInfo,
@@ -146,7 +147,7 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
   }
   const features = opts.btfFeatures ?? ALL_BTF_FEATURES;
   if (prep.btf && !features.btf) warnNoBtf();
-  const btfFd = prep.btf && features.btf ? loadBtf(prep.btf.blob, { name: obj.name }) : undefined;
+  const btfFd = prep.btf && features.btf ? loadObjectBtf(prep.btf.blob, obj.name) : undefined;
   if (btfFd) owned.push(btfFd);
 
   // Maps: inner templates first, then every map; fill global data; freeze .rodata.
@@ -348,6 +349,29 @@ function targetAttrs(
   if ('reason' in r) throw new AttachTargetError(p.name, p.section, t.func, r.reason);
   return { attachBtfId: r.id, attachProgFd: r.progFd };
 }
+
+/**
+ * The object's (sanitised) BTF, or undefined where the kernel refuses it: then, as libbpf does
+ * ("BTF is optional, ignoring"), the object loads without it — no func/line info, maps without
+ * key/value BTF — and a warning says so, once per object name.
+ */
+function loadObjectBtf(blob: Uint8Array, name: string): Fd | undefined {
+  try {
+    return loadBtf(blob, { name });
+  } catch (e) {
+    if (!(e instanceof BtfLoadError)) throw e; // EPERM: no privilege, which no fallback mends
+    if (!warnedBtfRefused.has(name)) {
+      warnedBtfRefused.add(name);
+      const log = e.log.trim().split('\n').at(-1);
+      process.emitWarning(
+        `the kernel refused the BTF of ${name} (BPF_BTF_LOAD: ${e.code}${log ? `, ${log}` : ''}): it loads without it, so without func/line info in verifier logs and without BTF-typed maps`,
+        { code: 'BPFKIT_BTF_REFUSED' },
+      );
+    }
+    return undefined;
+  }
+}
+const warnedBtfRefused = new Set<string>();
 
 let warnedNoBtf = false;
 /** Said once per process: the kernel takes no BTF, so programs load without func/line info. */

@@ -3,7 +3,8 @@
 // view of both is compared — per program loaded or not, its translated instructions and attach
 // target; per map its type, sizes, max_entries, flags, map_extra and key/value BTF.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Btf, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
 import { type Collection, kernelBtfFd, loadCollection } from '@bpfkit/loader';
@@ -241,6 +242,74 @@ describe('kprobes as libbpf loads them', () => {
     });
     // LINUX_HAS_SYSCALL_WRAPPER, probed by both: the same .kconfig map
     expect(r.bpfkit.maps['.kconfig']).toBeDefined();
+  });
+});
+
+/** The bytes of ELF section `name` in `elf` (a 64-bit little-endian object), as a view into it. */
+function elfSection(elf: Buffer, name: string): Buffer {
+  const shoff = Number(elf.readBigUInt64LE(0x28));
+  const [size, count, names] = [elf.readUInt16LE(0x3a), elf.readUInt16LE(0x3c), elf.readUInt16LE(0x3e)];
+  const header = (i: number) => {
+    const at = shoff + i * size;
+    return {
+      name: elf.readUInt32LE(at),
+      offset: Number(elf.readBigUInt64LE(at + 0x18)),
+      size: Number(elf.readBigUInt64LE(at + 0x20)),
+    };
+  };
+  const strtab = header(names);
+  for (let i = 0; i < count; i++) {
+    const h = header(i);
+    const end = elf.indexOf(0, strtab.offset + h.name);
+    if (elf.toString('latin1', strtab.offset + h.name, end) === name)
+      return elf.subarray(h.offset, h.offset + h.size);
+  }
+  throw new Error(`no section ${name}`);
+}
+
+describe('BTF the kernel refuses', () => {
+  it('the object loads without it, as with libbpf: same programs, no func/line info, maps without BTF, said once', async () => {
+    // globals.bpf.o with its program's parameter renamed `s-b` in its BTF (the FUNC_PROTO's): not
+    // a C identifier, so BPF_BTF_LOAD refuses the whole BTF ("Invalid arg#1"), while a parser
+    // (ours, libbpf's) reads it as it is, and neither needs the name
+    const elf = readFileSync(fixture('globals.bpf.o'));
+    const btf = elfSection(elf, '.BTF');
+    const at = btf.indexOf('\0skb\0', 0, 'latin1');
+    expect(at).toBeGreaterThan(0);
+    expect(btf.indexOf('\0skb\0', at + 1, 'latin1')).toBe(-1);
+    btf.write('-', at + 2, 'latin1');
+    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-badbtf-'));
+    const object = join(dir, 'bad_btf.bpf.o');
+    writeFileSync(object, elf);
+    const warnings: string[] = [];
+    const listen = (w: Error & { code?: string }) => {
+      if (w.code === 'BPFKIT_BTF_REFUSED') warnings.push(w.message);
+    };
+    process.on('warning', listen);
+    try {
+      const libbpf = viaLibbpf(object);
+      if ('error' in libbpf) throw new Error(`libbpf refused the object:\n${libbpf.error}`);
+      for (let i = 0; i < 2; i++) {
+        using c = loadCollection(object);
+        expect(c.btf).toBeUndefined();
+        const ours = views(c);
+        expect(ours.programs).toEqual(libbpf.programs);
+        expect(ours.maps).toEqual(underOurNames(libbpf, ours));
+        expect(Object.keys(ours.programs).length).toBeGreaterThan(0);
+        for (const [name, p] of Object.entries(c.programs))
+          expect({ name, btfId: p.info.btfId }).toEqual({ name, btfId: 0 });
+        for (const [name, m] of Object.entries(ours.maps))
+          expect({ name, hasBtf: m.hasBtf }).toEqual({ name, hasBtf: false });
+        // and it works: the program reads its global data
+        expect(c.program('globals').testRun({ data: new Uint8Array(64) }).retval).toBe('h'.charCodeAt(0));
+      }
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/refused the BTF of bad_btf.*EINVAL/);
+    } finally {
+      process.off('warning', listen);
+      rmSync(dir, { recursive: true });
+    }
   });
 });
 
