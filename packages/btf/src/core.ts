@@ -417,8 +417,17 @@ function candidates(local: BtfType, target: Btf): BtfType[] {
   return kinds.flatMap((k) => target.findAll(name, k as 'struct'));
 }
 
-/** Resolve one CO-RE relocation of `local` BTF against `target` (the kernel's). */
-export function resolveCoreRelo(local: Btf, target: Btf, relo: CoreRelo): CoreResolution {
+/**
+ * Resolve one CO-RE relocation of `local` BTF against `target` (the kernel's). Where `target` has
+ * no candidate of the local type's name and kind, the candidates come from `modules` (the kernel
+ * modules' BTF, split on `target`), all of them, as libbpf gathers them (`bpf_core_find_cands`).
+ */
+export function resolveCoreRelo(
+  local: Btf,
+  target: Btf,
+  relo: CoreRelo,
+  modules?: () => readonly Btf[],
+): CoreResolution {
   const rootT = local.typeById(relo.typeId);
   const localSpec = parseSpec(local, relo.typeId, relo.access, relo.kind);
   const localValue = calc(localSpec, relo.kind, relo.typeId);
@@ -428,8 +437,11 @@ export function resolveCoreRelo(local: Btf, target: Btf, relo: CoreRelo): CoreRe
     return { poison: false, local: localValue, target: localValue, targetTypeId: relo.typeId };
 
   let found: { spec: Spec; value: Value } | undefined;
-  for (const cand of candidates(rootT, target)) {
-    const spec = matchSpec(localSpec, target, cand.id, relo.kind);
+  let cands = candidates(rootT, target).map((t) => ({ btf: target, id: t.id }));
+  if (cands.length === 0 && modules)
+    cands = modules().flatMap((m) => candidates(rootT, m).map((t) => ({ btf: m, id: t.id })));
+  for (const cand of cands) {
+    const spec = matchSpec(localSpec, cand.btf, cand.id, relo.kind);
     if (!spec) continue;
     const value = calc(spec, relo.kind, relo.typeId);
     if (found && (found.value.value !== value.value || found.value.size !== value.size))
@@ -546,13 +558,15 @@ export interface AppliedCore {
 
 /**
  * Resolve every CO-RE relocation of a program (recorded against `local` BTF) against `target`
- * BTF and apply it to the program's instructions. Pure: returns new instructions.
+ * BTF (then `modules`' BTF, for types `target` lacks) and apply it to the program's
+ * instructions. Pure: returns new instructions.
  */
 export function applyCoreRelos(
   insns: readonly Insn[],
   relos: readonly SlotRelo[],
   local: Btf,
   target: Btf,
+  modules?: () => readonly Btf[],
 ): AppliedCore {
   const out: Insn[] = [...insns];
   const resolutions: AppliedCore['resolutions'] = [];
@@ -567,7 +581,7 @@ export function applyCoreRelos(
       throw new CoreError(
         `CO-RE relocation at instruction ${slot} is ${slot < total ? 'inside an ld_imm64' : 'outside the program'}`,
       );
-    const res = resolveCoreRelo(local, target, relo);
+    const res = resolveCoreRelo(local, target, relo, modules);
     const patched = patchCoreRelo(out[i]!, relo, res, slot);
     if (patched.length === 1) out[i] = patched[0]!;
     else replaced.set(i, patched);

@@ -16,18 +16,31 @@ import {
 import { resolveAttachTarget } from './linker/targets.js';
 
 /**
+ * An fd of the kernel's BTF object `id` (a module's, as `kernelModuleBtfs()` lists it), or
+ * undefined when it is gone (the module unloaded meanwhile). The one way the loader opens a
+ * module's BTF object: for attach targets (attach_btf_obj_fd) and for kfuncs and ksyms (fd_array).
+ */
+export function kernelBtfFdById(id: number): Fd | undefined {
+  try {
+    return btfFdById(id);
+  } catch (e) {
+    if (e instanceof BpfError && e.code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
  * An fd of the kernel's own BTF object named `name` (`vmlinux`, or a module's), found among the
  * loaded BTF objects by their info; undefined when the kernel lists none of that name.
  */
 export function kernelBtfFd(name: string): Fd | undefined {
+  if (name !== 'vmlinux') {
+    const m = kernelModuleBtfs().find((x) => x.name === name);
+    return m && kernelBtfFdById(m.id);
+  }
   for (const id of btfIds()) {
-    let fd: Fd;
-    try {
-      fd = btfFdById(id);
-    } catch (e) {
-      if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
-      throw e;
-    }
+    const fd = kernelBtfFdById(id);
+    if (!fd) continue; // unloaded meanwhile
     let found = false;
     try {
       const info = btfInfo(fd);
@@ -86,7 +99,7 @@ export function attachToAttrs(
     return { attachBtfId: r.id, attachProgFd: r.progFd };
   }
   if (target.module === undefined) return { attachBtfId: target.btfId };
-  const moduleFd = kernelBtfFd(target.module);
+  const moduleFd = kernelBtfFdById(target.moduleId!);
   if (!moduleFd)
     throw new TypeError(
       `program '${name}': attach target '${attachTo}' is in module '${target.module}', whose BTF object the kernel does not list`,

@@ -22,8 +22,8 @@ import {
   takesKeyValueBtf,
   u32,
 } from '@bpfkit/maps';
-import { BpfError, btfFdById, type Fd, MapFlags, MapType } from '@bpfkit/sys';
-import { kernelBtfFd, programFuncBtfId } from './attach-to.js';
+import { BpfError, type Fd, MapFlags, MapType } from '@bpfkit/sys';
+import { kernelBtfFdById, programFuncBtfId } from './attach-to.js';
 import {
   type PreparedCollection,
   type PreparedProgram,
@@ -194,7 +194,11 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
       const btfObjects = pp.btfObjects.map((m) => {
         let fd = moduleFds.get(m.id);
         if (!fd) {
-          fd = btfFdById(m.id);
+          fd = kernelBtfFdById(m.id);
+          if (!fd)
+            throw new Error(
+              `program '${p.name}' in section '${p.section}': the BTF object of module '${m.name}' (id ${m.id}) is gone (the module was unloaded)`,
+            );
           moduleFds.set(m.id, fd);
         }
         return fd;
@@ -332,7 +336,7 @@ function targetAttrs(
     if (t.module === undefined) return { attachBtfId: t.btfId };
     let fd = moduleFds.get(t.module);
     if (!fd) {
-      fd = kernelBtfFd(t.module);
+      fd = kernelBtfFdById(t.moduleId!);
       if (!fd)
         throw new AttachTargetError(
           p.name,

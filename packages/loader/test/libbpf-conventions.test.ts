@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Btf, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
+import { Btf, type BtfMember, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
 import { type Collection, kernelBtfFd, loadCollection } from '@bpfkit/loader';
 import { possibleCpus } from '@bpfkit/maps';
 import { btfInfo, type Fd, mapInfo, NativeBuffer, objGet, objPin, progInfo } from '@bpfkit/sys';
@@ -310,6 +310,28 @@ describe('BTF the kernel refuses', () => {
       process.off('warning', listen);
       rmSync(dir, { recursive: true });
     }
+  });
+});
+
+describe('CO-RE against module BTF', () => {
+  it('core_module.bpf.o: a type vmlinux lacks resolves against the module that has it, as with libbpf', (ctx) => {
+    requireFeature(ctx, 'module BTF', { config: ['CONFIG_DEBUG_INFO_BTF_MODULES'] });
+    // veth is a module in the guests (tools/vmtest/initramfs.mjs loads it): struct veth_priv is
+    // in its BTF only
+    const veth = kernelModuleBtfs().find((m) => m.name === 'veth');
+    expect(veth, 'the veth module with BTF').toBeDefined();
+    expect(Btf.kernel().findAll('veth_priv', 'struct')).toEqual([]);
+    const priv = veth!.btf.find('veth_priv', 'struct') as { members: BtfMember[] };
+    const member = (name: string) => priv.members.find((m) => m.name === name)!;
+    compare('core_module.bpf.o'); // the same instructions as libbpf's, which looks in modules too
+    using c = loadCollection(fixture('core_module.bpf.o'));
+    expect(c.program('veth_fields').testRun({ data: new Uint8Array(64) }).retval).toBe(1);
+    expect(c.map<number, Record<string, unknown>>('.bss').get(0)).toEqual({
+      headroom_offset: BigInt(member('requested_headroom').bitOffset / 8),
+      peer_offset: BigInt(member('peer').bitOffset / 8),
+      headroom_size: 4n,
+      has_type: 1n,
+    });
   });
 });
 

@@ -142,7 +142,13 @@ describe('module attach targets', () => {
 
   it('module:function looks only in that module', () => {
     const t = resolveAttachTarget(program('fentry/test_mod:verdict'), { kernel, modules: () => modules });
-    expect(t).toEqual({ kind: 'kernel', btfId: verdict, module: 'test_mod', typeName: 'verdict' });
+    expect(t).toEqual({
+      kind: 'kernel',
+      btfId: verdict,
+      module: 'test_mod',
+      moduleId: 0,
+      typeName: 'verdict',
+    });
     expect(() =>
       resolveAttachTarget(program('fentry/first_mod:verdict'), { kernel, modules: () => modules }),
     ).toThrow(/no func 'verdict' in module 'first_mod'/);

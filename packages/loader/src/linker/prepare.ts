@@ -175,7 +175,19 @@ export function prepareCollection(
     });
     const core =
       obj.btf && p.coreRelos.length
-        ? applyCoreRelos(linked.insns, p.coreRelos, obj.btf, coreTarget())
+        ? applyCoreRelos(
+            linked.insns,
+            p.coreRelos,
+            obj.btf,
+            coreTarget(),
+            // types vmlinux lacks come from the modules' BTF; not with a BTF file given (libbpf)
+            opts.btfPath
+              ? undefined
+              : () => {
+                  modules ??= kernelModuleBtfs(kernel());
+                  return modules.map((m) => m.btf);
+                },
+          )
         : { insns: linked.insns, resolutions: [], poisoned: [] };
     const target = resolveAttachTarget(p, {
       kernel: kernel(),

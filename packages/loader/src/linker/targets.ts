@@ -25,8 +25,11 @@ export class AttachTargetError extends BtfLookupError {
 
 /** Where a program attaches, as its load needs it. */
 export type AttachTarget =
-  /** A kernel function, hook or tracepoint: its BTF id in vmlinux (module undefined) or in that module's BTF. */
-  | { kind: 'kernel'; btfId: number; module: string | undefined; typeName: string }
+  /**
+   * A kernel function, hook or tracepoint: its BTF id in vmlinux (module undefined) or in that
+   * module's BTF (`moduleId`: the module's BTF object id, which the load opens).
+   */
+  | { kind: 'kernel'; btfId: number; module: string | undefined; moduleId?: number; typeName: string }
   /** A function of a loaded program: its BTF id is read from that program's BTF at load. */
   | { kind: 'program'; func: string; program: HasFd | Fd };
 
@@ -133,7 +136,7 @@ export function resolveAttachTarget(
     if (module !== undefined && m.name !== module) continue;
     // only the module's own types: a split BTF's lookups also reach vmlinux, searched already
     const t = m.btf.findAll(want.name, want.kind).find((x) => x.id >= m.btf.raw.firstId || !m.btf.base);
-    if (t) return { kind: 'kernel', btfId: t.id, module: m.name, typeName: want.name };
+    if (t) return { kind: 'kernel', btfId: t.id, module: m.name, moduleId: m.id, typeName: want.name };
   }
   if (module !== undefined && !modules.some((m) => m.name === module))
     throw new AttachTargetError(
