@@ -91,10 +91,19 @@ export class Collection {
       if (codecs.value && def.btfValueTypeId)
         checkCodec(codecs.value, btf, def.btfValueTypeId, `map '${name}' value`);
     }
+    // one view per map and codec pair: a second call returns it, instead of dup'ing another fd
+    const views = this.#views.get(name) ?? [];
+    const cached = views.find((v) => v.key === codecs.key && v.value === codecs.value && !v.view.fd.closed);
+    if (cached) return cached.view as BpfMap<K, V>;
     const view = BpfMap.fromFd<K, V>(m.fd.dup(), codecs);
     this.#owned.push(view);
+    this.#views.set(name, [...views.filter((v) => !v.view.fd.closed), { ...codecs, view }]);
     return view;
   }
+  readonly #views = new Map<
+    string,
+    { key?: Codec<unknown>; value?: Codec<unknown>; view: BpfMap<unknown, unknown> }[]
+  >();
 
   program(name: string): Program {
     const p = this.programs[name];

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { Btf } from '@bpfkit/btf';
 import { kernelConfig, linuxKernelVersion, loadCollection, ObjectFile, VerifierError } from '@bpfkit/loader';
 import { CodecMismatchError, possibleCpus, struct, u32, u64 } from '@bpfkit/maps';
@@ -108,6 +108,25 @@ describe('loadCollection', () => {
     expect(() => loadCollection(fixture('globals.bpf.o'), { constants: { greeting: 'too long' } })).toThrow(
       /char\[3\]/,
     );
+  });
+
+  it('map(name, codecs): one view per codec pair, called in a loop without holding more fds', () => {
+    using c = loadCollection(fixture('maps.bpf.o'));
+    const first = c.map('percpu', { key: u32 });
+    const fds = readdirSync('/proc/self/fd').length;
+    for (let i = 0; i < 100; i++) expect(c.map('percpu', { key: u32 })).toBe(first);
+    expect(readdirSync('/proc/self/fd').length).toBe(fds);
+    // another pair is another view (its own fd), itself returned again
+    const other = c.map('percpu', { key: u32, value: u64 });
+    expect(other === (first as unknown)).toBe(false);
+    expect(c.map('percpu', { key: u32, value: u64 })).toBe(other);
+    expect(readdirSync('/proc/self/fd').length).toBe(fds + 1);
+    // a view the caller closed is not handed out again
+    other.close();
+    const again = c.map('percpu', { key: u32, value: u64 });
+    expect(again === other).toBe(false); // (not.toBe would iterate the closed map to describe it)
+    expect(again.get(0)).toHaveLength(possibleCpus()); // a working view: per-CPU values
+    expect(readdirSync('/proc/self/fd').length).toBe(fds + 1);
   });
 
   it('map(name, codecs): a typed view checked against the map BTF, refused where it does not fit', () => {
