@@ -69,7 +69,8 @@ describe('.kconfig externs', () => {
     const num = (v: string | undefined) => (v === undefined ? 0n : BigInt(v));
     expect(c.map<number, Record<string, unknown>>('.bss').get(0)).toMatchObject({
       out_version: BigInt(linuxKernelVersion()),
-      out_cookie: 1n, // bpf_get_attach_cookie (5.15): a tracepoint program may call it here
+      // bpf_get_attach_cookie (5.15): a tracepoint program may call it on 5.15 and later
+      out_cookie: linuxKernelVersion() >= (5 << 16) + (15 << 8) ? 1n : 0n,
       out_wrapper: kallsyms(new Set(['__x64_sys_bpf', '__arm64_sys_bpf'])).size > 0 ? 1n : 0n,
       out_unknown: 0n, // an unknown LINUX_ extern, weak: zero
       out_syscall: 1n,
