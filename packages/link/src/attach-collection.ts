@@ -10,6 +10,7 @@ import { attachKprobeMulti, attachKprobeSession } from './kprobe-multi.js';
 import { type Attachment, Link } from './link.js';
 import { attachTracepoint, attachUprobe } from './perf-event.js';
 import { attachRawTracepoint } from './raw-tracepoint.js';
+import { StructOps } from './struct-ops.js';
 import { attachFreplace, attachTracing } from './tracing.js';
 
 /** How one section attaches, or why it is left alone. */
@@ -116,7 +117,7 @@ function plan(section: string): Plan {
   }
 }
 
-/** Every program `attachCollection` attached, by name, and the ones it left alone, with why. */
+/** Every program `attachCollection` attached, by name (and every struct_ops map it registered, by map name), and the ones it left alone, with why. */
 export class AttachedCollection implements Attachment {
   readonly attached: Readonly<Record<string, Attachment>>;
   /** Program name → why it was not attached (`needs a cgroup (attachCgroup)`, ...). */
@@ -169,6 +170,16 @@ export function attachCollection(
   const attached: Record<string, Attachment> = {};
   const skipped: Record<string, string> = {};
   try {
+    // struct_ops maps register as libbpf's skeleton attach does (bpf_map__attach_struct_ops)
+    if (!opts.programs)
+      for (const map of Object.keys(collection.structOps)) {
+        try {
+          attached[map] = StructOps.fromCollection(collection, map);
+        } catch (e) {
+          if (e instanceof Error) e.message = `struct_ops map '${map}': ${e.message}`;
+          throw e;
+        }
+      }
     for (const name of names) {
       const program = collection.program(name);
       const section = collection.object.programs.get(name)?.section ?? '';

@@ -4,8 +4,14 @@
 // the function slots — and then, for a map made with BPF_F_LINK, a struct_ops bpf_link
 // (BPF_LINK_CREATE with the map, 6.4+), or, the legacy way, by the map update itself.
 
-import { Btf, type BtfStruct, encodeBtf, intType, loadBtf } from '@bpfkit/btf';
-import type { Program } from '@bpfkit/loader';
+import { Btf, encodeBtf, intType, loadBtf } from '@bpfkit/btf';
+import {
+  type Collection,
+  type Program,
+  type StructOpsLayout,
+  structOpsLayout,
+  structOpsMemberTarget,
+} from '@bpfkit/loader';
 import {
   AttachType,
   BpfError,
@@ -39,36 +45,11 @@ export interface StructOpsSpec {
 
 /** The BTF ids a `struct_ops` program for member `member` of ops type `type` is loaded with. */
 export function structOpsTarget(type: string, member: string): { attachBtfId: number; attachType: number } {
-  const btf = Btf.kernel();
-  const ops = btf.find(type, 'struct');
-  const index = ops.members.findIndex((m) => m.name === member);
-  if (index < 0) throw new TypeError(`struct ${type} has no member '${member}'`);
-  return { attachBtfId: ops.id, attachType: index };
-}
-
-interface Layout {
-  value: BtfStruct;
-  ops: BtfStruct;
-  dataOffset: number;
-}
-
-function layoutOf(type: string): Layout {
-  const btf = Btf.kernel();
-  let value: BtfStruct;
-  try {
-    value = btf.find(`bpf_struct_ops_${type}`, 'struct');
-  } catch (e) {
-    throw new NotSupportedError(`struct_ops for ${type}`, undefined, { cause: e });
-  }
-  const data = value.members.find((m) => m.name === 'data');
-  if (!data) throw new Error(`struct bpf_struct_ops_${type} has no 'data' member`);
-  const ops = btf.resolve(data.type);
-  if (ops.kind !== 'struct') throw new Error(`bpf_struct_ops_${type}.data is not a struct`);
-  return { value, ops, dataOffset: data.bitOffset / 8 };
+  return structOpsMemberTarget(Btf.kernel(), type, member);
 }
 
 /** The map value: the ops table at `data` with program fds in its function slots and the given fields. */
-function encodeValue(type: string, l: Layout, spec: StructOpsSpec): NativeBuffer {
+function encodeValue(type: string, l: StructOpsLayout, spec: StructOpsSpec): NativeBuffer {
   const btf = Btf.kernel();
   const buf = new NativeBuffer(l.value.size);
   buf.bytes.fill(0);
@@ -108,7 +89,7 @@ function encodeValue(type: string, l: Layout, spec: StructOpsSpec): NativeBuffer
 
 /** Create a struct_ops map for `type` and write its value (which, without BPF_F_LINK, registers it). */
 function makeMap(type: string, spec: StructOpsSpec, link: boolean): Fd {
-  const l = layoutOf(type);
+  const l = structOpsLayout(Btf.kernel(), type);
   // The kernel asks for a BTF of the object's own beside the vmlinux value type (libbpf passes the
   // object's); one int is enough.
   using btf = loadBtf(encodeBtf([intType()]), { name: `struct_ops ${type}` });
@@ -173,6 +154,37 @@ export class StructOps implements Attachment {
       return new StructOps(type, map, link);
     } catch (e) {
       map.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Register struct_ops map `map` of a loaded collection (a `.struct_ops` or `.struct_ops.link`
+   * variable), as libbpf's bpf_map__attach_struct_ops does: its value is written (which registers
+   * a `.struct_ops` map) and, for a `.struct_ops.link` map, a struct_ops link is made. The map
+   * stays the collection's; closing this unregisters.
+   */
+  static fromCollection(collection: Collection, map: string): StructOps {
+    const ops = collection.structOps[map];
+    if (!ops)
+      throw new TypeError(
+        `no struct_ops map '${map}' (struct_ops maps: ${Object.keys(collection.structOps).join(', ') || 'none'})`,
+      );
+    if (ops.link && kernelOlderThan(STRUCT_OPS_LINK_SINCE))
+      throw new NotSupportedError('struct_ops links', STRUCT_OPS_LINK_SINCE);
+    const fd = collection.map(map).fd.dup();
+    try {
+      using value = NativeBuffer.from(ops.value);
+      using key = new NativeBuffer(4);
+      key.view.setUint32(0, 0, true);
+      mapUpdateElem({ mapFd: fd.value, key: key.ptr, value: value.ptr }, `struct_ops '${map}'`);
+      if (!ops.link) return new StructOps(ops.type, fd, undefined);
+      const link = new Link(
+        linkCreate({ mapFd: fd.value, attachType: AttachType.STRUCT_OPS }, `struct_ops '${map}'`),
+      );
+      return new StructOps(ops.type, fd, link);
+    } catch (e) {
+      fd.close();
       throw e;
     }
   }

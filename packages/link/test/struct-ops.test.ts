@@ -6,10 +6,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { Builder, R0 } from '@bpfkit/asm';
-import { StructOps, structOpsTarget } from '@bpfkit/link';
-import { Program } from '@bpfkit/loader';
+import { attachCollection, StructOps, structOpsTarget } from '@bpfkit/link';
+import { loadCollection, Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
-import { kernelOlderThan, setsockoptBytes, withNetns } from '@bpfkit/sys';
+import { kernelOlderThan, NotSupportedError, setsockoptBytes, withNetns } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireFeature } from '../../../tools/testing/features.js';
 import { ourNamespaces, removeLeftovers, vethPair } from '../../../tools/testing/netns.js';
@@ -157,3 +157,69 @@ describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')('struct_ops', () => 
     expect(available()).not.toContain(name);
   });
 });
+
+// the fixtures are the loader's (its libbpf comparison loads them too)
+const fixture = (name: string) => new URL(`../../loader/test/fixtures/${name}`, import.meta.url).pathname;
+
+describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')(
+  'struct_ops from an ELF object (.struct_ops, .struct_ops.link)',
+  () => {
+    const probe = () => member('ssthresh', 10).close();
+
+    it('struct_ops.bpf.o: the .struct_ops table registers on attach, a connection selects it and runs its programs, close unregisters', async (ctx) => {
+      requireFeature(ctx, 'struct_ops programs', { probe });
+      using net = vethPair();
+      using c = loadCollection(fixture('struct_ops.bpf.o'));
+      expect(Object.keys(c.structOps)).toEqual(['bpfkit_cc']);
+      expect(c.program('cc_undo_cwnd').info.attachBtfId).toBe(
+        structOpsTarget('tcp_congestion_ops', 'undo_cwnd').attachBtfId,
+      );
+      expect(available()).not.toContain('bpfkit_cc'); // created, not registered until attached (as libbpf)
+      const calls = c.map('calls', { key: u32, value: u64 });
+      {
+        using ops = StructOps.fromCollection(c, 'bpfkit_cc');
+        expect(ops.link).toBeUndefined();
+        expect(available()).toContain('bpfkit_cc');
+        expect(await connectionWith(net.b, 'bpfkit_cc')).toBe(64 * 1024);
+        expect(calls.get(0)).toBeGreaterThan(0n); // our init (and cong_avoid) ran
+      }
+      expect(available()).not.toContain('bpfkit_cc');
+      expect(() => StructOps.fromCollection(c, 'calls')).toThrow(/no struct_ops map 'calls'/);
+    });
+
+    it('struct_ops_link.bpf.o: both tables register through attachCollection (the .struct_ops.link one through a link, 6.4+) and leave on close', async (ctx) => {
+      requireFeature(ctx, 'struct_ops programs', { probe });
+      if (kernelOlderThan('6.4')) {
+        const e = (() => {
+          try {
+            loadCollection(fixture('struct_ops_link.bpf.o')).close();
+          } catch (err) {
+            return err;
+          }
+        })();
+        expect(e).toBeInstanceOf(NotSupportedError);
+        expect(e).toMatchObject({
+          since: '6.4',
+          message: expect.stringMatching(/struct_ops links \(map 'bpfkit_cc_link'/),
+        });
+        return;
+      }
+      using net = vethPair();
+      using c = loadCollection(fixture('struct_ops_link.bpf.o'));
+      expect(c.map('bpfkit_cc_link').info.mapFlags).toBe(0x2000); // BPF_F_LINK
+      const calls = c.map('calls', { key: u32, value: u64 });
+      {
+        using attached = attachCollection(c);
+        expect(Object.keys(attached.attached).sort()).toEqual(['bpfkit_cc', 'bpfkit_cc_link']);
+        expect((attached.attached.bpfkit_cc_link as StructOps).link?.info).toMatchObject({
+          typeName: 'struct_ops',
+        });
+        expect(available()).toEqual(expect.arrayContaining(['bpfkit_cc', 'bpfkit_cc_link']));
+        expect(await connectionWith(net.b, 'bpfkit_cc_link')).toBe(64 * 1024);
+        expect(calls.get(0)).toBeGreaterThan(0n);
+      }
+      expect(available()).not.toContain('bpfkit_cc');
+      expect(available()).not.toContain('bpfkit_cc_link');
+    });
+  },
+);

@@ -22,7 +22,7 @@ import {
   takesKeyValueBtf,
   u32,
 } from '@bpfkit/maps';
-import { BpfError, type Fd, MapFlags, MapType } from '@bpfkit/sys';
+import { BpfError, type Fd, kernelOlderThan, MapFlags, MapType, NotSupportedError } from '@bpfkit/sys';
 import { kernelBtfFdById, programFuncBtfId } from './attach-to.js';
 import {
   type PreparedCollection,
@@ -52,10 +52,28 @@ export interface CollectionOptions extends PrepareOptions {
   logLevel?: number;
 }
 
+/** A struct_ops map's table, ready to register: the value with the loaded programs' fds in its slots. */
+export interface CollectionStructOps {
+  /** The kernel's ops type (`tcp_congestion_ops`). */
+  readonly type: string;
+  /** Made with BPF_F_LINK (`.struct_ops.link`): registered through a struct_ops link. */
+  readonly link: boolean;
+  /** The map value (`bpf_struct_ops_<type>`) to write. */
+  readonly value: Uint8Array;
+}
+
+/** The first kernel with struct_ops links (`.struct_ops.link` maps are made with BPF_F_LINK). */
+const STRUCT_OPS_LINK_SINCE = '6.4';
+
 /** The maps and programs of a loaded object, keyed by their names in the ELF; closes as one. */
 export class Collection {
   readonly maps: Record<string, BpfMap<unknown, unknown>>;
   readonly programs: Record<string, Program>;
+  /**
+   * The struct_ops maps' tables, by map name: created, not registered — as with libbpf, a table is
+   * registered when attached (@bpfkit/link's `attachStructOps`, or `attachCollection`).
+   */
+  readonly structOps: Readonly<Record<string, CollectionStructOps>> = {};
   readonly btf: Fd | undefined;
   readonly object: ObjectFile;
   readonly #owned: { close(): void }[];
@@ -66,7 +84,9 @@ export class Collection {
     programs: Record<string, Program>,
     btf: Fd | undefined,
     owned: { close(): void }[],
+    structOps: Record<string, CollectionStructOps> = {},
   ) {
+    this.structOps = structOps;
     this.object = object;
     this.maps = maps;
     this.programs = programs;
@@ -155,6 +175,16 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
     if (attrs) targets.set(name, attrs);
   }
   const features = opts.btfFeatures ?? ALL_BTF_FEATURES;
+  for (const name of prep.structOps.keys()) {
+    const def = prep.maps.get(name)!;
+    if (def.flags & MapFlags.LINK && kernelOlderThan(STRUCT_OPS_LINK_SINCE))
+      throw new NotSupportedError(
+        `struct_ops links (map '${name}' of section ${def.section})`,
+        STRUCT_OPS_LINK_SINCE,
+      );
+    if (!prep.btf || !features.btf)
+      throw new NotSupportedError(`struct_ops map '${name}' without BTF (the kernel needs the object's BTF)`);
+  }
   if (prep.btf && !features.btf) warnNoBtf();
   const btfFd = prep.btf && features.btf ? loadObjectBtf(prep.btf.blob, obj.name) : undefined;
   if (btfFd) owned.push(btfFd);
@@ -165,6 +195,22 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
     const given = opts.maps?.[name];
     if (given) {
       maps[name] = given;
+      continue;
+    }
+    const ops = prep.structOps.get(name);
+    if (ops) {
+      // as libbpf creates them: the object's BTF, no key/value type, the kernel's value type
+      const m = BpfMap.create({
+        type: MapType.STRUCT_OPS,
+        key: 4,
+        value: ops.valueSize,
+        maxEntries: 1,
+        flags: def.flags,
+        name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
+        btf: { fd: btfFd!, keyTypeId: 0, valueTypeId: 0, vmlinuxValueTypeId: ops.valueTypeId },
+      });
+      maps[name] = m;
+      owned.push(m);
       continue;
     }
     // Global data maps are typed by a DATASEC: a kernel without DATASEC gets them without BTF.
@@ -269,7 +315,22 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
       maps[name]!.set(init.slot as never, target as never);
     }
   }
-  return new Collection(obj, maps, programs, btfFd, owned);
+  // struct_ops tables: the loaded programs' fds in their slots
+  const structOps: Record<string, CollectionStructOps> = {};
+  for (const [name, ops] of prep.structOps) {
+    const value = ops.value.slice();
+    const view = new DataView(value.buffer);
+    for (const { offset, program } of ops.slots) {
+      const prog = programs[program];
+      if (!prog)
+        throw new TypeError(
+          `struct_ops map '${name}' needs program '${program}', which was not loaded (it was not chosen)`,
+        );
+      view.setBigUint64(offset, BigInt(prog.fd.value), true);
+    }
+    structOps[name] = { type: ops.typeName, link: (prep.maps.get(name)!.flags & MapFlags.LINK) !== 0, value };
+  }
+  return new Collection(obj, maps, programs, btfFd, owned, structOps);
 }
 
 /** A program's load failure: the kernel's error (class, errno, log kept) naming the program and its section. */

@@ -15,6 +15,7 @@ export { type AttachToAttrs, attachToAttrs, kernelBtfFd, programFuncBtfId } from
 export {
   Collection,
   type CollectionOptions,
+  type CollectionStructOps,
   loadCollection,
   type ProgramLoadError,
 } from './collection.js';
@@ -30,6 +31,14 @@ export {
 } from './linker/prepare.js';
 export { ExternError, KFUNC_POISON_BASE, KfuncNotSupportedError } from './linker/refs.js';
 export type { MapOptions, ProgramOptions, SelectOptions, TypedProgram } from './linker/select.js';
+export {
+  type PreparedStructOps,
+  prepareStructOps,
+  type StructOpsLayout,
+  StructOpsLayoutError,
+  structOpsLayout,
+  structOpsMemberTarget,
+} from './linker/struct-ops.js';
 export {
   type AttachTarget,
   AttachTargetError,
@@ -60,6 +69,7 @@ export {
   ObjectFile,
   type ObjectMap,
   type ObjectProgram,
+  type ObjectStructOps,
   type ObjectVariable,
   type PinningKind,
 } from './object/object.js';

@@ -9,7 +9,19 @@ import { join } from 'node:path';
 import { Btf, type BtfMember, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
 import { type Collection, kernelBtfFd, loadCollection } from '@bpfkit/loader';
 import { possibleCpus } from '@bpfkit/maps';
-import { btfInfo, type Fd, mapInfo, NativeBuffer, objGet, objPin, progInfo } from '@bpfkit/sys';
+import {
+  btfInfo,
+  type Fd,
+  mapFdById,
+  mapIds,
+  mapInfo,
+  NativeBuffer,
+  objGet,
+  objPin,
+  progFdById,
+  progIds,
+  progInfo,
+} from '@bpfkit/sys';
 import { afterAll, describe, expect, it, type TestContext } from 'vitest';
 import { lackOf, requireFeature } from '../../../tools/testing/features.js';
 import { tempBpffs } from '../../../tools/testing/kernel.js';
@@ -349,5 +361,85 @@ describe('kernel BTF objects for module targets', () => {
       }
     }
     expect(kernelBtfFd('no_such_module_bpfkit')).toBeUndefined();
+  });
+});
+
+const availableCongestionControls = () =>
+  readFileSync('/proc/sys/net/ipv4/tcp_available_congestion_control', 'utf8').trim().split(/\s+/);
+
+/** What libbpf and bpfkit must agree on for a struct_ops map and its programs. */
+function kernelSide(map: Fd, programs: Record<string, Fd>) {
+  const m = mapInfo(map);
+  return {
+    map: {
+      type: m.typeName,
+      keySize: m.keySize,
+      valueSize: m.valueSize,
+      maxEntries: m.maxEntries,
+      flags: m.mapFlags,
+      btfVmlinuxValueTypeId: m.btfVmlinuxValueTypeId,
+      hasBtf: m.btfId !== 0,
+      btfValueTypeId: m.btfValueTypeId,
+    },
+    programs: Object.fromEntries(
+      Object.entries(programs).map(([name, fd]) => {
+        // xlated instructions with map ids numbered by first use, and the maps' shapes
+        return [name, { ...kernelView(fd), attachBtfId: progInfo(fd).attachBtfId }];
+      }),
+    ),
+  };
+}
+
+/** The kernel objects named `name` (maps or programs) that exist now, as fds. */
+function byName(kind: 'map' | 'prog', names: string[]): Record<string, Fd> {
+  const out: Record<string, Fd> = {};
+  for (const id of kind === 'map' ? mapIds() : progIds()) {
+    const fd = kind === 'map' ? mapFdById(id) : progFdById(id);
+    const name = kind === 'map' ? mapInfo(fd).name : progInfo(fd).name;
+    if (names.includes(name) && !out[name]) out[name] = fd;
+    else fd.close();
+  }
+  return out;
+}
+
+describe('struct_ops maps and programs as libbpf makes them (.struct_ops)', () => {
+  const PROGRAMS = ['cc_init', 'cc_ssthresh', 'cc_cong_avoid', 'cc_undo_cwnd'];
+
+  it('struct_ops.bpf.o: maps and programs reach the kernel as libbpf (bpftool struct_ops register) sends them', (ctx) => {
+    requireFeature(ctx, 'struct_ops programs', {
+      probe: () => loadCollection(fixture('struct_ops.bpf.o')).close(),
+    });
+    let theirs: ReturnType<typeof kernelSide>;
+    execFileSync('bpftool', ['struct_ops', 'register', fixture('struct_ops.bpf.o')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const maps = byName('map', ['bpfkit_cc']);
+      const progs = byName('prog', PROGRAMS);
+      try {
+        theirs = kernelSide(maps.bpfkit_cc!, progs);
+      } finally {
+        for (const fd of [...Object.values(maps), ...Object.values(progs)]) fd.close();
+      }
+    } finally {
+      execFileSync('bpftool', ['struct_ops', 'unregister', 'name', 'bpfkit_cc'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+    }
+    expect(availableCongestionControls()).not.toContain('bpfkit_cc');
+    using c = loadCollection(fixture('struct_ops.bpf.o'));
+    const ours = kernelSide(
+      c.map('bpfkit_cc').fd,
+      Object.fromEntries(PROGRAMS.map((n) => [n, c.program(n).fd])),
+    );
+    expect(ours).toEqual(theirs);
+    expect(ours.map).toMatchObject({
+      type: 'struct_ops',
+      keySize: 4,
+      maxEntries: 1,
+      flags: 0,
+      hasBtf: true,
+      btfValueTypeId: 0,
+    });
   });
 });

@@ -66,8 +66,11 @@ export interface MapSpec<K, V> {
   innerMap?: BpfMap<unknown, unknown> | MapSpec<unknown, unknown>;
   numaNode?: number;
   mapExtra?: bigint;
-  /** BTF for the key and value, as a loader supplies it. */
-  btf?: { fd: Fd; keyTypeId: number; valueTypeId: number };
+  /**
+   * BTF for the key and value, as a loader supplies it; for a struct_ops map, `vmlinuxValueTypeId`
+   * is the kernel's `bpf_struct_ops_<type>` (its BTF id in vmlinux) and `fd` the object's BTF.
+   */
+  btf?: { fd: Fd; keyTypeId: number; valueTypeId: number; vmlinuxValueTypeId?: number };
 }
 
 /** Maps indexed by a u32 below maxEntries: an index past the end is E2BIG from the kernel. */
@@ -241,6 +244,7 @@ export class BpfMap<K = Uint8Array, V = Uint8Array> implements Iterable<[K, V]> 
           btfFd: spec.btf?.fd.value ?? 0,
           btfKeyTypeId: spec.btf?.keyTypeId ?? 0,
           btfValueTypeId: spec.btf?.valueTypeId ?? 0,
+          btfVmlinuxValueTypeId: spec.btf?.vmlinuxValueTypeId ?? 0,
         },
         `${mapTypes.toName(type)}${spec.name ? ` '${spec.name}'` : ''}, key ${key.size}, value ${value.size}, max ${spec.maxEntries}`,
       );

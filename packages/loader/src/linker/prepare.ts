@@ -22,6 +22,7 @@ import { fixObjectBtf, sanitizeBtf } from './btf.js';
 import { type ConstantValue, dataContents, parseKconfig } from './data.js';
 import { resolveExterns, typelessKsyms } from './refs.js';
 import { adjustMaps, type SelectOptions, selectPrograms, type TypedProgram } from './select.js';
+import { type PreparedStructOps, prepareStructOps } from './struct-ops.js';
 import { type AttachTarget, type AttachTargetOption, resolveAttachTarget } from './targets.js';
 
 export interface PrepareOptions extends SelectOptions {
@@ -97,6 +98,8 @@ export interface PreparedCollection {
   readonly codecs: ReadonlyMap<string, { key?: Codec<unknown>; value?: Codec<unknown> }>;
   /** The programs chosen to load (`programs`; default: all but `?` sections), in object order. */
   readonly programs: ReadonlyMap<string, PreparedProgram>;
+  /** struct_ops maps (`.struct_ops`, `.struct_ops.link` variables) laid out for the kernel, by map name. */
+  readonly structOps: ReadonlyMap<string, PreparedStructOps>;
 }
 
 /** Run the linking stage of loading an object (see {@link PreparedCollection}); no syscalls. */
@@ -147,9 +150,19 @@ export function prepareCollection(
       throw new TypeError(
         `attachTargets names program '${name}', which the object does not define (programs: ${[...obj.programs.keys()].join(', ')})`,
       );
+  // struct_ops tables: their programs attach to the kernel struct, at their member's index
+  const structOps = new Map<string, PreparedStructOps>();
+  const opsTargets = new Map<string, { attachBtfId: number; attachType: number; map: string }>();
+  for (const [name, def] of maps)
+    if (def.structOps && !opts.maps?.[name])
+      structOps.set(name, prepareStructOps(name, def, obj.btf!, kernel(), opsTargets));
   const known = (name: string) => obj.maps.has(name) || opts.maps?.[name] !== undefined;
   const programs = new Map<string, PreparedProgram>();
-  for (const p of chosen) {
+  for (const chosenProgram of chosen) {
+    const ops = opsTargets.get(chosenProgram.name);
+    const p: TypedProgram = ops
+      ? { ...chosenProgram, attachType: ops.attachType as TypedProgram['attachType'] }
+      : chosenProgram;
     const name = p.name;
     if (obj.btf)
       for (const fi of p.funcInfo) {
@@ -189,14 +202,21 @@ export function prepareCollection(
                 },
           )
         : { insns: linked.insns, resolutions: [], poisoned: [] };
-    const target = resolveAttachTarget(p, {
-      kernel: kernel(),
-      modules: () => {
-        modules ??= kernelModuleBtfs(kernel());
-        return modules ?? [];
-      },
-      ...(opts.attachTargets?.[name] ? { target: opts.attachTargets[name] } : {}),
-    });
+    const target: AttachTarget | undefined = ops
+      ? {
+          kind: 'kernel',
+          btfId: ops.attachBtfId,
+          module: undefined,
+          typeName: structOps.get(ops.map)!.typeName,
+        }
+      : resolveAttachTarget(p, {
+          kernel: kernel(),
+          modules: () => {
+            modules ??= kernelModuleBtfs(kernel());
+            return modules ?? [];
+          },
+          ...(opts.attachTargets?.[name] ? { target: opts.attachTargets[name] } : {}),
+        });
     programs.set(name, {
       object: p,
       insns: core.insns,
@@ -218,6 +238,7 @@ export function prepareCollection(
     maps,
     codecs,
     programs,
+    structOps,
   };
 }
 

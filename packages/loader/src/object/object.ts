@@ -8,13 +8,14 @@ import type { Insn } from '@bpfkit/asm';
 import {
   Btf,
   type BtfExt,
+  type BtfStruct,
   type BtfType,
   type CoreRelo,
   type FuncInfo,
   type LineInfo,
   parseBtfExt,
 } from '@bpfkit/btf';
-import { type AttachType, cString, MapType, type ProgType } from '@bpfkit/sys';
+import { type AttachType, cString, MapType, type ProgType, ProgType as ProgTypes } from '@bpfkit/sys';
 import { linkPrograms } from '../linker/programs.js';
 import {
   type Elf,
@@ -54,9 +55,9 @@ export type PinningKind = 'none' | 'by_name';
 
 export interface ObjectMap {
   name: string;
-  /** `.maps` (BTF-defined), `maps` (legacy), a data section (`.rodata`, `.bss`, ...) or `.kconfig`. */
+  /** `.maps` (BTF-defined), `maps` (legacy), a data section (`.rodata`, `.bss`, ...), `.kconfig`, `.struct_ops` or `.struct_ops.link`. */
   section: string;
-  kind: 'map' | 'data' | 'kconfig';
+  kind: 'map' | 'data' | 'kconfig' | 'struct_ops';
   type: MapType;
   keySize: number;
   valueSize: number;
@@ -79,6 +80,20 @@ export interface ObjectMap {
   data: Uint8Array | undefined;
   /** `.rodata`: frozen after its contents are written, read-only to programs. */
   readonly: boolean;
+  /** For a `.struct_ops`/`.struct_ops.link` variable: the ops table it declares. */
+  structOps: ObjectStructOps | undefined;
+}
+
+/** A variable of `.struct_ops` (or `.struct_ops.link`): a kernel ops table filled with programs. */
+export interface ObjectStructOps {
+  /** The struct's name, the kernel's ops type it stands for (`tcp_congestion_ops`). */
+  typeName: string;
+  /** The struct's id in the object's BTF. */
+  typeId: number;
+  /** The variable's bytes as compiled (the function pointers are relocations, zero here). */
+  data: Uint8Array;
+  /** Function-pointer members set to a program, from the section's relocations: member → program name. */
+  programs: Record<string, string>;
 }
 
 /** A global variable of a data section, typed through BTF: what `constants` can set. */
@@ -102,6 +117,7 @@ export interface ObjectExtern {
 }
 
 const BPF_F_RDONLY_PROG = 0x80;
+const BPF_F_LINK = 0x2000;
 /**
  * Largest global data section (`.data*`, `.rodata*`, `.bss*`, and `.kconfig`): a data section
  * is the one value of an array map, and the kernel refuses an array value larger than
@@ -141,6 +157,8 @@ export class ObjectFile {
     this.#collectMaps();
     this.#collectData();
     for (const [name, p] of linkPrograms(this)) this.programs.set(name, p);
+    this.#collectStructOps('.struct_ops', 0);
+    this.#collectStructOps('.struct_ops.link', BPF_F_LINK);
   }
 
   /** Read an object from bytes or a path. Throws ElfError / BtfParseError on malformed input. */
@@ -260,6 +278,7 @@ export class ObjectFile {
       initial: [],
       data: undefined,
       readonly: false,
+      structOps: undefined,
     };
   }
 
@@ -413,6 +432,73 @@ export class ObjectFile {
       m.valueSize = 0;
     }
     return m;
+  }
+
+  // ---- struct_ops -------------------------------------------------------------------------------
+
+  /**
+   * Every variable of a `.struct_ops` section becomes a struct_ops map, as libbpf's
+   * init_struct_ops_maps makes them (`flags`: BPF_F_LINK for `.struct_ops.link`); the section's
+   * relocations say which program fills which function-pointer member. Sizes are the object's
+   * until the linking stage lays the value out as the kernel's `bpf_struct_ops_<type>`.
+   */
+  #collectStructOps(section: string, flags: number): void {
+    const sec = this.elf.section(section);
+    if (!sec) return;
+    const ds = this.#datasec(section);
+    if (!ds || !this.btf)
+      throw new ElfError(`${section} needs the .BTF section (compile with -g)`, section, sec.offset);
+    const vars: { name: string; offset: number; size: number; type: BtfStruct }[] = [];
+    for (const v of ds.vars) {
+      const vt = this.btf.typeById(v.type);
+      if (vt.kind !== 'var') continue;
+      const t = this.btf.resolve(vt.type);
+      if (t.kind !== 'struct' || !t.name)
+        throw new ElfError(
+          `${section} variable '${vt.name}' is not of a named struct type`,
+          section,
+          sec.offset,
+        );
+      if (v.offset + t.size > sec.size)
+        throw new ElfError(`${section} variable '${vt.name}' lies outside the section`, section, sec.offset);
+      vars.push({ name: vt.name, offset: v.offset, size: t.size, type: t });
+      this.maps.set(vt.name, {
+        ...this.#mapDefaults(vt.name, section),
+        kind: 'struct_ops',
+        type: MapType.STRUCT_OPS,
+        valueSize: t.size,
+        flags,
+        structOps: {
+          typeName: t.name,
+          typeId: t.id,
+          data:
+            sec.type === SHT.NOBITS ? new Uint8Array(t.size) : sec.data.slice(v.offset, v.offset + t.size),
+          programs: {},
+        },
+      });
+    }
+    for (const r of this.elf.relocs.get(sec.index) ?? []) {
+      const v = vars.find((x) => r.offset >= x.offset && r.offset < x.offset + x.size);
+      if (!v)
+        throw new ElfError(`${section}: a relocation at ${r.offset} is in no variable`, section, sec.offset);
+      const bit = (r.offset - v.offset) * 8;
+      const member = v.type.members.find((m) => m.bitOffset === bit);
+      const mt = member ? this.btf.resolve(member.type) : undefined;
+      if (!member || mt?.kind !== 'ptr' || this.btf.resolve(mt.type).kind !== 'func_proto')
+        throw new ElfError(
+          `${section} '${v.name}': a relocation at offset ${r.offset - v.offset} is in no function-pointer member`,
+          section,
+          sec.offset + r.offset,
+        );
+      const prog = this.programs.get(r.symbol.name);
+      if (!prog || prog.type !== ProgTypes.STRUCT_OPS)
+        throw new ElfError(
+          `${section} '${v.name}'.${member.name} points at '${r.symbol.name}', which is not a program of a struct_ops section`,
+          section,
+          sec.offset + r.offset,
+        );
+      this.maps.get(v.name)!.structOps!.programs[member.name] = prog.name;
+    }
   }
 
   #collectData(): void {
