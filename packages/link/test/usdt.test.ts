@@ -1,10 +1,14 @@
 // USDT probes of our own fixture (usdt_target.c, <sys/sdt.h>) read by a BPF program built
 // against libbpf's <bpf/usdt.bpf.h> (usdt_args.bpf.c), unmodified: the argument values it reads
 // back, semaphores, the pid filter, a probe in a shared library, and the typed errors.
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
+  attachCollection,
   attachUsdt,
   encodeUsdtSpec,
   parseUsdtArg,
@@ -216,5 +220,82 @@ describe('attachUsdt', () => {
     expect(() =>
       attachUsdt(coll.program('on_unlink'), target, 'bpfkit', 'round', { collection: coll }),
     ).toThrow(/must include <bpf\/usdt.bpf.h>/);
+  });
+});
+
+describe('against libbpf 1.1', () => {
+  it('bpf_program__attach_usdt writes the same __bpf_usdt_specs entries, byte for byte', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-usdt-'));
+    try {
+      const bin = join(dir, 'usdt_specs');
+      execFileSync(
+        'cc',
+        ['-O1', '-o', bin, new URL('./libbpf/usdt_specs.c', import.meta.url).pathname, '-lbpf'],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      const probes: [string, string, string, bigint][] = [
+        [target, 'bpfkit', 'sizes', 1n],
+        [target, 'bpfkit', 'consts', 2n],
+        [target, 'bpfkit', 'guarded', 3n],
+        [lib, 'bpfkit_lib', 'fired', 0x1122334455667788n],
+      ];
+      const theirs = execFileSync(bin, [object, 'record', ...probes.map((p) => p.join(':'))], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\n');
+      using coll = loadCollection(object);
+      const attached = probes.map(([b, prov, name, cookie]) =>
+        attachUsdt(coll.program('record'), b, prov, name, { collection: coll, cookie }),
+      );
+      const specs = coll.maps.__bpf_usdt_specs!;
+      const dump = () => {
+        const out: string[] = [];
+        for (let id = 0; id < specs.maxEntries; id++) {
+          const k = Buffer.alloc(4);
+          k.writeUInt32LE(id);
+          const v = Buffer.from(specs.getBytes(k)!);
+          if (v.some((x) => x !== 0)) out.push(`${id} ${v.toString('hex')}`);
+        }
+        return out;
+      };
+      expect(theirs).toHaveLength(4);
+      expect(dump()).toEqual(theirs);
+      for (const a of attached) a.detach();
+      expect(dump()).toEqual([]); // detaching freed (and cleared) every slot
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
+
+describe('collection.attach()', () => {
+  it('attaches usdt/BINARY:PROVIDER:NAME sections (BPF_USDT), leaving plain usdt alone', async () => {
+    using coll = loadCollection(object);
+    const path = process.env.PATH;
+    process.env.PATH = `${dir}:${path}`; // the section names the binary, found on PATH
+    let group: ReturnType<typeof attachCollection>;
+    try {
+      group = attachCollection(coll);
+    } finally {
+      process.env.PATH = path;
+    }
+    await using a = start();
+    try {
+      expect(Object.keys(group.attached)).toEqual(['on_round']);
+      expect(group.skipped.record).toMatch(/names no binary, provider and probe/);
+      expect(await a.fire()).toBe('semaphore 0');
+      expect(await a.fire()).toBe('semaphore 0');
+    } finally {
+      group.detach();
+    }
+    expect(await a.fire()).toBe('semaphore 0');
+    expect([seen(coll, 1001n)?.args[0], seen(coll, 1002n)?.args[0], seen(coll, 1003n)]).toEqual([
+      1n,
+      2n,
+      undefined,
+    ]);
   });
 });
