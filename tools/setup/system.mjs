@@ -21,6 +21,8 @@ const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const missing = NEEDED.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
 // --bench: libbpf's headers and library for the benchmarks' C consumer
 if (process.argv.includes('--bench') && !existsSync('/usr/include/bpf/libbpf.h')) missing.push('libbpf-dev');
+// <sys/sdt.h> for the USDT fixture programs (tools/fixtures/build.mjs)
+if (!existsSync('/usr/include/sys/sdt.h')) missing.push('systemtap-sdt-dev');
 // --vmtest: QEMU, a static busybox for the guest's initramfs, xz for compressed modules
 if (process.argv.includes('--vmtest')) {
   if (!have('qemu-system-x86_64')) missing.push('qemu-system-x86');

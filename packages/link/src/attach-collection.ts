@@ -1,6 +1,6 @@
 // Attach by section name: every program of a loaded collection whose SEC() says where it goes
 // (tracepoint/, raw_tp/, tp_btf/, fentry/, fexit/, fmod_ret/, lsm/, kprobe/, kretprobe/,
-// ksyscall/, kprobe.multi/, uprobe/PATH:FUNC, iter/, freplace) is attached the way libbpf's
+// ksyscall/, kprobe.multi/, uprobe/PATH:FUNC, usdt/PATH:PROVIDER:NAME, iter/, freplace) is attached the way libbpf's
 // auto-attach does; the rest are reported with the reason they were left alone. It lives here,
 // not in the loader, because the loader cannot know how programs attach.
 import { type Collection, type Program, programForSection } from '@bpfkit/loader';
@@ -12,6 +12,7 @@ import { attachTracepoint, attachUprobe } from './perf-event.js';
 import { attachRawTracepoint } from './raw-tracepoint.js';
 import { StructOps } from './struct-ops.js';
 import { attachFreplace, attachTracing } from './tracing.js';
+import { attachUsdt } from './usdt.js';
 
 /** How one section attaches, or why it is left alone. */
 type Plan = { attach: (p: Program) => Attachment } | { skip: string };
@@ -31,7 +32,6 @@ const NEEDS: [RegExp, string][] = [
   [/^(sk_lookup|flow_dissector)$/, 'needs a network namespace'],
   [/^(struct_ops|struct_ops\.s)$/, 'attaches through its struct_ops map'],
   [/^perf_event$/, 'needs a perf event (attachPerfEvent)'],
-  [/^(usdt|usdt\.s)$/, 'USDT probes need a process and its notes; not attached by section'],
   [/^(uprobe\.multi|uretprobe\.multi|uprobe\.session)(\.s)?$/, 'uprobe.multi is not attached by section yet'],
   [/^syscall$/, 'runs through testRun, not attached'],
   [
@@ -47,7 +47,7 @@ function symbolAndOffset(target: string): [string, number] {
   return [m[1]!, m[2] ? Number(m[2]) : 0];
 }
 
-function plan(section: string): Plan {
+function plan(section: string, collection: Collection): Plan {
   const { kind, target } = split(section);
   if (!programForSection(section)) return { skip: 'its section names no program type' };
   const none = (what: string): Plan => ({ skip: `its section names no ${what}` });
@@ -109,6 +109,13 @@ function plan(section: string): Plan {
       return {
         attach: (p) => attachUprobe(p, m[1]!, m[2], { retprobe, ...(m[3] ? { offset: Number(m[3]) } : {}) }),
       };
+    }
+    case 'usdt':
+    case 'usdt.s': {
+      // usdt/PATH:PROVIDER:NAME (libbpf's form; PATH may also be a program or library name)
+      const m = target ? /^([^:]+):([\w.]+):([\w.]+)$/.exec(target) : null;
+      if (!m) return none('binary, provider and probe (usdt/<path>:<provider>:<name>)');
+      return { attach: (p) => attachUsdt(p, m[1]!, m[2]!, m[3]!, { collection }) };
     }
     default: {
       const need = NEEDS.find(([re]) => re.test(kind));
@@ -183,7 +190,7 @@ export function attachCollection(
     for (const name of names) {
       const program = collection.program(name);
       const section = collection.object.programs.get(name)?.section ?? '';
-      const p = plan(section);
+      const p = plan(section, collection);
       if ('skip' in p) {
         skipped[name] = `section '${section}' ${p.skip}`;
         continue;

@@ -128,6 +128,20 @@ export {
 } from './tracefs.js';
 export { attachFreplace, attachTracing } from './tracing.js';
 export {
+  attachUsdt,
+  encodeUsdtSpec,
+  parseUsdtArg,
+  USDT_MAX_ARGS,
+  USDT_SPEC_SIZE,
+  type UsdtArgSpec,
+  UsdtArgType,
+  UsdtAttachment,
+  type UsdtOptions,
+  type UsdtProbe,
+  UsdtProbeNotFoundError,
+  usdtProbes,
+} from './usdt.js';
+export {
   attachXdp,
   queryXdp,
   XdpAction,

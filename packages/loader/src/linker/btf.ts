@@ -9,6 +9,7 @@ import {
   type BtfType,
   IntEncoding,
 } from '@bpfkit/btf';
+import { STB, STT } from '../object/elf.js';
 import type { ObjectFile } from '../object/object.js';
 
 /** BTF linkage of functions and variables (`enum btf_func_linkage`; variables use 0-2 alike). */
@@ -20,7 +21,7 @@ const utf8 = new TextEncoder();
 /**
  * The object's BTF made acceptable to the kernel, as libbpf does before loading it: datasec sizes
  * and variable offsets from the ELF, extern functions and variables made global (extern
- * functions' parameters named), `.ksyms` slots pointed at a dummy variable. Type ids stay as they
+ * functions' parameters named), hidden global functions made static, `.ksyms` slots pointed at a dummy variable. Type ids stay as they
  * are (an `int` and the dummy are appended). Returns the blob and a lazy index of it (types are
  * decoded only when a map codec reaches them).
  */
@@ -66,11 +67,25 @@ export function fixObjectBtf(obj: ObjectFile): { blob: Uint8Array; btf: Btf } {
 
   const makeGlobal = (t: BtfType & { kind: 'var' }) => set(rec(t.id) + 12, GLOBAL);
   const symbols = new Map(obj.elf.symbols.map((s) => [`${s.shndx}:${s.name}`, s]));
+  const hiddenFuncs = new Set(
+    obj.elf.symbols
+      .filter(
+        (s) => s.type === STT.FUNC && s.bind !== STB.LOCAL && (s.visibility === 1 || s.visibility === 2),
+      )
+      .map((s) => s.name),
+  );
   for (let id = 1; id < count; id++) {
     const kind = raw.kinds[id];
     if (kind === BtfKind.FUNC) {
       // Kernel-function externs become global functions with named parameters.
       const t = btf.typeById(id) as BtfType & { kind: 'func' };
+      // A global subprogram of hidden or internal visibility (usdt.bpf.h's `__weak __hidden`
+      // helpers) becomes static, as libbpf marks it: the verifier then checks it with its
+      // caller's context instead of on its own (where pointer arguments may be NULL).
+      if (t.linkage === GLOBAL && hiddenFuncs.has(t.name)) {
+        set(rec(id) + 4, get(rec(id) + 4) & ~0xffff);
+        continue;
+      }
       if (t.linkage !== EXTERN) continue;
       set(rec(id) + 4, (get(rec(id) + 4) & ~0xffff) | GLOBAL);
       const proto = byId(t.type, () => `extern function '${t.name}' (BTF type ${t.id})`);

@@ -40,8 +40,9 @@ const DEFS: readonly Def[] = [
   ['uprobe.session.s+', 'kprobe', 'trace_uprobe_session', SLEEPABLE],
   ['ksyscall+', 'kprobe'],
   ['kretsyscall+', 'kprobe'],
-  // libbpf gives USDT programs trace_uprobe_multi where the kernel has uprobe_multi links, to
-  // attach them that way; bpfkit attaches uprobes through perf events, so none is set here.
+  // As libbpf 1.1 (the reference): a plain kprobe program, no expected attach type. Newer
+  // libbpf gives USDT programs trace_uprobe_multi where the kernel has uprobe_multi links; bpfkit
+  // attaches each call site as a uprobe perf event, as 1.1 does, so none is set here.
   ['usdt+', 'kprobe'],
   ['usdt.s+', 'kprobe', undefined, SLEEPABLE], // newer than 1.1
   // tc: `tc/ingress`, `tc/egress` are aliases of tcx (newer than 1.1, as are tcx and netkit).
