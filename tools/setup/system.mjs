@@ -2,7 +2,7 @@
 // Installs the Debian packages the test suite calls (first step of `pnpm test`), so a fresh
 // machine needs nothing but Node and npm: bpftool for the pinning interop tests, cc for C
 // programs, iproute2 for the network namespaces and veth pairs of the XDP tests, prometheus for
-// the exporter's end-to-end test (a real server scraping the agent). With --bench also libbpf's headers and library for the benchmarks' C consumer; with
+// the exporter's end-to-end test (a real server scraping the agent). clang and libbpf's headers and library for the C loaders that tests compare with; with
 // --vmtest QEMU, a static busybox and xz for the kernel matrix (tools/vmtest).
 // Runs apt-get only when something is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -13,14 +13,15 @@ import { isStaticElf } from '../vmtest/initramfs.mjs';
 const NEEDED = [
   ['bpftool', 'bpftool'],
   ['cc', 'gcc'],
+  ['clang', 'clang'], // the CLI's C compile (bpfkit gen from .bpf.c, the vmlinux.h test)
   ['ip', 'iproute2'],
   ['prometheus', 'prometheus'],
 ];
 
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const missing = NEEDED.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
-// --bench: libbpf's headers and library for the benchmarks' C consumer
-if (process.argv.includes('--bench') && !existsSync('/usr/include/bpf/libbpf.h')) missing.push('libbpf-dev');
+// libbpf's headers and library: the tests' C loaders (compared with libbpf) and the benchmarks' C consumer
+if (!existsSync('/usr/include/bpf/libbpf.h')) missing.push('libbpf-dev');
 // <sys/sdt.h> for the USDT fixture programs (tools/fixtures/build.mjs)
 if (!existsSync('/usr/include/sys/sdt.h')) missing.push('systemtap-sdt-dev');
 // --vmtest: QEMU, a static busybox for the guest's initramfs, xz for compressed modules
