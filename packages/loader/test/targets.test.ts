@@ -186,6 +186,7 @@ describe('module attach targets', () => {
         kind: 'kernel',
         btfId: fn.id,
         module: m.name,
+        moduleId: m.id, // the module's BTF object, which the load opens by id
         typeName: fn.name,
       });
     }
