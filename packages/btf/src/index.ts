@@ -28,11 +28,19 @@ export {
   type LineInfo,
   parseBtfExt,
 } from './ext.js';
-export { BtfLoadError, btfFromKernel, kernelModuleBtfs, loadBtf, type ModuleBtf } from './kernel.js';
+export {
+  BtfLoadError,
+  btfFromKernel,
+  kernelModuleBtfs,
+  loadBtf,
+  type ModuleBtf,
+  vmlinuxBtfId,
+} from './kernel.js';
 export { BTF_MAGIC, BtfKind, type BtfKindName, type BtfKindNumber, IntEncoding } from './kinds.js';
 export { type BtfHeader, type ParseOptions, parseBtf, type RawBtf } from './parse.js';
 export {
   ALL_BTF_FEATURES,
+  BTF_FEATURE_SINCE,
   type BtfFeature,
   type BtfFeatures,
   haveBtfFeature,

@@ -9,6 +9,7 @@ import {
   cString,
   type Fd,
   NativeBuffer,
+  NotSupportedError,
   objGetInfoByFd,
   structLayout,
 } from '@bpfkit/sys';
@@ -60,6 +61,29 @@ export function btfFromKernel(id: number, base?: Btf, opts: { lazy?: boolean } =
   buf.view.setUint32(structLayout.btfInfo.btf_size[0], info.btfSize, true);
   objGetInfoByFd({ bpfFd: fd.value, infoLen: buf.size, info: buf.ptr });
   return Btf.parse(data.bytes.slice(), info.kernelBtf && id !== 1 ? (base ?? Btf.kernel()) : base, opts);
+}
+
+let vmlinuxId: number | undefined;
+/**
+ * The BTF object id of the kernel's own BTF (vmlinux), found among the loaded BTF objects by
+ * their info. Kernels before 5.11 do not list their BTF as an object: `NotSupportedError`.
+ */
+export function vmlinuxBtfId(): number {
+  if (vmlinuxId !== undefined) return vmlinuxId;
+  for (const id of btfIds()) {
+    try {
+      using fd = btfFdById(id);
+      const info = btfInfo(fd);
+      if (info.kernelBtf && info.name === 'vmlinux') {
+        vmlinuxId = id;
+        return id;
+      }
+    } catch (e) {
+      if (e instanceof BpfError && e.code === 'ENOENT') continue; // unloaded meanwhile
+      throw e;
+    }
+  }
+  throw new NotSupportedError('the kernel’s BTF as a BTF object with an id (vmlinux)', '5.11');
 }
 
 /** A kernel module's BTF (split on vmlinux's), its name and BTF object id (for `attach_btf_obj_fd`, `fd_array`). */

@@ -39,6 +39,18 @@ export const ALL_BTF_FEATURES: Readonly<BtfFeatures> = Object.freeze({
   enum64: true,
 });
 
+/** The first Linux release whose BTF loader accepts each feature (what a probe's `false` means). */
+export const BTF_FEATURE_SINCE: Readonly<Record<BtfFeature, string>> = Object.freeze({
+  btf: '4.18',
+  func: '5.0',
+  globalFunc: '5.6',
+  datasec: '5.2',
+  float: '5.13',
+  declTag: '5.16',
+  typeTag: '5.17',
+  enum64: '6.0',
+});
+
 const int = intType;
 const funcProto = (id: number): BtfType => ({
   kind: 'func_proto',

@@ -88,7 +88,12 @@ describe('bpfkit CLI', () => {
     expect(btf.stdout).toMatch(
       /^\[\d+\] STRUCT 'stats' size=24 vlen=4\n\t'packets' type_id=\d+ bits_offset=0/,
     );
-    expect(bpfkit('btf', 'dump', '1', '--type', 'task_struct').stdout).toMatch(/STRUCT 'task_struct'/);
+    expect(bpfkit('btf', 'dump', 'vmlinux', '--type', 'task_struct').stdout).toMatch(/STRUCT 'task_struct'/);
+    // by id: the BTF object a loaded map carries (kernels before 5.11 list no vmlinux object)
+    using c = loadCollection(mapsObject);
+    const btfId = c.map('stats_map').info.btfId;
+    expect(btfId).toBeGreaterThan(0);
+    expect(bpfkit('btf', 'dump', String(btfId), '--type', 'stats').stdout).toBe(btf.stdout);
   });
 
   it('exit codes a script can rely on: 2 for usage, 1 for failures', () => {

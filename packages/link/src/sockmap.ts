@@ -34,6 +34,8 @@ const TYPES: Record<SockMapAttachType, number> = {
 };
 /** The first kernel with sockmap bpf_links. */
 const SOCKMAP_LINK_SINCE = '6.10';
+/** The first kernel with BPF_SK_SKB_VERDICT (a verdict program without a parser). */
+const SK_SKB_VERDICT_SINCE = '5.13';
 
 /**
  * A program attached to a socket map with BPF_PROG_ATTACH. It holds its own references to the
@@ -121,10 +123,21 @@ export function attachSockMap(
       }
     },
     () => {
-      progAttach(
-        { targetFd: map.fd.value, attachBpfFd: program.fd.value, attachType: TYPES[attachType] },
-        what,
-      );
+      try {
+        progAttach(
+          { targetFd: map.fd.value, attachBpfFd: program.fd.value, attachType: TYPES[attachType] },
+          what,
+        );
+      } catch (e) {
+        if (
+          attachType === 'sk_skb_verdict' &&
+          e instanceof BpfError &&
+          e.code === 'EINVAL' &&
+          kernelOlderThan(SK_SKB_VERDICT_SINCE)
+        )
+          throw new NotSupportedError('the sk_skb_verdict attach type', SK_SKB_VERDICT_SINCE, { cause: e });
+        throw e;
+      }
       return new SockMapAttachment(map, program, attachType);
     },
   );

@@ -1,7 +1,7 @@
 // BTF-typed tracing programs (tp_btf, fentry, fexit, fmod_ret, lsm): attached at the target they
 // were loaded for.
 import { type Program, programFuncBtfId } from '@bpfkit/loader';
-import { Fd, type HasFd, linkCreate, ProgType, rawTracepointOpen } from '@bpfkit/sys';
+import { Fd, type HasFd, linkCreate, NotSupportedError, ProgType, rawTracepointOpen } from '@bpfkit/sys';
 import { Link, linkOrLegacy } from './link.js';
 
 /**
@@ -25,7 +25,8 @@ export function attachTracing(program: Program, opts: { cookie?: bigint } = {}):
         } as Parameters<typeof linkCreate>[0]),
       ),
     () => {
-      if (opts.cookie) throw new TypeError('a tracing cookie needs BPF_LINK_CREATE');
+      if (opts.cookie)
+        throw new NotSupportedError('BPF cookies on tracing programs (fentry, fexit, fmod_ret, lsm)', '5.19');
       return new Link(rawTracepointOpen({ name: 0n, progFd: program.fd.value }, 'tracing program'));
     },
   );

@@ -1,18 +1,8 @@
 // Attach targets that need the kernel's objects at load: the BTF object of a kernel module, and
 // a function's BTF id in a loaded program's BTF (freplace). Shared by `Program.load({ attachTo })`
 // and `loadCollection`.
-import { Btf, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
-import {
-  type AttachType,
-  BpfError,
-  btfFdById,
-  btfIds,
-  btfInfo,
-  Fd,
-  type HasFd,
-  type ProgType,
-  progInfo,
-} from '@bpfkit/sys';
+import { Btf, btfFromKernel, kernelModuleBtfs, vmlinuxBtfId } from '@bpfkit/btf';
+import { type AttachType, BpfError, btfFdById, Fd, type HasFd, type ProgType, progInfo } from '@bpfkit/sys';
 import { resolveAttachTarget } from './linker/targets.js';
 
 /**
@@ -30,27 +20,14 @@ export function kernelBtfFdById(id: number): Fd | undefined {
 }
 
 /**
- * An fd of the kernel's own BTF object named `name` (`vmlinux`, or a module's), found among the
- * loaded BTF objects by their info; undefined when the kernel lists none of that name.
+ * An fd of the kernel's own BTF object named `name` (`vmlinux`, or a module's); undefined when
+ * the kernel lists no module of that name. Kernels before 5.11 list no vmlinux object:
+ * `NotSupportedError`.
  */
 export function kernelBtfFd(name: string): Fd | undefined {
-  if (name !== 'vmlinux') {
-    const m = kernelModuleBtfs().find((x) => x.name === name);
-    return m && kernelBtfFdById(m.id);
-  }
-  for (const id of btfIds()) {
-    const fd = kernelBtfFdById(id);
-    if (!fd) continue; // unloaded meanwhile
-    let found = false;
-    try {
-      const info = btfInfo(fd);
-      found = info.kernelBtf !== 0 && info.name === name;
-    } finally {
-      if (!found) fd.close();
-    }
-    if (found) return fd;
-  }
-  return undefined;
+  if (name === 'vmlinux') return kernelBtfFdById(vmlinuxBtfId());
+  const m = kernelModuleBtfs().find((x) => x.name === name);
+  return m && kernelBtfFdById(m.id);
 }
 
 /** The BTF id of function `func` in loaded program `program`'s BTF, or why there is none. */

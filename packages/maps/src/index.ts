@@ -34,4 +34,4 @@ export {
   type UpdateFlag,
 } from './map.js';
 export { MapMemory } from './memory.js';
-export { haveMapType, haveMmapableArrays, requireMapType } from './probes.js';
+export { haveMapType, haveMmapableArrays, mapTypeSince, requireMapType } from './probes.js';

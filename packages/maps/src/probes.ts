@@ -145,3 +145,8 @@ export function haveMmapableArrays(): boolean {
     }),
   );
 }
+
+/** The first Linux release with map type `type` (by name or number), where known. */
+export function mapTypeSince(type: MapType | MapTypeName): string | undefined {
+  return MAP_SINCE[typeof type === 'number' ? mapTypes.toName(type) : type];
+}

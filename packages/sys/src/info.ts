@@ -95,10 +95,23 @@ function expectKind(fd: Fd, kind: ObjectKind): void {
     );
 }
 
-function getInfo(fd: Fd, size: number, prepare?: (buf: NativeBuffer) => void): NativeBuffer {
-  const buf = new NativeBuffer(size);
-  prepare?.(buf);
-  objGetInfoByFd({ bpfFd: fd.value, infoLen: size, info: buf.ptr });
+/**
+ * One OBJ_GET_INFO_BY_FD into a zeroed buffer of `size`. `kernelSize` is how much of it the
+ * kernel knows (its own struct is shorter on older kernels: fields past it stay zero).
+ */
+function getInfo(
+  fd: Fd,
+  size: number,
+  prepare?: (buf: NativeBuffer) => void,
+): NativeBuffer & { kernelSize?: number } {
+  const buf: NativeBuffer & { kernelSize?: number } = new NativeBuffer(size);
+  try {
+    prepare?.(buf);
+    buf.kernelSize = objGetInfoByFd({ bpfFd: fd.value, infoLen: size, info: buf.ptr });
+  } catch (e) {
+    buf.free();
+    throw e;
+  }
   return buf;
 }
 
@@ -134,11 +147,19 @@ function infoWithArrays(fd: Fd, layout: Record<string, readonly number[]>, array
   let counts: number[];
   {
     using first = getInfo(fd, size);
-    counts = arrays.map((a) => first.view.getUint32(field(a.count), true) + (a.extra ?? 0));
+    // an array the kernel's struct does not reach (an older kernel) is left out: a pointer
+    // set past the kernel's size is a non-zero tail, which it refuses with E2BIG
+    const known = first.kernelSize ?? size;
+    counts = arrays.map((a) =>
+      field(a.ptr) + 8 <= known && field(a.count) + 4 <= known
+        ? first.view.getUint32(field(a.count), true) + (a.extra ?? 0)
+        : 0,
+    );
   }
   const bufs = counts.map((n, i) => new NativeBuffer(n * arrays[i]!.elem));
   const buf = getInfo(fd, size, (b) =>
     arrays.forEach((a, i) => {
+      if (counts[i] === 0) return;
       b.view.setUint32(field(a.count), counts[i]!, true);
       b.view.setBigUint64(field(a.ptr), bufs[i]!.ptr, true);
     }),

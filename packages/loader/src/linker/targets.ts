@@ -6,7 +6,7 @@
 // over vmlinux); `module:function` names one module. Pure but for reading sysfs: the fds a load
 // needs (the module's BTF object, the target program) are the collection's business.
 import { type Btf, BtfLookupError, type ModuleBtf } from '@bpfkit/btf';
-import { AttachType, type Fd, type HasFd, ProgType } from '@bpfkit/sys';
+import { AttachType, type Fd, type HasFd, kernelOlderThan, NotSupportedError, ProgType } from '@bpfkit/sys';
 import type { ObjectProgram } from '../object/object.js';
 
 /** An attach target that does not exist: names the program, its section and the symbol looked up. */
@@ -145,6 +145,9 @@ export function resolveAttachTarget(
       name,
       `names module '${module}', which has no BTF loaded`,
     );
+  const since = prog.attachType === AttachType.TRACE_ITER ? ITER_SINCE[symbol] : undefined;
+  if (module === undefined && since && kernelOlderThan(since))
+    throw new NotSupportedError(`the ${symbol} iterator (${want.name})`, since);
   throw new AttachTargetError(
     prog.name,
     prog.section,
@@ -152,3 +155,18 @@ export function resolveAttachTarget(
     `does not exist: no ${want.kind} '${want.name}' in ${module ? `module '${module}'` : 'vmlinux or module'} BTF`,
   );
 }
+
+/** The first Linux release with each iterator target that came after BPF iterators (5.8). */
+const ITER_SINCE: Partial<Record<string, string>> = {
+  bpf_map_elem: '5.9',
+  bpf_sk_storage_map: '5.9',
+  tcp: '5.9',
+  udp: '5.9',
+  sockmap: '5.10',
+  task_vma: '5.12',
+  unix: '5.17',
+  bpf_link: '5.19',
+  ksym: '6.0',
+  cgroup: '6.1',
+  kmem_cache: '6.13',
+};
