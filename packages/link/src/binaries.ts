@@ -1,8 +1,9 @@
 // Where a uprobe's binary is: a path as given, a program name looked up on PATH, or a shared
 // library name (`libc.so.6`) looked up in the dynamic linker's cache (/etc/ld.so.cache), as
-// libbpf resolves them.
+// libbpf resolves them; and where in that file an address is (uprobes take file offsets).
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { ElfSection } from '@bpfkit/loader';
 
 const CACHE_MAGIC = 'glibc-ld.so.cache1.1';
 /** struct cache_file_new: magic+version (20), nlibs, len_strings, flags + 3 pad, extension_offset, 3 unused. */
@@ -62,4 +63,28 @@ export function resolveBinary(binary: string, env: NodeJS.ProcessEnv = process.e
     if (executable(path)) return path;
   }
   throw new TypeError(`no program '${binary}' on PATH (give its path)`);
+}
+
+/**
+ * The file offset of virtual address `addr` of an ELF executable or library, as the uprobe PMU
+ * takes it: through section `index` when a symbol names it, otherwise the loaded section with
+ * file contents (not NOBITS) that holds the address.
+ */
+export function fileOffset(
+  sections: readonly Pick<ElfSection, 'addr' | 'offset' | 'size' | 'type'>[],
+  addr: number | bigint,
+  index?: number,
+): number {
+  const a = Number(addr);
+  const sec =
+    index !== undefined
+      ? sections[index]
+      : sections.find((s) => s.addr !== 0 && s.type !== 8 /* NOBITS */ && a >= s.addr && a < s.addr + s.size);
+  if (!sec)
+    throw new TypeError(
+      index !== undefined
+        ? `address 0x${a.toString(16)} points at section ${index}, which does not exist`
+        : `address 0x${a.toString(16)} lies in no section of the file`,
+    );
+  return a - sec.addr + sec.offset;
 }

@@ -11,7 +11,7 @@ import {
   PerfType,
   perfEventOpen,
 } from '@bpfkit/sys';
-import { resolveBinary } from './binaries.js';
+import { fileOffset, resolveBinary } from './binaries.js';
 import { tracepointId } from './tracefs.js';
 
 export interface EventTarget {
@@ -92,10 +92,12 @@ export function symbolOffset(binary: string, symbol: string, kind: 'func' | 'obj
     (s) => s.name === symbol && s.type === type && s.shndx !== SHN_UNDEF && s.value !== 0,
   );
   if (!sym) throw new TypeError(`no ${kind === 'func' ? 'function' : 'variable'} '${symbol}' in ${binary}`);
-  const sec = elf.sections[sym.shndx];
-  if (!sec)
-    throw new TypeError(`'${symbol}' in ${binary} points at section ${sym.shndx}, which does not exist`);
-  return sym.value - sec.addr + sec.offset;
+  try {
+    return fileOffset(elf.sections, sym.value, sym.shndx);
+  } catch (e) {
+    if (e instanceof TypeError) e.message = `'${symbol}' in ${binary}: ${e.message}`;
+    throw e;
+  }
 }
 
 export interface UprobeOptions {

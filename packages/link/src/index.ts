@@ -14,7 +14,7 @@ export {
   AttachedCollection,
   attachCollection,
 } from './attach-collection.js';
-export { ldSoCache, resolveBinary } from './binaries.js';
+export { fileOffset, ldSoCache, resolveBinary } from './binaries.js';
 export {
   attachCgroup,
   CGROUP_ATTACH_TYPES,

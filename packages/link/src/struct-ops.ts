@@ -8,6 +8,7 @@ import { Btf, encodeBtf, intType, loadBtf } from '@bpfkit/btf';
 import {
   type Collection,
   type Program,
+  STRUCT_OPS_LINK_SINCE,
   type StructOpsLayout,
   structOpsLayout,
   structOpsMemberTarget,
@@ -31,9 +32,6 @@ import {
   oneOf,
 } from '@bpfkit/sys';
 import { type AttachMode, type Attachment, Link } from './link.js';
-
-/** The first kernel with struct_ops links. */
-const STRUCT_OPS_LINK_SINCE = '6.4';
 
 /** What goes into the ops table: a program for each function slot, and values for the other fields. */
 export interface StructOpsSpec {

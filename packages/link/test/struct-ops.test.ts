@@ -221,5 +221,24 @@ describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')(
       expect(available()).not.toContain('bpfkit_cc');
       expect(available()).not.toContain('bpfkit_cc_link');
     });
+
+    it('struct_ops_link.bpf.o with its .struct_ops.link map not created (autocreate: false): the .struct_ops table registers on any kernel', async (ctx) => {
+      requireFeature(ctx, 'struct_ops programs', { probe });
+      using net = vethPair();
+      using c = loadCollection(fixture('struct_ops_link.bpf.o'), {
+        mapOptions: { bpfkit_cc_link: { autocreate: false } },
+      });
+      expect(Object.keys(c.structOps)).toEqual(['bpfkit_cc']);
+      const calls = c.map('calls', { key: u32, value: u64 });
+      {
+        using attached = attachCollection(c);
+        expect(Object.keys(attached.attached)).toEqual(['bpfkit_cc']);
+        expect(available()).toContain('bpfkit_cc');
+        expect(available()).not.toContain('bpfkit_cc_link');
+        expect(await connectionWith(net.b, 'bpfkit_cc')).toBe(64 * 1024);
+        expect(calls.get(0)).toBeGreaterThan(0n);
+      }
+      expect(available()).not.toContain('bpfkit_cc');
+    });
   },
 );

@@ -1,10 +1,10 @@
 // uprobes on binaries named the way libbpf resolves them: a program name on PATH, a library name
 // through /etc/ld.so.cache. A uprobe on libc's getppid counts this thread's calls of it.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { Builder, R0 } from '@bpfkit/asm';
-import { attachUprobe, ldSoCache, resolveBinary, symbolOffset } from '@bpfkit/link';
-import { Program } from '@bpfkit/loader';
+import { attachUprobe, fileOffset, ldSoCache, resolveBinary, symbolOffset } from '@bpfkit/link';
+import { Program, parseElf } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
 import { describe, expect, it } from 'vitest';
 import { addToSlot0, mainThreadOnly } from '../../../tools/testing/programs.js';
@@ -22,6 +22,24 @@ describe('uprobe binaries by name', () => {
     expect(ldSoCache().get('libc.so.6')).toBe(libc);
     expect(() => resolveBinary('libnothing-here.so.9')).toThrow(/no library 'libnothing-here.so.9'/);
     expect(resolveBinary('/opt/x/y')).toBe('/opt/x/y');
+  });
+
+  it('fileOffset: an address as a file offset, by the section holding it or the one a symbol names', () => {
+    // libc's getppid: the symbol's section and the section found by address agree, and the
+    // bytes there are the function's (a file offset, not the address, when they differ)
+    const libc = resolveBinary('libc.so.6');
+    const elf = parseElf(readFileSync(libc), { anyMachine: true });
+    const sym = elf.dynamicSymbols.find((s) => s.name === 'getppid' && s.value !== 0)!;
+    expect(sym).toBeDefined();
+    const off = fileOffset(elf.sections, sym.value, sym.shndx);
+    expect(fileOffset(elf.sections, BigInt(sym.value))).toBe(off);
+    expect(symbolOffset(libc, 'getppid')).toBe(off);
+    const text = elf.sections[sym.shndx]!;
+    expect(off - text.offset).toBe(sym.value - text.addr);
+    expect(() => fileOffset(elf.sections, 1)).toThrow(/address 0x1 lies in no section of the file/);
+    expect(() => fileOffset(elf.sections, sym.value, 9999)).toThrow(
+      /points at section 9999, which does not exist/,
+    );
   });
 
   it('a uprobe on getppid in libc.so.6, named so, counts this thread’s calls', () => {

@@ -30,7 +30,7 @@ import {
   type PrepareOptions,
   prepareCollection,
 } from './linker/prepare.js';
-import { KFUNC_POISON_BASE } from './linker/refs.js';
+import { KFUNC_POISON_BASE, MAP_POISON_BASE, poisonMapRefs } from './linker/refs.js';
 import { AttachTargetError } from './linker/targets.js';
 import { ObjectFile, type ObjectMap } from './object/object.js';
 import { Program } from './program.js';
@@ -63,7 +63,7 @@ export interface CollectionStructOps {
 }
 
 /** The first kernel with struct_ops links (`.struct_ops.link` maps are made with BPF_F_LINK). */
-const STRUCT_OPS_LINK_SINCE = '6.4';
+export const STRUCT_OPS_LINK_SINCE = '6.4';
 
 /** The maps and programs of a loaded object, keyed by their names in the ELF; closes as one. */
 export class Collection {
@@ -73,7 +73,7 @@ export class Collection {
    * The struct_ops maps' tables, by map name: created, not registered — as with libbpf, a table is
    * registered when attached (@bpfkit/link's `attachStructOps`, or `attachCollection`).
    */
-  readonly structOps: Readonly<Record<string, CollectionStructOps>> = {};
+  readonly structOps: Readonly<Record<string, CollectionStructOps>>;
   readonly btf: Fd | undefined;
   readonly object: ObjectFile;
   readonly #owned: { close(): void }[];
@@ -102,6 +102,8 @@ export class Collection {
    */
   map<K = unknown, V = unknown>(name: string, codecs?: { key?: Codec<K>; value?: Codec<V> }): BpfMap<K, V> {
     const m = this.maps[name];
+    if (!m && this.object.maps.has(name))
+      throw new TypeError(`map '${name}' was not created (mapOptions autocreate: false)`);
     if (!m) throw new TypeError(`no map '${name}' (maps: ${Object.keys(this.maps).join(', ')})`);
     if (!codecs || (!codecs.key && !codecs.value)) return m as BpfMap<K, V>;
     const def = this.object.maps.get(name);
@@ -186,7 +188,10 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
       throw new NotSupportedError(`struct_ops map '${name}' without BTF (the kernel needs the object's BTF)`);
   }
   if (prep.btf && !features.btf) warnNoBtf();
-  const btfFd = prep.btf && features.btf ? loadObjectBtf(prep.btf.blob, obj.name) : undefined;
+  // struct_ops maps need the object's BTF: a kernel that refuses it fails the load, as libbpf's
+  // "BTF is mandatory, can't proceed"
+  const needsBtf = prep.structOps.keys().next().value;
+  const btfFd = prep.btf && features.btf ? loadObjectBtf(prep.btf.blob, obj.name, needsBtf) : undefined;
   if (btfFd) owned.push(btfFd);
 
   // Maps: inner templates first, then every map; fill global data; freeze .rodata.
@@ -199,6 +204,8 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
     }
     const ops = prep.structOps.get(name);
     if (ops) {
+      if (!btfFd)
+        throw new NotSupportedError(`struct_ops map '${name}' without the object's BTF, which it needs`);
       // as libbpf creates them: the object's BTF, no key/value type, the kernel's value type
       const m = BpfMap.create({
         type: MapType.STRUCT_OPS,
@@ -207,7 +214,7 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
         maxEntries: 1,
         flags: def.flags,
         name: def.name.slice(0, 15).replace(/[^\w.]/g, '_'),
-        btf: { fd: btfFd!, keyTypeId: 0, valueTypeId: 0, vmlinuxValueTypeId: ops.valueTypeId },
+        btf: { fd: btfFd, keyTypeId: 0, valueTypeId: 0, vmlinuxValueTypeId: ops.valueTypeId },
       });
       maps[name] = m;
       owned.push(m);
@@ -241,6 +248,7 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
 
   // Programs.
   const programs: Record<string, Program> = {};
+  const mapIndex = [...obj.maps.keys()];
   // Module BTF objects named by kfunc calls (fd_array) and ksym loads, open while programs load.
   const moduleFds = new Map<number, Fd>();
   try {
@@ -258,9 +266,13 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
         }
         return fd;
       });
-      const insns = [...pp.insns];
+      const filled = [...pp.insns];
       for (const { insn, object } of pp.btfObjectFds)
-        insns[insn] = { ...insns[insn]!, imm64Hi: btfObjects[object]!.value };
+        filled[insn] = { ...filled[insn]!, imm64Hi: btfObjects[object]!.value };
+      // references to maps not created: poisoned as libbpf does (they load only as dead code)
+      const { insns, maps: poisonedMaps } = poisonMapRefs(filled, prep.notCreated, (m) =>
+        mapIndex.indexOf(m),
+      );
       // func/line info only where the kernel knows BTF functions (libbpf's FEAT_BTF_FUNC)
       const btf =
         btfFd && obj.btfExt && features.func
@@ -299,6 +311,14 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
           e.log.includes(`unknown#${String(KFUNC_POISON_BASE).slice(0, 4)}`)
         )
           e.message += `\nweak kfuncs this kernel does not have, called where bpf_ksym_exists() does not rule it out:\n  ${pp.missingKfuncs.join('\n  ')}`;
+        const log = e instanceof VerifierError ? e.log : '';
+        const uncreated = poisonedMaps.filter((m) =>
+          log.includes(`unknown#${MAP_POISON_BASE + mapIndex.indexOf(m)}`),
+        );
+        if (e instanceof VerifierError && uncreated.length) {
+          e.message += `\nmaps this program uses but that were not created (mapOptions autocreate: false): ${uncreated.map((m) => `'${m}'`).join(', ')}`;
+          Object.defineProperty(e, 'notCreatedMaps', { value: uncreated, enumerable: true });
+        }
         throw forProgram(e, name, p.section);
       }
     }
@@ -307,7 +327,7 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
   }
 
   // Initial slots of program arrays and map-in-maps (checked by prepareCollection).
-  for (const [name, def] of obj.maps) {
+  for (const [name, def] of prep.maps) {
     for (const init of def.initial) {
       const target = init.kind === 'prog' ? programs[init.name] : maps[init.name];
       if (!target)
@@ -333,8 +353,16 @@ function build(prep: PreparedCollection, opts: CollectionOptions, owned: { close
   return new Collection(obj, maps, programs, btfFd, owned, structOps);
 }
 
-/** A program's load failure: the kernel's error (class, errno, log kept) naming the program and its section. */
-export type ProgramLoadError = BpfError & { readonly program: string; readonly section: string };
+/**
+ * A program's load failure: the kernel's error (class, errno, log kept) naming the program and
+ * its section, and the maps it uses that were not created (`autocreate: false`) where the
+ * verifier stopped at one of them.
+ */
+export type ProgramLoadError = BpfError & {
+  readonly program: string;
+  readonly section: string;
+  readonly notCreatedMaps?: readonly string[];
+};
 
 function forProgram(e: unknown, program: string, section: string): unknown {
   if (!(e instanceof BpfError)) return e;
@@ -427,13 +455,18 @@ function targetAttrs(
 /**
  * The object's (sanitised) BTF, or undefined where the kernel refuses it: then, as libbpf does
  * ("BTF is optional, ignoring"), the object loads without it — no func/line info, maps without
- * key/value BTF — and a warning says so, once per object name.
+ * key/value BTF — and a warning says so, once per object name. Unless struct_ops map `neededBy`
+ * needs it: then the kernel's refusal (a BtfLoadError) is the load's error, naming that map.
  */
-function loadObjectBtf(blob: Uint8Array, name: string): Fd | undefined {
+function loadObjectBtf(blob: Uint8Array, name: string, neededBy: string | undefined): Fd | undefined {
   try {
     return loadBtf(blob, { name });
   } catch (e) {
     if (!(e instanceof BtfLoadError)) throw e; // EPERM: no privilege, which no fallback mends
+    if (neededBy !== undefined) {
+      e.message = `struct_ops map '${neededBy}' needs the object's BTF, which the kernel refused: ${e.message}`;
+      throw e;
+    }
     if (!warnedBtfRefused.has(name)) {
       warnedBtfRefused.add(name);
       const log = e.log.trim().split('\n').at(-1);

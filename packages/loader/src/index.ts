@@ -18,6 +18,7 @@ export {
   type CollectionStructOps,
   loadCollection,
   type ProgramLoadError,
+  STRUCT_OPS_LINK_SINCE,
 } from './collection.js';
 export { haveSyscallWrapper, kallsyms, syscallFunction } from './kallsyms.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';

@@ -6,9 +6,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Btf, type BtfMember, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
-import { type Collection, kernelBtfFd, loadCollection } from '@bpfkit/loader';
-import { possibleCpus } from '@bpfkit/maps';
+import { Btf, BtfLoadError, type BtfMember, btfFromKernel, kernelModuleBtfs } from '@bpfkit/btf';
+import { type Collection, type CollectionOptions, kernelBtfFd, loadCollection } from '@bpfkit/loader';
+import { possibleCpus, u32, u64 } from '@bpfkit/maps';
 import {
   btfInfo,
   type Fd,
@@ -322,6 +322,149 @@ describe('BTF the kernel refuses', () => {
       process.off('warning', listen);
       rmSync(dir, { recursive: true });
     }
+  });
+
+  it('a struct_ops object fails with the kernel’s refusal, naming its struct_ops map, as libbpf (“BTF is mandatory”)', async () => {
+    // struct_ops.bpf.o with its programs' parameter `ctx` renamed `c-x` in its BTF: refused as above
+    const elf = readFileSync(fixture('struct_ops.bpf.o'));
+    const btf = elfSection(elf, '.BTF');
+    const at = btf.indexOf('\0ctx\0', 0, 'latin1');
+    expect(at).toBeGreaterThan(0);
+    expect(btf.indexOf('\0ctx\0', at + 1, 'latin1')).toBe(-1);
+    btf.write('-', at + 2, 'latin1');
+    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-badbtf-'));
+    const object = join(dir, 'bad_ops.bpf.o');
+    writeFileSync(object, elf);
+    const warnings: string[] = [];
+    const listen = (w: Error & { code?: string }) => {
+      if (w.code === 'BPFKIT_BTF_REFUSED') warnings.push(w.message);
+    };
+    process.on('warning', listen);
+    try {
+      using libbpf = libbpfLoader();
+      const r = libbpf.run(object);
+      expect(r.loaded).toBe(false);
+      expect(r.loaded === false && r.log).toMatch(/BTF is mandatory, can't proceed/);
+      let e: unknown;
+      try {
+        loadCollection(object).close();
+      } catch (err) {
+        e = err;
+      }
+      expect(e).toBeInstanceOf(BtfLoadError);
+      expect(e).toMatchObject({
+        code: 'EINVAL',
+        cmd: 'BPF_BTF_LOAD',
+        message: expect.stringMatching(
+          /^struct_ops map 'bpfkit_cc' needs the object's BTF, which the kernel refused/,
+        ),
+      });
+      expect((e as BtfLoadError).log).toMatch(/Invalid arg/);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toEqual([]); // it does not load without it, so no "loads without it" warning
+    } finally {
+      process.off('warning', listen);
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
+
+describe('maps not created (mapOptions autocreate: false), as libbpf’s bpf_map__set_autocreate', () => {
+  const object = fixture('autocreate.bpf.o');
+  const notOptional = { mapOptions: { optional: { autocreate: false } } };
+
+  it('autocreate.bpf.o: programs whose use of the map is dead code load with libbpf’s instructions; the map is not made', () => {
+    using libbpf = libbpfLoader();
+    const r = libbpf.run(object, ['!optional', '-uses_optional']);
+    if (!r.loaded) throw new Error(`libbpf refused autocreate.bpf.o without 'optional':\n${r.log}`);
+    using c = loadCollection(object, { ...notOptional, programs: ['plain', 'guarded'] });
+    expectSamePrograms(
+      Object.fromEntries(Object.entries(c.programs).map(([n, p]) => [n, kernelView(p.fd)])),
+      r.programs,
+    );
+    expect(Object.keys(c.maps).sort()).toEqual(['.rodata', 'counts']);
+    expect(() => c.map('optional')).toThrow(
+      /map 'optional' was not created \(mapOptions autocreate: false\)/,
+    );
+    // and they run: guarded's switch is off, so it never needed the map
+    expect(c.program('guarded').testRun({ data: new Uint8Array(64) }).retval).toBe(2);
+    expect(c.program('plain').testRun({ data: new Uint8Array(64) }).retval).toBe(1);
+    expect(c.map('counts', { key: u32, value: u64 }).get(1)).toBe(1n);
+  });
+
+  it('a program that reaches the map fails as with libbpf, its error naming program, section and map', () => {
+    using libbpf = libbpfLoader();
+    const r = libbpf.run(object, ['!optional']);
+    expect(r.loaded).toBe(false);
+    expect(r.loaded === false && r.log).toMatch(/BPF map 'optional' is referenced but wasn't created/);
+    const failure = (opts: CollectionOptions) => {
+      try {
+        loadCollection(object, opts).close();
+      } catch (e) {
+        return e;
+      }
+      throw new Error('it loaded');
+    };
+    expect(failure(notOptional)).toMatchObject({
+      program: 'uses_optional',
+      section: 'socket',
+      notCreatedMaps: ['optional'],
+      message: expect.stringMatching(
+        /^program 'uses_optional' \(section 'socket'\)[\s\S]*not created \(mapOptions autocreate: false\): 'optional'/,
+      ),
+    });
+    // guarded too, once its switch turns the use on
+    expect(failure({ ...notOptional, programs: ['guarded'], constants: { use_optional: 1 } })).toMatchObject({
+      program: 'guarded',
+      notCreatedMaps: ['optional'],
+    });
+    // with the map, the same object loads whole
+    using c = loadCollection(object, { constants: { use_optional: 1 } });
+    expect(c.program('uses_optional').testRun({ data: new Uint8Array(64) }).retval).toBe(3);
+    expect(c.map('optional', { key: u32, value: u64 }).get(0)).toBe(1n);
+  });
+
+  it('bad input is a typed error before any syscall', () => {
+    expect(() =>
+      loadCollection(object, { mapOptions: { optional: { autocreate: 'no' as unknown as boolean } } }),
+    ).toThrow(/mapOptions.optional.autocreate: expected a boolean, got no/);
+    expect(() => loadCollection(object, { mapOptions: { nope: { autocreate: false } } })).toThrow(
+      /mapOptions: the object has no map 'nope'/,
+    );
+  });
+
+  it('struct_ops.bpf.o without its struct_ops map: nothing to register, and its programs are not loaded (libbpf 1.4+)', () => {
+    // loads on any kernel: only `calls` is made, no struct_ops program is loaded
+    const opts = { mapOptions: { bpfkit_cc: { autocreate: false } } };
+    using c = loadCollection(fixture('struct_ops.bpf.o'), opts);
+    expect(Object.keys(c.maps)).toEqual(['calls']);
+    expect(c.programs).toEqual({});
+    expect(c.structOps).toEqual({});
+    expect(() => loadCollection(fixture('struct_ops.bpf.o'), { ...opts, programs: ['cc_init'] })).toThrow(
+      /program 'cc_init' \(section 'struct_ops\/cc_init'\) serves struct_ops map 'bpfkit_cc' only, which is not created/,
+    );
+  });
+
+  it('struct_ops_link.bpf.o without its .struct_ops.link map: the .struct_ops table alone, on any kernel (before 6.4 too), as libbpf 1.1 loads it', (ctx) => {
+    requireFeature(ctx, 'struct_ops programs', {
+      probe: () => loadCollection(fixture('struct_ops.bpf.o')).close(),
+    });
+    const PROGRAMS = ['cc_init', 'cc_ssthresh', 'cc_cong_avoid', 'cc_undo_cwnd'];
+    // libbpf 1.1 predates `.struct_ops.link` (1.2) and skips the section ("unrecognized data
+    // section"): what it loads is the object without that map, which is what autocreate false
+    // asks of bpfkit (newer libbpf takes `!bpfkit_cc_link`, bpf_map__set_autocreate, for it)
+    using libbpf = libbpfLoader();
+    const r = libbpf.run(fixture('struct_ops_link.bpf.o'));
+    if (!r.loaded) throw new Error(`libbpf refused struct_ops_link.bpf.o:\n${r.log}`);
+    using c = loadCollection(fixture('struct_ops_link.bpf.o'), {
+      mapOptions: { bpfkit_cc_link: { autocreate: false } },
+    });
+    expect(Object.keys(c.structOps)).toEqual(['bpfkit_cc']);
+    expect(Object.keys(c.programs).sort()).toEqual([...PROGRAMS].sort());
+    expectSamePrograms(
+      Object.fromEntries(Object.entries(c.programs).map(([n, p]) => [n, kernelView(p.fd)])),
+      r.programs,
+    );
   });
 });
 

@@ -21,7 +21,13 @@ import { ObjectFile, type ObjectMap } from '../object/object.js';
 import { fixObjectBtf, sanitizeBtf } from './btf.js';
 import { type ConstantValue, dataContents, parseKconfig } from './data.js';
 import { resolveExterns, typelessKsyms } from './refs.js';
-import { adjustMaps, type SelectOptions, selectPrograms, type TypedProgram } from './select.js';
+import {
+  adjustMaps,
+  mapsNotCreated,
+  type SelectOptions,
+  selectPrograms,
+  type TypedProgram,
+} from './select.js';
 import { type PreparedStructOps, prepareStructOps } from './struct-ops.js';
 import { type AttachTarget, type AttachTargetOption, resolveAttachTarget } from './targets.js';
 
@@ -93,8 +99,10 @@ export interface PreparedCollection {
   readonly data: ReadonlyMap<string, Uint8Array>;
   /** The object's BTF fixed up for the kernel: the blob to load and its (lazy) parse; undefined without BTF. */
   readonly btf: { blob: Uint8Array; btf: Btf } | undefined;
-  /** Every map the object defines, with `mapOptions` applied: all are created, used or not. */
+  /** Every map to create (all the object defines but `autocreate: false` ones), with `mapOptions` applied, used or not. */
   readonly maps: ReadonlyMap<string, ObjectMap>;
+  /** The maps not created (`mapOptions` `autocreate: false`): references to them are poisoned at load. */
+  readonly notCreated: ReadonlySet<string>;
   readonly codecs: ReadonlyMap<string, { key?: Codec<unknown>; value?: Codec<unknown> }>;
   /** The programs chosen to load (`programs`; default: all but `?` sections), in object order. */
   readonly programs: ReadonlyMap<string, PreparedProgram>;
@@ -125,7 +133,9 @@ export function prepareCollection(
   const fixed = obj.btf ? fixObjectBtf(obj) : undefined;
   // Sanitised for the kernel's BTF loader; with no BTF support at all nothing is loaded (collection.ts).
   const btf = fixed && opts.btfFeatures?.btf ? sanitizeBtf(fixed, opts.btfFeatures) : fixed;
+  const notCreated = mapsNotCreated(opts);
   const maps = adjustMaps(obj, opts);
+  for (const name of notCreated) maps.delete(name);
   const chosen = selectPrograms(obj, opts);
   const codecs = new Map<string, { key?: Codec<unknown>; value?: Codec<unknown> }>();
   for (const [name, def] of maps) {
@@ -139,11 +149,16 @@ export function prepareCollection(
           : {}),
       });
     }
-    for (const init of def.initial)
+    for (const init of def.initial) {
       if (!(init.kind === 'prog' ? obj.programs.has(init.name) : obj.maps.has(init.name)))
         throw new TypeError(
           `map '${name}' slot ${init.slot} refers to ${init.kind} '${init.name}', which the object does not define`,
         );
+      if (init.kind === 'map' && notCreated.has(init.name))
+        throw new TypeError(
+          `map '${name}' slot ${init.slot} refers to map '${init.name}', which is not created (mapOptions autocreate: false)`,
+        );
+    }
   }
   for (const name of Object.keys(opts.attachTargets ?? {}))
     if (!obj.programs.has(name))
@@ -236,6 +251,7 @@ export function prepareCollection(
     data,
     btf,
     maps,
+    notCreated,
     codecs,
     programs,
     structOps,

@@ -202,3 +202,36 @@ export function typelessKsyms(obj: ObjectFile): Set<string> {
       out.add(ext.name);
   return out;
 }
+
+/** The imm of the calls a reference to a map not created becomes (libbpf's poison): 2001000000 + the map's index. */
+export const MAP_POISON_BASE = 2001000000;
+
+/**
+ * `insns` with every ld_imm64 of a map in `notCreated` turned into two calls of the invalid
+ * helper `MAP_POISON_BASE + index` (the map's index in the object), as libbpf poisons references
+ * to maps it did not create: the verifier accepts them only as dead code, and a reachable one
+ * fails with `unknown#2001000<index>`. Slots stay where they were (func/line info still fits).
+ * Returns the poisoned maps too, by name.
+ */
+export function poisonMapRefs(
+  insns: readonly Insn[],
+  notCreated: ReadonlySet<string>,
+  mapIndex: (name: string) => number,
+): { insns: Insn[]; maps: string[] } {
+  const maps: string[] = [];
+  if (notCreated.size === 0) return { insns: [...insns], maps };
+  const out = insns.flatMap((insn): Insn[] => {
+    const ref = insn.ref;
+    if (!ref || (ref.kind !== 'map' && ref.kind !== 'mapValue') || !notCreated.has(ref.name)) return [insn];
+    if (!maps.includes(ref.name)) maps.push(ref.name);
+    const call: Insn = {
+      code: Class.JMP | JmpOp.call,
+      dst: 0,
+      src: 0,
+      off: 0,
+      imm: MAP_POISON_BASE + mapIndex(ref.name),
+    };
+    return [call, { ...call }];
+  });
+  return { insns: out, maps };
+}

@@ -1,6 +1,6 @@
 // Choosing and adjusting before load, as libbpf's bpf_program__set_autoload/set_type/
 // set_expected_attach_type/set_flags and bpf_map__set_max_entries/set_value_size/set_type/
-// set_map_flags/set_inner_map_fd do between opening an object and loading it. Pure: the object is
+// set_map_flags/set_inner_map_fd/set_autocreate do between opening an object and loading it. Pure: the object is
 // never changed; adjusted copies are what the rest of loading sees.
 import type { BpfMap } from '@bpfkit/maps';
 import {
@@ -41,6 +41,14 @@ export interface MapOptions {
   pinning?: PinningKind;
   /** The map every inner map must match, for a map-in-map (libbpf's set_inner_map_fd); not owned. */
   innerMap?: BpfMap<unknown, unknown>;
+  /**
+   * `false`: the map is not created (libbpf's bpf_map__set_autocreate). As with libbpf, a program
+   * that uses it loads only where that use is dead code (its references are poisoned, and a
+   * reachable one fails verification with an error naming the map); a struct_ops map not
+   * created registers nothing, and its programs are not loaded by default unless a created
+   * struct_ops map uses them too. Default true.
+   */
+  autocreate?: boolean;
 }
 
 export interface SelectOptions {
@@ -64,6 +72,7 @@ function unknownName(option: string, kind: string, name: string, known: Iterable
  * section names no program type, and that no option gives one, is an UnknownSectionError.
  */
 export function selectPrograms(obj: ObjectFile, opts: SelectOptions): TypedProgram[] {
+  const off = structOpsProgramsOff(obj, opts);
   for (const name of Object.keys(opts.programOptions ?? {}))
     if (!obj.programs.has(name)) throw unknownName('programOptions', 'program', name, obj.programs.keys());
   const wanted = opts.programs;
@@ -71,10 +80,19 @@ export function selectPrograms(obj: ObjectFile, opts: SelectOptions): TypedProgr
     for (const name of wanted)
       if (!obj.programs.has(name)) throw unknownName('programs', 'program', name, obj.programs.keys());
   const chosen = (p: ObjectProgram) =>
-    wanted === undefined ? p.autoload : typeof wanted === 'function' ? wanted(p) : wanted.includes(p.name);
+    wanted === undefined
+      ? p.autoload && !off.has(p.name)
+      : typeof wanted === 'function'
+        ? wanted(p)
+        : wanted.includes(p.name);
   const out: TypedProgram[] = [];
   for (const p of obj.programs.values()) {
     if (!chosen(p)) continue;
+    const maps = off.get(p.name);
+    if (maps)
+      throw new TypeError(
+        `program '${p.name}' (section '${p.section}') serves struct_ops map${maps.length > 1 ? 's' : ''} ${maps.map((m) => `'${m}'`).join(', ')} only, which ${maps.length > 1 ? 'are' : 'is'} not created (mapOptions autocreate: false): it has no ops member to load for`,
+      );
     const o = opts.programOptions?.[p.name];
     const type = o?.type !== undefined ? progTypes.toValue(o.type) : p.type;
     if (type === undefined) throw new UnknownSectionError(p.name, p.section);
@@ -88,7 +106,37 @@ export function selectPrograms(obj: ObjectFile, opts: SelectOptions): TypedProgr
   return out;
 }
 
-/** Every map the object defines, with its options applied; all of them are created. */
+/** The maps not to create: those whose `mapOptions` say `autocreate: false`. */
+export function mapsNotCreated(opts: SelectOptions): Set<string> {
+  const out = new Set<string>();
+  for (const [name, o] of Object.entries(opts.mapOptions ?? {})) {
+    if (o.autocreate !== undefined && typeof o.autocreate !== 'boolean')
+      throw new TypeError(`mapOptions.${name}.autocreate: expected a boolean, got ${String(o.autocreate)}`);
+    if (o.autocreate === false) out.add(name);
+  }
+  return out;
+}
+
+/**
+ * struct_ops programs that only struct_ops maps not created use, with those maps: as libbpf
+ * (1.4+) syncs a struct_ops program's autoload with its maps' autocreate, they are not loaded.
+ */
+function structOpsProgramsOff(obj: ObjectFile, opts: SelectOptions): Map<string, string[]> {
+  const notCreated = mapsNotCreated(opts);
+  const users = new Map<string, { created: boolean; maps: string[] }>();
+  for (const [name, def] of obj.maps)
+    for (const prog of Object.values(def.structOps?.programs ?? {})) {
+      const u = users.get(prog) ?? { created: false, maps: [] };
+      if (notCreated.has(name)) u.maps.push(name);
+      else u.created = true;
+      users.set(prog, u);
+    }
+  const out = new Map<string, string[]>();
+  for (const [prog, u] of users) if (!u.created) out.set(prog, u.maps);
+  return out;
+}
+
+/** Every map the object defines, with its options applied (`autocreate: false` ones too). */
 export function adjustMaps(
   obj: ObjectFile,
   opts: SelectOptions & { maps?: Record<string, unknown> },

@@ -3,11 +3,12 @@
 // programs the way libbpf's API lets a user, loads it, and pins every program that loaded into a
 // directory (a private bpffs), where the test reads them back. Built by the test, never shipped.
 //
-//   load OBJECT DIR [-prog] [+prog] [prog=TYPE:ATTACH]...
+//   load OBJECT DIR [-prog] [+prog] [prog=TYPE:ATTACH] [prog@PIN:FUNC] [!map]...
 //     -prog         leave prog out (bpf_program__set_autoload false)
 //     +prog         load prog although its section starts with '?'
 //     prog=T:A      give prog program type T and expected attach type A (numbers)
 //     prog@PIN:FUNC attach target of prog (freplace): function FUNC of the program pinned at PIN
+//     !map          do not create map (bpf_map__set_autocreate false)
 //
 // Exit status 0 when the object loaded, 1 when libbpf refused it (its messages on stderr).
 #include <stdio.h>
@@ -24,7 +25,7 @@ int main(int argc, char **argv)
 	int i, err;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s OBJECT DIR [-prog] [+prog] [prog=TYPE:ATTACH]...\n", argv[0]);
+		fprintf(stderr, "usage: %s OBJECT DIR [-prog] [+prog] [prog=TYPE:ATTACH] [prog@PIN:FUNC] [!map]...\n", argv[0]);
 		return 2;
 	}
 	obj = bpf_object__open_file(argv[1], NULL);
@@ -36,6 +37,15 @@ int main(int argc, char **argv)
 		char *arg = argv[i], *eq = strchr(arg, '='), *at = strchr(arg, '@');
 		const char *name = arg[0] == '-' || arg[0] == '+' ? arg + 1 : arg;
 
+		if (arg[0] == '!') {
+			struct bpf_map *map = bpf_object__find_map_by_name(obj, arg + 1);
+
+			if (!map || bpf_map__set_autocreate(map, false)) {
+				fprintf(stderr, "no map '%s'\n", arg + 1);
+				return 2;
+			}
+			continue;
+		}
 		if (at) {
 			char *colon = strrchr(at, ':');
 			int target;
