@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { type Collection, type Program, parseElf } from '@bpfkit/loader';
 import type { BpfMap } from '@bpfkit/maps';
-import { resolveBinary } from './binaries.js';
+import { fileOffset, resolveBinary } from './binaries.js';
 import type { Attachment } from './link.js';
 import { PERF_HOOK_PROG_TYPES, requireProgramType } from './link.js';
 import { attachUprobe, type PerfEventLink } from './perf-event.js';
@@ -46,15 +46,6 @@ export class UsdtProbeNotFoundError extends Error {
       `no USDT probe '${probe}' in ${binary} (it has ${available.length ? [...new Set(available)].join(', ') : 'no USDT probes'})`,
     );
   }
-}
-
-function fileOffset(sections: { addr: number; offset: number; size: number; type: number }[], addr: bigint) {
-  const a = Number(addr);
-  const sec = sections.find(
-    (s) => s.addr !== 0 && s.type !== 8 /* NOBITS */ && a >= s.addr && a < s.addr + s.size,
-  );
-  if (!sec) throw new TypeError(`address 0x${addr.toString(16)} lies in no section of the file`);
-  return a - sec.addr + sec.offset;
 }
 
 /** Every USDT probe of an ELF executable or shared library (path, program name or library name). */
