@@ -34,6 +34,7 @@ const ANON_ENUMS = [
   ['RingbufQuery', 'BPF_RB_AVAIL_DATA', 'BPF_RB_'],
   ['RingbufHeader', 'BPF_RINGBUF_BUSY_BIT', 'BPF_RINGBUF_'],
   ['PerfEventOutputFlags', 'BPF_F_INDEX_MASK', 'BPF_F_'],
+  ['UprobeMultiFlags', 'BPF_F_UPROBE_MULTI_RETURN', 'BPF_F_'],
   ['XdpAttached', 'XDP_ATTACHED_NONE', 'XDP_ATTACHED_'],
   ['Rtm', 'RTM_SETLINK', 'RTM_'],
   ['Ifla', 'IFLA_XDP', 'IFLA_'],

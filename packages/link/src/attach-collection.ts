@@ -1,6 +1,7 @@
 // Attach by section name: every program of a loaded collection whose SEC() says where it goes
 // (tracepoint/, raw_tp/, tp_btf/, fentry/, fexit/, fmod_ret/, lsm/, kprobe/, kretprobe/,
-// ksyscall/, kprobe.multi/, uprobe/PATH:FUNC, usdt/PATH:PROVIDER:NAME, iter/, freplace) is attached the way libbpf's
+// ksyscall/, kprobe.multi/, uprobe/PATH:FUNC, uprobe.multi/PATH:PATTERN, usdt/PATH:PROVIDER:NAME, iter/,
+// freplace) is attached the way libbpf's
 // auto-attach does; the rest are reported with the reason they were left alone. It lives here,
 // not in the loader, because the loader cannot know how programs attach.
 import { type Collection, type Program, programForSection } from '@bpfkit/loader';
@@ -12,6 +13,7 @@ import { attachTracepoint, attachUprobe } from './perf-event.js';
 import { attachRawTracepoint } from './raw-tracepoint.js';
 import { StructOps } from './struct-ops.js';
 import { attachFreplace, attachTracing } from './tracing.js';
+import { attachUprobeMulti, attachUprobeSession } from './uprobe-multi.js';
 import { attachUsdt } from './usdt.js';
 
 /** How one section attaches, or why it is left alone. */
@@ -32,7 +34,6 @@ const NEEDS: [RegExp, string][] = [
   [/^(sk_lookup|flow_dissector)$/, 'needs a network namespace'],
   [/^(struct_ops|struct_ops\.s)$/, 'attaches through its struct_ops map'],
   [/^perf_event$/, 'needs a perf event (attachPerfEvent)'],
-  [/^(uprobe\.multi|uretprobe\.multi|uprobe\.session)(\.s)?$/, 'uprobe.multi is not attached by section yet'],
   [/^syscall$/, 'runs through testRun, not attached'],
   [
     /^(sk_reuseport|lwt_in|lwt_out|lwt_xmit|lwt_seg6local|lirc_mode2|netfilter)$/,
@@ -109,6 +110,20 @@ function plan(section: string, collection: Collection): Plan {
       return {
         attach: (p) => attachUprobe(p, m[1]!, m[2], { retprobe, ...(m[3] ? { offset: Number(m[3]) } : {}) }),
       };
+    }
+    case 'uprobe.multi':
+    case 'uretprobe.multi':
+    case 'uprobe.session':
+    case 'uprobe.multi.s':
+    case 'uretprobe.multi.s':
+    case 'uprobe.session.s': {
+      // uprobe.multi/PATH:PATTERN (libbpf's form; PATH may also be a program or library name)
+      const m = target ? /^([^:]+):(.+)$/.exec(target) : null;
+      if (!m) return none('binary and function pattern (uprobe.multi/<path>:<pattern>)');
+      const opts = { binary: m[1]!, pattern: m[2]! };
+      if (kind.startsWith('uprobe.session')) return { attach: (p) => attachUprobeSession(p, opts) };
+      const retprobe = kind.startsWith('uretprobe');
+      return { attach: (p) => attachUprobeMulti(p, { ...opts, retprobe }) };
     }
     case 'usdt':
     case 'usdt.s': {

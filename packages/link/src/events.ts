@@ -1,7 +1,6 @@
 // perf_event_open for the kinds of events eBPF attaches to: tracepoints, software and hardware
 // events, uprobes (through the uprobe PMU).
 import { readFileSync } from 'node:fs';
-import { parseElf, SHN_UNDEF, STT } from '@bpfkit/loader';
 import {
   type Fd,
   intOption,
@@ -11,7 +10,7 @@ import {
   PerfType,
   perfEventOpen,
 } from '@bpfkit/sys';
-import { fileOffset, resolveBinary } from './binaries.js';
+import { binarySymbols, resolveBinary, symbolOffsets } from './binaries.js';
 import { tracepointId } from './tracefs.js';
 
 export interface EventTarget {
@@ -86,18 +85,7 @@ function pmuType(pmu: string): { type: number; retprobeBit: number } {
  * symbols), as the uprobe PMU takes it.
  */
 export function symbolOffset(binary: string, symbol: string, kind: 'func' | 'object' = 'func'): number {
-  const elf = parseElf(readFileSync(binary), { anyMachine: true });
-  const type = kind === 'func' ? STT.FUNC : STT.OBJECT;
-  const sym = [...elf.symbols, ...elf.dynamicSymbols].find(
-    (s) => s.name === symbol && s.type === type && s.shndx !== SHN_UNDEF && s.value !== 0,
-  );
-  if (!sym) throw new TypeError(`no ${kind === 'func' ? 'function' : 'variable'} '${symbol}' in ${binary}`);
-  try {
-    return fileOffset(elf.sections, sym.value, sym.shndx);
-  } catch (e) {
-    if (e instanceof TypeError) e.message = `'${symbol}' in ${binary}: ${e.message}`;
-    throw e;
-  }
+  return symbolOffsets(binary, [symbol], binarySymbols(binary, kind), kind)[0]!;
 }
 
 export interface UprobeOptions {

@@ -14,7 +14,15 @@ export {
   AttachedCollection,
   attachCollection,
 } from './attach-collection.js';
-export { fileOffset, ldSoCache, resolveBinary } from './binaries.js';
+export {
+  binarySymbols,
+  fileOffset,
+  ldSoCache,
+  matchSymbols,
+  resolveBinary,
+  SymbolNotFoundError,
+  symbolOffsets,
+} from './binaries.js';
 export {
   attachCgroup,
   CGROUP_ATTACH_TYPES,
@@ -127,6 +135,12 @@ export {
   tracepointId,
 } from './tracefs.js';
 export { attachFreplace, attachTracing } from './tracing.js';
+export {
+  attachUprobeMulti,
+  attachUprobeSession,
+  resolveUprobePattern,
+  type UprobeMultiOptions,
+} from './uprobe-multi.js';
 export {
   attachUsdt,
   encodeUsdtSpec,
