@@ -80,7 +80,8 @@ export function fileOffset(sections: readonly FileSection[], addr: bigint | numb
   const a = Number(addr);
   if (index !== undefined) {
     const sec = sections[index];
-    if (!sec) throw new TypeError(`address 0x${a.toString(16)} points at section ${index}, which does not exist`);
+    if (!sec)
+      throw new TypeError(`address 0x${a.toString(16)} points at section ${index}, which does not exist`);
     return a - sec.addr + sec.offset;
   }
   const at = fileOffsetOrUndefined(sections, a);
