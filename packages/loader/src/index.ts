@@ -19,7 +19,7 @@ export {
   loadCollection,
   type ProgramLoadError,
 } from './collection.js';
-export { haveSyscallWrapper, kallsyms, syscallFunction } from './kallsyms.js';
+export { haveSyscallWrapper, kallsyms, kallsymsAt, syscallFunction } from './kallsyms.js';
 export { kernelConfig, linuxKernelVersion } from './kconfig.js';
 export { sanitizeBtf } from './linker/btf.js';
 export { type ConstantValue, parseKconfig } from './linker/data.js';

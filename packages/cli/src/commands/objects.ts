@@ -1,6 +1,5 @@
 // prog / map / link / pin listings: what bpftool shows, through the public packages.
 import { existsSync } from 'node:fs';
-import { decode, disassemble } from '@bpfkit/asm';
 import { btfFromKernel, decodeValue } from '@bpfkit/btf';
 import { BpfMap, bytes, perCpu, possibleCpus } from '@bpfkit/maps';
 import { DEFAULT_BPFFS, listPins, openPinnedMap } from '@bpfkit/pin';
@@ -17,6 +16,7 @@ import {
   progInfo,
 } from '@bpfkit/sys';
 import { hex, jsonReplacer, type OutputOptions, printObject, printRows } from '../output.js';
+import { xlatedText } from './xlated.js';
 
 function each<T>(ids: Iterable<number>, open: (id: number) => Fd, read: (fd: Fd) => T): T[] {
   const out: T[] = [];
@@ -54,11 +54,10 @@ export function progList(opts: OutputOptions): void {
 
 export function progShow(id: number, opts: OutputOptions & { disasm?: boolean }): void {
   using fd = progFdById(id);
-  const i = progInfo(fd, { insns: !!opts.disasm });
-  const { xlatedInsns, ...info } = i;
+  const i = progInfo(fd, { insns: !!opts.disasm, lineInfo: !!opts.disasm, jitedKsyms: !!opts.disasm });
+  const { xlatedInsns: _x, funcInfo: _f, lineInfo: _l, jitedKsyms: _k, ...info } = i;
   printObject(info as Record<string, unknown>, opts);
-  if (opts.disasm && xlatedInsns && !opts.json)
-    console.log(`\n${disassemble(decode(xlatedInsns), { mapRefs: 'id' })}`);
+  if (opts.disasm && !opts.json) console.log(`\n${xlatedText(i)}`);
 }
 
 export function linkList(opts: OutputOptions): void {
