@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 // Object introspection: OBJ_GET_INFO_BY_FD decoded to plain objects, ids, fds by id.
 import { structLayout } from './abi.generated.js';
 import { type CamelCase, readField } from './attr.js';
@@ -272,17 +272,41 @@ const COMMON_LINK = new Set(['type', 'id', 'prog_id']);
 /** Link types whose info carries a name behind a pointer: [count field, pointer field]. */
 const LINK_NAMES: Record<string, [string, string]> = {
   raw_tracepoint: ['raw_tracepoint.tp_name_len', 'raw_tracepoint.tp_name'],
+  iter: ['iter.target_name_len', 'iter.target_name'],
+};
+/** A perf_event link's union member by `enum bpf_perf_event_type`, and its name field. */
+const PERF_EVENT_KINDS: Record<number, [member: string, name?: string]> = {
+  1: ['uprobe', 'file_name'],
+  2: ['uprobe', 'file_name'],
+  3: ['kprobe', 'func_name'],
+  4: ['kprobe', 'func_name'],
+  5: ['tracepoint', 'tp_name'],
+  6: ['event'],
 };
 
+/**
+ * Link info: the common fields and those of the link type's own union member (for a perf_event
+ * link, of its event kind: `perfEventTracepointTpName`, `perfEventKprobeFuncName`, ...), names
+ * behind pointers read as strings.
+ */
 export function linkInfo(fd: Fd): LinkInfo {
   expectKind(fd, 'link');
   let type: number;
+  let perfType = 0;
   {
     using first = getInfo(fd, L.linkInfo.$size[1]);
     type = first.view.getUint32(off(L.linkInfo.type), true);
+    if (linkTypes.toName(type) === 'perf_event')
+      perfType = first.view.getUint32(off(L.linkInfo['perf_event.type']), true);
   }
   const typeName = linkTypes.toName(type);
-  const named = LINK_NAMES[typeName];
+  let prefix = `${typeName}.`;
+  let named = LINK_NAMES[typeName];
+  const perf = typeName === 'perf_event' ? PERF_EVENT_KINDS[perfType] : undefined;
+  if (perf) {
+    prefix = `perf_event.${perf[0]}.`;
+    if (perf[1]) named = [`${prefix}name_len`, `${prefix}${perf[1]}`];
+  }
   using r = infoWithArrays(
     fd,
     L.linkInfo,
@@ -291,10 +315,23 @@ export function linkInfo(fd: Fd): LinkInfo {
   const out = decode(
     L.linkInfo,
     r.buf,
-    (p) => COMMON_LINK.has(p) || p.startsWith(`${typeName}.`),
+    (p) =>
+      COMMON_LINK.has(p) ||
+      (perf !== undefined && p === 'perf_event.type') ||
+      (p.startsWith(prefix) && p !== named?.[1]),
   ) as LinkInfo;
   if (named) out[camel(named[1])] = cString(r.bufs[0]!.bytes);
   out.typeName = typeName;
+  return out;
+}
+
+/** The kernel's `/proc/<pid>/fdinfo` text for a BPF object's fd, as fields (`memlock`, `owner_prog_type`, ...). */
+export function fdInfo(fd: Fd | number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/self/fdinfo/${fdNumber(fd)}`, 'utf8').split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) out[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
   return out;
 }
 
