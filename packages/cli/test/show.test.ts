@@ -1,3 +1,4 @@
+// vmtest: host only: it compares with the host's bpftool output; the objects it lists are loaded and attached on every leg by the loader and link tests
 // `bpfkit prog show`, `map show` and `link list` print what bpftool prints for the same loaded
 // objects; `--json` keeps the machine-readable fields.
 import { spawnSync } from 'node:child_process';

@@ -1,3 +1,4 @@
+// vmtest: host only: it compares with the host's bpftool output for the host kernel; the every-form program needs cpu v4 instructions (Linux 6.6), and no probe for them exists yet
 // `bpfkit prog dump xlated` against `bpftool prog dump xlated`, instruction by instruction, for
 // real loaded programs: ELF fixtures (maps, helpers, kfuncs, subprograms, globals, CO-RE, line
 // info) and one program built to hold every instruction form the kernel accepts.
