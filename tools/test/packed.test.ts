@@ -7,25 +7,29 @@
 // resolves typescript, @types/node, koffi, commander and cli-table3 from the pnpm store (the
 // registry only for their metadata).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { strictCompilerOptions } from '../testing/strict-tsconfig.js';
 
 const root = new URL('../../', import.meta.url).pathname;
-const PACKAGES = {
-  sys: '@bpfkit/sys',
-  asm: '@bpfkit/asm',
-  btf: '@bpfkit/btf',
-  maps: '@bpfkit/maps',
-  loader: '@bpfkit/loader',
-  link: '@bpfkit/link',
-  perf: '@bpfkit/perf',
-  pin: '@bpfkit/pin',
-  exporter: '@bpfkit/exporter',
-  cli: 'bpfkit',
-};
+/** Every published package: its directory under packages/ and its name. */
+const PACKAGES: Record<string, string> = Object.fromEntries(
+  readdirSync(join(root, 'packages'))
+    .map((d) => [d, JSON.parse(readFileSync(join(root, 'packages', d, 'package.json'), 'utf8'))] as const)
+    .filter(([, pkg]) => !pkg.private)
+    .map(([d, pkg]) => [d, pkg.name as string]),
+);
 const pnpm = (cwd: string, ...args: string[]) =>
   spawnSync('npx', ['-y', 'pnpm@10.34.9', ...args], {
     cwd,
@@ -98,16 +102,70 @@ describe('packed packages in a fresh project', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bpfkit-packed-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('a strict TypeScript program on a module generated from C compiles with tsc and runs', () => {
+  /** The packages packed once for both tests: each name's tarball. */
+  let packed: Record<string, string> | undefined;
+  const pack = (): Record<string, string> => {
+    if (packed) return packed;
     const tarballs = join(dir, 'tarballs');
     mkdirSync(tarballs);
-    const deps: Record<string, string> = {};
+    const out: Record<string, string> = {};
     for (const [dirName, name] of Object.entries(PACKAGES)) {
       const r = pnpm(join(root, 'packages', dirName), 'pack', '--pack-destination', tarballs);
       expect(r.status, r.stderr).toBe(0);
       const file = `${name.replace('@', '').replace('/', '-')}-${JSON.parse(readFileSync(join(root, 'packages', dirName, 'package.json'), 'utf8')).version}.tgz`;
-      deps[name] = `file:${join(tarballs, file)}`;
+      out[name] = join(tarballs, file);
     }
+    packed = out;
+    return out;
+  };
+
+  it('each tarball is whole: source maps resolve to sources inside it, README links too, keywords set', () => {
+    const files = (d: string): string[] =>
+      readdirSync(d).flatMap((f) => (statSync(join(d, f)).isDirectory() ? files(join(d, f)) : [join(d, f)]));
+    let maps = 0;
+    for (const [name, tarball] of Object.entries(pack())) {
+      const out = join(dir, 'unpacked', name);
+      mkdirSync(out, { recursive: true });
+      const tar = spawnSync('tar', ['-xzf', tarball, '-C', out], { encoding: 'utf8' });
+      expect(tar.status, tar.stderr).toBe(0);
+      const pkgRoot = join(out, 'package');
+      const inside = (target: string) => {
+        const rel = relative(pkgRoot, target);
+        return !rel.startsWith('..') && existsSync(target) && statSync(target).isFile();
+      };
+      for (const file of files(pkgRoot).filter((f) => f.endsWith('.map'))) {
+        maps++;
+        const map = JSON.parse(readFileSync(file, 'utf8')) as { sources: string[]; sourceRoot?: string };
+        expect(map.sources.length, file).toBeGreaterThan(0);
+        for (const source of map.sources) {
+          const target = resolve(dirname(file), map.sourceRoot ?? '', source);
+          expect(
+            inside(target),
+            `${name}: ${relative(pkgRoot, file)} names ${source}, not in the tarball`,
+          ).toBe(true);
+        }
+      }
+      // every relative link of the README (markdown or HTML) names a file the tarball holds
+      const readme = readFileSync(join(pkgRoot, 'README.md'), 'utf8');
+      const links = [...readme.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)|href="([^"]+)"|src="([^"]+)"/g)].map(
+        (m) => (m[1] ?? m[2] ?? m[3])!,
+      );
+      for (const link of links) {
+        if (/^([a-z]+:|#)/i.test(link)) continue; // a URL or an anchor in the README itself
+        const path = link.split('#')[0]!;
+        expect(inside(resolve(pkgRoot, path)), `${name}: README links ${link}, not in the tarball`).toBe(
+          true,
+        );
+      }
+      const pkg = JSON.parse(readFileSync(join(pkgRoot, 'package.json'), 'utf8')) as { keywords?: string[] };
+      expect(pkg.keywords?.length ?? 0, `${name} has keywords`).toBeGreaterThan(0);
+    }
+    expect(maps).toBeGreaterThan(Object.keys(PACKAGES).length); // the maps were looked at
+  });
+
+  it('a strict TypeScript program on a module generated from C compiles with tsc and runs', () => {
+    const deps: Record<string, string> = {};
+    for (const [name, tarball] of Object.entries(pack())) deps[name] = `file:${tarball}`;
     const app = join(dir, 'app');
     mkdirSync(join(app, 'src'), { recursive: true });
     writeFileSync(

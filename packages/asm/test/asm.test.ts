@@ -150,6 +150,40 @@ describe('Builder and encoding', () => {
     expect(formatInsn({ code: 0x95, dst: 0, src: 0, off: 0, imm: 0 })).toBe('(95) exit');
   });
 
+  it('prints the kernel-internal and newer forms as the kernel disassembler does', () => {
+    const f = (code: number, dst: number, src: number, off: number, imm: number, extra = {}) =>
+      formatInsn({ code, dst, src, off, imm, ...extra }, { xlated: true });
+    // the per-CPU address mov of inlined lookups, not a sign-extending mov of width -1
+    expect(f(0xbf, 0, 0, -1, 0)).toBe('(bf) r0 = &(void __percpu *)(r0)');
+    expect(f(0xbf, 1, 2, 1, (1 << 16) | 0)).toBe('(bf) r1 = addr_space_cast(r2, 1, 0)');
+    // a mov whose off is no sign-extension width is a plain mov
+    expect(f(0xbf, 1, 2, 3, 0)).toBe('(bf) r1 = r2');
+    expect(f(0x15, 1, 0, 2, -1)).toBe('(15) if r1 == 0xffffffff goto pc+2');
+    expect(f(0xdb, 1, 2, 8, 0x100)).toBe('(db) r1 = load_acquire((u64 *)(r2 +8))');
+    expect(f(0xc3, 1, 2, -4, 0x110)).toBe('(c3) store_release((u32 *)(r1 -4), r2)');
+    expect(f(0x18, 2, 4, 0, 3, { imm64Hi: 0 })).toBe('(18) r2 = subprog[+3]');
+    expect(f(0x18, 2, 6, 0, 1, { imm64Hi: 16 })).toBe('(18) r2 = map[idx:1]+16');
+    expect(f(0x18, 1, 1, 0, 7, { imm64Hi: 0 })).toBe('(18) r1 = map[id:7]');
+    // xlated subprogram calls: pc offset in off, imm is the subprogram's index
+    expect(f(0x85, 0, 1, 7, 2)).toBe('(85) call pc+7');
+    expect(
+      formatInsn(
+        { code: 0x85, dst: 0, src: 1, off: 7, imm: 2 },
+        { xlated: true, callName: (i) => `+${i.off}#sub${i.imm}` },
+      ),
+    ).toBe('(85) call pc+7#sub2');
+    expect(
+      formatInsn({ code: 0x85, dst: 0, src: 2, off: 0, imm: 99 }, { callName: () => 'bpf_obj_new_impl' }),
+    ).toBe('(85) call bpf_obj_new_impl#99');
+    // the helper table comes first, as in the kernel
+    expect(formatInsn({ code: 0x85, dst: 0, src: 0, off: 0, imm: 1 }, { callName: () => 'x' })).toBe(
+      '(85) call bpf_map_lookup_elem#1',
+    );
+    expect(f(0x72, 10, 0, -8, 0)).toBe('(72) *(u8 *)(r10 -8) = 0');
+    expect(f(0xd2, 0, 0, 0, 0)).toBe('(d2) nospec');
+    expect(f(0xe1, 0, 0, 0, 0)).toBe('BUG_e1');
+  });
+
   it('maps helper names and ids both ways', () => {
     expect(helperId('map_lookup_elem')).toBe(1);
     expect(helperId('bpf_trace_printk')).toBe(6);

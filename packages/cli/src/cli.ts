@@ -15,6 +15,7 @@ import {
   progList,
   progShow,
 } from './commands/objects.js';
+import { progDumpXlated } from './commands/xlated.js';
 import { runExecsnoop } from './demos/execsnoop.js';
 import { runTop } from './demos/top.js';
 
@@ -58,6 +59,20 @@ export function createCli(): Command {
     .addOption(json())
     .description('one program, with its info')
     .action((i, o) => progShow(i, o));
+  prog
+    .command('dump')
+    .description('dump a program')
+    .command('xlated')
+    .argument('<id>', 'program id', id)
+    .argument('[linum]', "'linum': also print each source line's file, line and column")
+    .description(
+      'the translated instructions as bpftool prints them: calls named, function signatures and source lines from BTF',
+    )
+    .action((i: number, linum: string | undefined) => {
+      if (linum !== undefined && linum !== 'linum')
+        throw new CliError(`unknown option '${linum}' (expected 'linum')`, 2);
+      console.log(progDumpXlated(i, { linum: linum === 'linum' }));
+    });
 
   const map = cli.command('map').description('maps');
   map

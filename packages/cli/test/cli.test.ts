@@ -109,6 +109,17 @@ describe('bpfkit CLI', () => {
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^bpfkit: feature needs privileges: .*CAP_BPF \(or CAP_SYS_ADMIN\)/);
+    // still root, but with every capability dropped (bounding and inheritable sets cleared)
+    const noCaps = spawnSync(
+      'setpriv',
+      ['--bounding-set=-all', '--inh-caps=-all', process.execPath, bin, 'feature'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(noCaps.status).toBe(1);
+    expect(noCaps.stdout).toBe('');
+    expect(noCaps.stderr).toMatch(/^bpfkit: feature needs privileges: /);
   });
 
   it('gen writes typed accessors that load and type the object', async () => {

@@ -30,6 +30,26 @@ export function kallsyms(names: ReadonlySet<string>, path = '/proc/kallsyms'): M
   return out;
 }
 
+/**
+ * The names of the kernel symbols at `addresses` in /proc/kallsyms (the first name listed at an
+ * address; addresses without a symbol are missing from the result): what a translated program's
+ * calls point at. Addresses read as zero without CAP_SYSLOG, so nothing matches then.
+ */
+export function kallsymsAt(addresses: ReadonlySet<bigint>, path = '/proc/kallsyms'): Map<bigint, string> {
+  const out = new Map<bigint, string>();
+  if (addresses.size === 0) return out;
+  for (const line of readFileSync(path, 'latin1').split('\n')) {
+    const s1 = line.indexOf(' ');
+    const s2 = s1 < 0 ? -1 : line.indexOf(' ', s1 + 1);
+    if (s2 < 0) continue;
+    const addr = BigInt(`0x${line.slice(0, s1)}`);
+    if (addr === 0n || !addresses.has(addr) || out.has(addr)) continue;
+    const tab = line.indexOf('\t', s2 + 1);
+    out.set(addr, tab < 0 ? line.slice(s2 + 1) : line.slice(s2 + 1, tab));
+  }
+  return out;
+}
+
 /** The `__<arch>_sys_` prefix of syscall wrappers, as libbpf names them per architecture. */
 const SYSCALL_PREFIX: Partial<Record<string, string>> = {
   x64: 'x64',

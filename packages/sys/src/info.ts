@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 // Object introspection: OBJ_GET_INFO_BY_FD decoded to plain objects, ids, fds by id.
 import { structLayout } from './abi.generated.js';
 import { type CamelCase, readField } from './attr.js';
@@ -25,7 +25,17 @@ type Decoded<L> = {
 };
 
 export type MapInfo = Omit<Decoded<SL['mapInfo']>, 'name'> & { name: string; typeName: string };
-export type ProgInfo = Omit<Decoded<SL['progInfo']>, 'name' | 'tag' | 'mapIds'> & {
+/** The kernel's pointer fields, which user space fills: read through {@link progInfo}'s options instead. */
+type ProgInfoPointers =
+  | 'xlatedProgInsns'
+  | 'jitedProgInsns'
+  | 'jitedKsyms'
+  | 'jitedFuncLens'
+  | 'funcInfo'
+  | 'lineInfo'
+  | 'jitedLineInfo'
+  | 'progTags';
+export type ProgInfo = Omit<Decoded<SL['progInfo']>, 'name' | 'tag' | 'mapIds' | ProgInfoPointers> & {
   name: string;
   /** The program's tag (SHA of its instructions) as 16 hex digits, as bpftool prints it. */
   tag: string;
@@ -131,8 +141,8 @@ interface ArrayField {
   count: string;
   /** The u64 field the kernel writes the array through. */
   ptr: string;
-  /** Bytes per element. */
-  elem: number;
+  /** Bytes per element, or the u32 field holding the record size (func and line info). */
+  elem: number | string;
   /** Extra elements to allocate (a NUL for strings). */
   extra?: number;
 }
@@ -145,22 +155,28 @@ function infoWithArrays(fd: Fd, layout: Record<string, readonly number[]>, array
   const size = layout.$size![1]!;
   const field = (name: string) => off(layout[name]!);
   let counts: number[];
+  let elems: number[];
   {
     using first = getInfo(fd, size);
     // an array the kernel's struct does not reach (an older kernel) is left out: a pointer
     // set past the kernel's size is a non-zero tail, which it refuses with E2BIG
     const known = first.kernelSize ?? size;
+    const reaches = (name: string, bytes: number) => field(name) + bytes <= known;
     counts = arrays.map((a) =>
-      field(a.ptr) + 8 <= known && field(a.count) + 4 <= known
+      reaches(a.ptr, 8) && reaches(a.count, 4) && (typeof a.elem === 'number' || reaches(a.elem, 4))
         ? first.view.getUint32(field(a.count), true) + (a.extra ?? 0)
         : 0,
     );
+    elems = arrays.map((a) =>
+      typeof a.elem === 'number' ? a.elem : first.view.getUint32(field(a.elem), true),
+    );
   }
-  const bufs = counts.map((n, i) => new NativeBuffer(n * arrays[i]!.elem));
+  const bufs = counts.map((n, i) => new NativeBuffer(Math.max(1, n * elems[i]!)));
   const buf = getInfo(fd, size, (b) =>
     arrays.forEach((a, i) => {
       if (counts[i] === 0) return;
       b.view.setUint32(field(a.count), counts[i]!, true);
+      if (typeof a.elem === 'string') b.view.setUint32(field(a.elem), elems[i]!, true);
       b.view.setBigUint64(field(a.ptr), bufs[i]!.ptr, true);
     }),
   );
@@ -169,6 +185,7 @@ function infoWithArrays(fd: Fd, layout: Record<string, readonly number[]>, array
     buf,
     bufs,
     got,
+    elems,
     [Symbol.dispose]() {
       buf.free();
       for (const b of bufs) b.free();
@@ -176,25 +193,90 @@ function infoWithArrays(fd: Fd, layout: Record<string, readonly number[]>, array
   };
 }
 
+/** A `bpf_func_info` record: the function starting at `insnOff` has BTF type `typeId` (a FUNC). */
+export interface FuncInfo {
+  insnOff: number;
+  typeId: number;
+}
+/** A `bpf_line_info` record: offsets into the program's BTF strings, line and column. */
+export interface LineInfo {
+  insnOff: number;
+  fileNameOff: number;
+  lineOff: number;
+  line: number;
+  col: number;
+}
+export interface ProgInfoOptions {
+  /** Also read the translated (post-verifier) instructions, as bytes. */
+  insns?: boolean;
+  /** Also read the function and line info records (what `bpftool prog dump xlated` annotates with). */
+  lineInfo?: boolean;
+  /** Also read the addresses of the JITed functions (their kallsyms, in subprogram order). */
+  jitedKsyms?: boolean;
+}
+export type ProgInfoDetail = ProgInfo & {
+  xlatedInsns?: Uint8Array;
+  funcInfo?: FuncInfo[];
+  lineInfo?: LineInfo[];
+  jitedKsyms?: bigint[];
+};
+
 /**
  * Program info. With `{ insns: true }` it also returns the translated (post-verifier)
- * instructions as bytes, for disassembly.
+ * instructions as bytes, for disassembly; `lineInfo` and `jitedKsyms` add what annotates them.
  */
-export function progInfo(fd: Fd, opts: { insns?: boolean } = {}): ProgInfo & { xlatedInsns?: Uint8Array } {
+export function progInfo(fd: Fd, opts: ProgInfoOptions = {}): ProgInfoDetail {
   expectKind(fd, 'prog');
   const arrays: ArrayField[] = [{ count: 'nr_map_ids', ptr: 'map_ids', elem: 4 }];
-  if (opts.insns) arrays.push({ count: 'xlated_prog_len', ptr: 'xlated_prog_insns', elem: 1 });
-  using r = infoWithArrays(fd, L.progInfo, arrays);
-  const out = decode(
-    L.progInfo,
-    r.buf,
-    (p) => p !== 'map_ids' && p !== 'xlated_prog_insns',
-  ) as unknown as ProgInfo & {
-    xlatedInsns?: Uint8Array;
+  const at: Record<string, number> = {};
+  const want = (name: string, a: ArrayField) => {
+    at[name] = arrays.length;
+    arrays.push(a);
   };
+  if (opts.insns) want('insns', { count: 'xlated_prog_len', ptr: 'xlated_prog_insns', elem: 1 });
+  if (opts.lineInfo) {
+    want('func', { count: 'nr_func_info', ptr: 'func_info', elem: 'func_info_rec_size' });
+    want('line', { count: 'nr_line_info', ptr: 'line_info', elem: 'line_info_rec_size' });
+  }
+  if (opts.jitedKsyms) want('ksyms', { count: 'nr_jited_ksyms', ptr: 'jited_ksyms', elem: 8 });
+  using r = infoWithArrays(fd, L.progInfo, arrays);
+  const skip = new Set([
+    'map_ids',
+    'xlated_prog_insns',
+    'jited_prog_insns',
+    'jited_ksyms',
+    'jited_func_lens',
+    'func_info',
+    'line_info',
+    'jited_line_info',
+    'prog_tags',
+  ]);
+  const out = decode(L.progInfo, r.buf, (p) => !skip.has(p)) as unknown as ProgInfoDetail;
   const ids = r.bufs[0]!;
   out.mapIds = Array.from({ length: r.got[0]! }, (_, i) => ids.view.getUint32(i * 4, true));
-  if (opts.insns) out.xlatedInsns = r.bufs[1]!.bytes.slice(0, r.got[1]!);
+  const records = <T>(name: string, read: (v: DataView, off: number) => T): T[] => {
+    const i = at[name]!;
+    const v = r.bufs[i]!.view;
+    return Array.from({ length: r.got[i]! }, (_, n) => read(v, n * r.elems[i]!));
+  };
+  if (opts.insns) out.xlatedInsns = r.bufs[at.insns!]!.bytes.slice(0, r.got[at.insns!]!);
+  if (opts.lineInfo) {
+    out.funcInfo = records('func', (v, o) => ({
+      insnOff: v.getUint32(o, true),
+      typeId: v.getUint32(o + 4, true),
+    }));
+    out.lineInfo = records('line', (v, o) => {
+      const lineCol = v.getUint32(o + 12, true);
+      return {
+        insnOff: v.getUint32(o, true),
+        fileNameOff: v.getUint32(o + 4, true),
+        lineOff: v.getUint32(o + 8, true),
+        line: lineCol >>> 10,
+        col: lineCol & 0x3ff,
+      };
+    });
+  }
+  if (opts.jitedKsyms) out.jitedKsyms = records('ksyms', (v, o) => v.getBigUint64(o, true));
   out.typeName = progTypes.toName(out.type);
   return out;
 }
@@ -212,17 +294,41 @@ const COMMON_LINK = new Set(['type', 'id', 'prog_id']);
 /** Link types whose info carries a name behind a pointer: [count field, pointer field]. */
 const LINK_NAMES: Record<string, [string, string]> = {
   raw_tracepoint: ['raw_tracepoint.tp_name_len', 'raw_tracepoint.tp_name'],
+  iter: ['iter.target_name_len', 'iter.target_name'],
+};
+/** A perf_event link's union member by `enum bpf_perf_event_type`, and its name field. */
+const PERF_EVENT_KINDS: Record<number, [member: string, name?: string]> = {
+  1: ['uprobe', 'file_name'],
+  2: ['uprobe', 'file_name'],
+  3: ['kprobe', 'func_name'],
+  4: ['kprobe', 'func_name'],
+  5: ['tracepoint', 'tp_name'],
+  6: ['event'],
 };
 
+/**
+ * Link info: the common fields and those of the link type's own union member (for a perf_event
+ * link, of its event kind: `perfEventTracepointTpName`, `perfEventKprobeFuncName`, ...), names
+ * behind pointers read as strings.
+ */
 export function linkInfo(fd: Fd): LinkInfo {
   expectKind(fd, 'link');
   let type: number;
+  let perfType = 0;
   {
     using first = getInfo(fd, L.linkInfo.$size[1]);
     type = first.view.getUint32(off(L.linkInfo.type), true);
+    if (linkTypes.toName(type) === 'perf_event')
+      perfType = first.view.getUint32(off(L.linkInfo['perf_event.type']), true);
   }
   const typeName = linkTypes.toName(type);
-  const named = LINK_NAMES[typeName];
+  let prefix = `${typeName}.`;
+  let named = LINK_NAMES[typeName];
+  const perf = typeName === 'perf_event' ? PERF_EVENT_KINDS[perfType] : undefined;
+  if (perf) {
+    prefix = `perf_event.${perf[0]}.`;
+    if (perf[1]) named = [`${prefix}name_len`, `${prefix}${perf[1]}`];
+  }
   using r = infoWithArrays(
     fd,
     L.linkInfo,
@@ -231,10 +337,23 @@ export function linkInfo(fd: Fd): LinkInfo {
   const out = decode(
     L.linkInfo,
     r.buf,
-    (p) => COMMON_LINK.has(p) || p.startsWith(`${typeName}.`),
+    (p) =>
+      COMMON_LINK.has(p) ||
+      (perf !== undefined && p === 'perf_event.type') ||
+      (p.startsWith(prefix) && p !== named?.[1]),
   ) as LinkInfo;
   if (named) out[camel(named[1])] = cString(r.bufs[0]!.bytes);
   out.typeName = typeName;
+  return out;
+}
+
+/** The kernel's `/proc/<pid>/fdinfo` text for a BPF object's fd, as fields (`memlock`, `owner_prog_type`, ...). */
+export function fdInfo(fd: Fd | number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/self/fdinfo/${fdNumber(fd)}`, 'utf8').split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) out[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
   return out;
 }
 
