@@ -20,7 +20,7 @@ export {
   type ProgramLoadError,
 } from './collection.js';
 export { haveSyscallWrapper, kallsyms, syscallFunction } from './kallsyms.js';
-export { kernelConfig, linuxKernelVersion } from './kconfig.js';
+export { kernelConfig, kernelConfigSource, linuxKernelVersion } from './kconfig.js';
 export { sanitizeBtf } from './linker/btf.js';
 export { type ConstantValue, parseKconfig } from './linker/data.js';
 export {
