@@ -14,7 +14,6 @@ import {
 } from '@bpfkit/loader';
 import {
   AttachType,
-  BpfError,
   ClosedError,
   Defines,
   type Fd,
@@ -30,7 +29,7 @@ import {
   NotSupportedError,
   oneOf,
 } from '@bpfkit/sys';
-import { type AttachMode, type Attachment, Link } from './link.js';
+import { type AttachMode, type Attachment, detachUnlessGone, Link } from './link.js';
 
 /** The first kernel with struct_ops links. */
 const STRUCT_OPS_LINK_SINCE = '6.4';
@@ -230,14 +229,15 @@ export class StructOps implements Attachment {
 
   close(): void {
     if (!this.#map) return;
-    try {
-      this.detach();
-    } catch (e) {
-      if (!(e instanceof BpfError && e.code === 'ENOENT')) throw e;
-    } finally {
-      this.#map?.close();
-      this.#map = undefined;
-    }
+    // ENOENT: the map's value was deleted already (unregistered)
+    detachUnlessGone(
+      () => this.detach(),
+      ['ENOENT'],
+      () => {
+        this.#map?.close();
+        this.#map = undefined;
+      },
+    );
   }
 
   [Symbol.dispose](): void {
