@@ -3,7 +3,7 @@ import { release } from 'node:os';
 import { Btf } from '@bpfkit/btf';
 import * as sys from '@bpfkit/sys';
 import { describe, expect, it } from 'vitest';
-import { generateAbi } from '../abigen/abi.mjs';
+import { generateAbi, headerEnum } from '../abigen/abi.mjs';
 
 const committed = readFileSync(new URL('../../packages/sys/src/abi.generated.ts', import.meta.url), 'utf8');
 
@@ -39,5 +39,20 @@ describe('the generated ABI', () => {
     expect(sys.Defines.PERF_EVENT_IOC_ENABLE).toBe(0x2400);
     expect(sys.Defines.PERF_EVENT_IOC_SET_BPF).toBe(0x40042408);
     expect(sys.Helper.map_lookup_elem).toBe(1);
+  });
+
+  it('reads enums from a uapi header: named or anonymous, implicit, negative and aliased values', () => {
+    const text = `/* netkit */\nenum netkit_action {\n\tNETKIT_NEXT\t= -1, // next\n\tNETKIT_PASS\t= 0,\n\tNETKIT_DROP\t= 2,\n\tNETKIT_AGAIN = NETKIT_DROP,\n\tNETKIT_AFTER,\n};\nenum {\n\tIFLA_X_UNSPEC,\n\tIFLA_X_PEER, /* peer */\n\t__IFLA_X_MAX,\n};\n`;
+    expect(headerEnum(text, 'netkit_action')).toEqual([
+      { name: 'NETKIT_NEXT', value: -1 },
+      { name: 'NETKIT_PASS', value: 0 },
+      { name: 'NETKIT_DROP', value: 2 },
+      { name: 'NETKIT_AGAIN', value: 2 },
+      { name: 'NETKIT_AFTER', value: 3 },
+    ]);
+    expect(headerEnum(text, 'IFLA_X_PEER').map((v) => v.value)).toEqual([0, 1, 2]);
+    expect(() => headerEnum(text, 'nope')).toThrow(/no enum nope/);
+    expect(sys.NetkitAction).toEqual({ NEXT: -1, PASS: 0, DROP: 2, REDIRECT: 7 });
+    expect(sys.IflaNetkit.PEER_INFO).toBe(1);
   });
 });

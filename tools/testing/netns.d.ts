@@ -3,13 +3,21 @@ export interface TestNetns {
   name: string;
   /** Its file, for setns: `/run/netns/<name>`. */
   path: string;
-  /** Its end of the veth pair. */
+  /** Its end of the veth (or netkit) pair. */
   dev: string;
   addr: string;
 }
 export function ourNamespaces(): string[];
 export function removeLeftovers(): string[];
 export function vethPair(): { a: TestNetns; b: TestNetns } & Disposable;
+export function encodeNewNetkit(opts: {
+  primary: string;
+  peer: string;
+  peerNsFd: number;
+  mode?: number;
+}): Uint8Array;
+/** `a.dev` is the netkit primary, `b.dev` its peer. */
+export function netkitPair(): { a: TestNetns; b: TestNetns } & Disposable;
 export function udpReceiver(
   ns: string,
   addr: string,

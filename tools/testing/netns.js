@@ -3,7 +3,22 @@
 // them with `ip netns exec`. Everything is removed on dispose (deleting a namespace deletes its
 // end of the veth, and with it the pair).
 import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import {
+  Defines,
+  encodeAttrs,
+  encodeIfinfomsg,
+  Ifla,
+  IflaInfo,
+  IflaNetkit,
+  NetkitMode,
+  NetlinkSocket,
+  nlS32,
+  nlU32,
+  Rtm,
+  withNetns,
+} from '@bpfkit/sys';
 
 const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
@@ -61,6 +76,92 @@ export function vethPair() {
       ns.path = `/run/netns/${ns.name}`;
     }
     ip('link', 'add', a.dev, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.name);
+    for (const ns of [a, b]) {
+      ip('-n', ns.name, 'addr', 'add', `${ns.addr}/24`, 'dev', ns.dev);
+      ip('-n', ns.name, 'link', 'set', ns.dev, 'up');
+      ip('-n', ns.name, 'link', 'set', 'lo', 'up');
+    }
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+  return { a, b, [Symbol.dispose]: dispose };
+}
+
+const cstr = (type, text) => ({ type, data: new TextEncoder().encode(`${text}\0`) });
+
+/**
+ * The RTM_NEWLINK payload that makes a netkit pair (Debian 12's iproute2 cannot): the primary
+ * named `primary` where the request is sent, the peer named `peer` in the namespace open as fd
+ * `peerNsFd`, in `mode` (NetkitMode). The peer's info is a struct ifinfomsg and its attributes.
+ */
+export function encodeNewNetkit({ primary, peer, peerNsFd, mode = NetkitMode.L2 }) {
+  const peerAttrs = encodeAttrs([cstr(Ifla.IFNAME, peer), nlS32(Ifla.NET_NS_FD, peerNsFd)]);
+  const ifi = encodeIfinfomsg(0);
+  const peerInfo = new Uint8Array(ifi.length + peerAttrs.length);
+  peerInfo.set(ifi);
+  peerInfo.set(peerAttrs, ifi.length);
+  const attrs = encodeAttrs([
+    cstr(Ifla.IFNAME, primary),
+    {
+      type: Ifla.LINKINFO,
+      nested: [
+        cstr(IflaInfo.KIND, 'netkit'),
+        {
+          type: IflaInfo.DATA,
+          nested: [nlU32(IflaNetkit.MODE, mode), { type: IflaNetkit.PEER_INFO, data: peerInfo }],
+        },
+      ],
+    },
+  ]);
+  const out = new Uint8Array(ifi.length + attrs.length);
+  out.set(ifi);
+  out.set(attrs, ifi.length);
+  return out;
+}
+
+/**
+ * Two namespaces `a` and `b` joined by a netkit pair (6.7+, CONFIG_NETKIT) in L2 mode, made
+ * with our own rtnetlink: the primary `a.dev` (10.202.0.1/24) in `a`, the peer `b.dev`
+ * (10.202.0.2/24) in `b`, both up. Removed with the namespaces on dispose.
+ */
+export function netkitPair() {
+  const id = `${process.pid}-${serial++}`;
+  const a = { name: `bpfkit-${id}-a`, dev: `bka${id}`.slice(0, 15), addr: '10.202.0.1' };
+  const b = { name: `bpfkit-${id}-b`, dev: `bkb${id}`.slice(0, 15), addr: '10.202.0.2' };
+  const made = [];
+  const dispose = () => {
+    for (const ns of made.splice(0)) {
+      ip('netns', 'del', ns);
+      live.namespaces.delete(ns);
+    }
+  };
+  try {
+    for (const ns of [a, b]) {
+      ip('netns', 'add', ns.name);
+      made.push(ns.name);
+      live.namespaces.add(ns.name);
+      ns.path = `/run/netns/${ns.name}`;
+    }
+    const peerNsFd = openSync(b.path, 'r');
+    try {
+      withNetns(a.path, () => {
+        const nl = new NetlinkSocket();
+        try {
+          nl.request(
+            Rtm.NEWLINK,
+            Defines.NLM_F_CREATE | Defines.NLM_F_EXCL,
+            encodeNewNetkit({ primary: a.dev, peer: b.dev, peerNsFd }),
+            'RTM_NEWLINK netkit',
+            `${a.dev} in ${a.name}, peer ${b.dev} in ${b.name}`,
+          );
+        } finally {
+          nl.close();
+        }
+      });
+    } finally {
+      closeSync(peerNsFd);
+    }
     for (const ns of [a, b]) {
       ip('-n', ns.name, 'addr', 'add', `${ns.addr}/24`, 'dev', ns.dev);
       ip('-n', ns.name, 'link', 'set', ns.dev, 'up');

@@ -183,6 +183,8 @@ export function verdict(legs) {
   const ran = legs.filter((l) => !l.result.broken).map((l) => l.name);
   for (const l of legs) {
     if (l.result.broken) problems.push(`${l.name}: ${l.result.broken}`);
+    // a leg that ran nothing (a filter that matched no file, a report with no tests) proves nothing
+    else if (l.result.tests.length === 0) problems.push(`${l.name}: the leg ran no test`);
     for (const t of l.result.tests) {
       if (t.outcome === 'failed' || t.outcome === 'skipped')
         problems.push(`${l.name}: ${t.pkg}: ${t.name} — ${t.reason}`);

@@ -402,10 +402,10 @@ describe('attach modes, order, replace, query', () => {
     expect(() => attachCgroup(a, parent, 'xdp')).toThrow(/does not target a cgroup/);
     // the wrong program type for the hook is named before the syscall (not the kernel's EINVAL)
     expect(() => attachCgroup(a, parent, 'cgroup_inet4_connect')).toThrow(
-      new TypeError('attach type cgroup_inet4_connect takes cgroup_sock_addr programs, not cgroup_skb'),
+      new TypeError('attach type cgroup_inet4_connect runs cgroup_sock_addr programs, not cgroup_skb'),
     );
     expect(() => attachCgroup(a, parent, 'cgroup_sock_ops', { mode: 'legacy' })).toThrow(
-      /takes sock_ops programs/,
+      /runs sock_ops programs/,
     );
     // unknown options are refused, and nothing is attached by the refused calls
     expect(() => attachCgroup(a, parent, 'cgroup_inet_egress', { mode: 'bogus' as never })).toThrow(

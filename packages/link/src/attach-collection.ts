@@ -28,7 +28,10 @@ function split(section: string): { kind: string; target: string | undefined } {
 
 const NEEDS: [RegExp, string][] = [
   [/^(cgroup|cgroup_skb|sockops|lsm_cgroup)$/, 'needs a cgroup (attachCgroup)'],
-  [/^(xdp|xdp\.frags|tc|tcx|classifier|action|netkit)$/, 'needs a network interface (attachXdp, tc)'],
+  [
+    /^(xdp|xdp\.frags|tc|tcx|classifier|action|netkit)$/,
+    'needs a network interface (attachXdp, attachTc, attachNetkit)',
+  ],
   [/^socket$/, 'needs a socket (attachSocketFilter)'],
   [/^(sk_skb|sk_msg)$/, 'needs a sockmap or sockhash'],
   [/^(sk_lookup|flow_dissector)$/, 'needs a network namespace'],

@@ -17,10 +17,9 @@ import {
   progAttach,
   progDetach,
   progQuery,
-  progTypes,
   statfsType,
 } from '@bpfkit/sys';
-import { type AttachMode, type Attachment, Link, linkOrLegacy } from './link.js';
+import { type AttachMode, type Attachment, Link, linkOrLegacy, requireProgramType } from './link.js';
 
 /** The attach types that target a cgroup. */
 export const CGROUP_ATTACH_TYPES = new Set<number>(
@@ -147,10 +146,7 @@ export function attachCgroup(
   const path = cgroupPath(cgroup);
   const type = attachTypeOf(attachType);
   const wanted = cgroupProgType(type);
-  if (wanted !== undefined && program.type !== wanted)
-    throw new TypeError(
-      `attach type ${attachTypes.toName(type)} takes ${progTypes.toName(wanted)} programs, not ${progTypes.toName(program.type)}${program.name ? ` ('${program.name}')` : ''}`,
-    );
+  if (wanted !== undefined) requireProgramType(program, [wanted], `attach type ${attachTypes.toName(type)}`);
   if (typeof opts.flags === 'number') intOption(opts.flags, 'flags', 0, 0xffffffff);
   else if (opts.flags !== undefined) oneOf(opts.flags, LEGACY_FLAG_NAMES, 'flags');
   const mode = opts.mode ?? (opts.flags !== undefined || opts.replace ? 'legacy' : 'auto');

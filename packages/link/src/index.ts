@@ -116,7 +116,12 @@ export { attachSocketFilter, SocketFilter, type SocketLike } from './socket-filt
 export { attachSockMap, SockMapAttachment, type SockMapAttachType } from './sockmap.js';
 export { StructOps, type StructOpsSpec, structOpsTarget } from './struct-ops.js';
 export {
+  attachNetkit,
   attachTc,
+  NetkitAction,
+  type NetkitOptions,
+  type NetkitSide,
+  queryNetkit,
   queryTc,
   type TcAnchor,
   type TcAttachVia,

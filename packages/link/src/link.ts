@@ -5,6 +5,7 @@ import {
   Defines,
   type Fd,
   type HasFd,
+  InterfaceNotFoundError,
   type LinkInfo,
   linkDetach,
   linkFdById,
@@ -96,6 +97,25 @@ export function linkOrLegacy<T>(mode: AttachMode, viaLink: () => T, legacy: () =
     }
   }
   return legacy();
+}
+
+/**
+ * The close path of an attachment that holds no bpf_link: `detach()`, where a refusal whose
+ * errno is one of `gone` (or an interface that no longer exists) means what we attached is
+ * already gone or was replaced, so nothing of ours is left to remove; any other error is
+ * thrown. `release()` (closing the attachment's own references) runs in every case. Returns
+ * whether `detach()` removed it.
+ */
+export function detachUnlessGone(detach: () => void, gone: readonly string[], release: () => void): boolean {
+  try {
+    detach();
+    return true;
+  } catch (e) {
+    if ((e instanceof BpfError && gone.includes(e.code)) || e instanceof InterfaceNotFoundError) return false;
+    throw e;
+  } finally {
+    release();
+  }
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   progDetach,
   progQuery,
 } from '@bpfkit/sys';
-import { type AttachMode, type Attachment, Link, linkOrLegacy } from './link.js';
+import { type AttachMode, type Attachment, detachUnlessGone, Link, linkOrLegacy } from './link.js';
 
 /** A network namespace: its file (`/run/netns/<name>`, `/proc/<pid>/ns/net`) or an open {@link Netns}; the calling thread's own when omitted. */
 export type NetnsTarget = string | Netns;
@@ -96,13 +96,14 @@ export class FlowDissectorAttachment implements Attachment {
 
   close(): void {
     if (!this.#prog || this.#prog.closed) return;
-    try {
-      this.detach();
-    } catch (e) {
-      if (!(e instanceof BpfError && e.code === 'ENOENT')) throw e; // replaced or removed: not ours any more
-    } finally {
-      if (this.#prog) this.#done();
-    }
+    // ENOENT: replaced or removed, not ours any more
+    detachUnlessGone(
+      () => this.detach(),
+      ['ENOENT'],
+      () => {
+        if (this.#prog) this.#done();
+      },
+    );
   }
 
   [Symbol.dispose](): void {

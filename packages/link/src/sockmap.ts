@@ -7,7 +7,6 @@
 import type { Program } from '@bpfkit/loader';
 import {
   AttachType,
-  BpfError,
   ClosedError,
   type Fd,
   type HasFd,
@@ -18,7 +17,14 @@ import {
   progAttach,
   progDetach,
 } from '@bpfkit/sys';
-import { type AttachMode, type Attachment, Link, linkOrLegacy, linkUnsupported } from './link.js';
+import {
+  type AttachMode,
+  type Attachment,
+  detachUnlessGone,
+  Link,
+  linkOrLegacy,
+  linkUnsupported,
+} from './link.js';
 
 /** Where on a socket map a program runs. */
 export type SockMapAttachType =
@@ -78,13 +84,12 @@ export class SockMapAttachment implements Attachment {
 
   close(): void {
     if (!this.#map) return;
-    try {
-      this.detach();
-    } catch (e) {
-      if (!(e instanceof BpfError && e.code === 'ENOENT')) throw e; // replaced: no longer ours
-    } finally {
-      this.#done();
-    }
+    // ENOENT: replaced, no longer ours
+    detachUnlessGone(
+      () => this.detach(),
+      ['ENOENT'],
+      () => this.#done(),
+    );
   }
 
   [Symbol.dispose](): void {

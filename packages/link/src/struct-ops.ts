@@ -15,7 +15,6 @@ import {
 } from '@bpfkit/loader';
 import {
   AttachType,
-  BpfError,
   ClosedError,
   Defines,
   type Fd,
@@ -31,7 +30,7 @@ import {
   NotSupportedError,
   oneOf,
 } from '@bpfkit/sys';
-import { type AttachMode, type Attachment, Link } from './link.js';
+import { type AttachMode, type Attachment, detachUnlessGone, Link } from './link.js';
 
 /** What goes into the ops table: a program for each function slot, and values for the other fields. */
 export interface StructOpsSpec {
@@ -228,14 +227,15 @@ export class StructOps implements Attachment {
 
   close(): void {
     if (!this.#map) return;
-    try {
-      this.detach();
-    } catch (e) {
-      if (!(e instanceof BpfError && e.code === 'ENOENT')) throw e;
-    } finally {
-      this.#map?.close();
-      this.#map = undefined;
-    }
+    // ENOENT: the map's value was deleted already (unregistered)
+    detachUnlessGone(
+      () => this.detach(),
+      ['ENOENT'],
+      () => {
+        this.#map?.close();
+        this.#map = undefined;
+      },
+    );
   }
 
   [Symbol.dispose](): void {

@@ -1,10 +1,11 @@
 // TC: a `sched_cls` program on an interface's ingress or egress path. Attached with a tcx link
 // (BPF_LINK_CREATE with BPF_TCX_INGRESS/EGRESS, 6.6+), ordered among the others, or as a cls_bpf
 // filter in direct-action mode under a clsact qdisc over rtnetlink, the way older kernels (and
-// `tc filter add … bpf da`) do it.
+// `tc filter add … bpf da`) do it. netkit devices (6.7+) run the same programs through the same
+// kind of link (BPF_NETKIT_PRIMARY/PEER), placed and guarded the same way: `attachNetkit`.
 
 import { fstatSync } from 'node:fs';
-import type { Program } from '@bpfkit/loader';
+import { kernelConfig, kernelConfigSource, type Program } from '@bpfkit/loader';
 import {
   AttachType,
   addBpfFilter,
@@ -23,17 +24,19 @@ import {
   listFilters,
   MapFlags,
   NativeBuffer,
+  NetkitAction,
   Netns,
   NotSupportedError,
   oneOf,
+  ProgType,
   progQuery,
   type TcObject,
   TcxAction,
   tcHandle,
 } from '@bpfkit/sys';
-import { type Attachment, Link, linkUnsupported } from './link.js';
+import { type Attachment, Link, linkUnsupported, requireProgramType } from './link.js';
 
-export { TcxAction };
+export { NetkitAction, TcxAction };
 
 /** Which path of the interface: packets received (`ingress`) or sent (`egress`). */
 export type TcDirection = 'ingress' | 'egress';
@@ -85,7 +88,7 @@ export function placement(opts: Pick<TcOptions, 'before' | 'after'>): {
   id?: number;
 } {
   if (opts.before !== undefined && opts.after !== undefined)
-    throw new TypeError('a tcx program goes either before or after another, not both');
+    throw new TypeError('a tcx or netkit program goes either before or after another, not both');
   const anchor = opts.before ?? opts.after;
   if (anchor === undefined) return { flags: 0 };
   const flags = opts.before !== undefined ? Defines.BPF_F_BEFORE : Defines.BPF_F_AFTER;
@@ -95,7 +98,7 @@ export function placement(opts: Pick<TcOptions, 'before' | 'after'>): {
     return { flags: flags | MapFlags.LINK | Defines.BPF_F_ID, id: checkedId(anchor.linkId) };
   if ('programId' in anchor) return { flags: flags | Defines.BPF_F_ID, id: checkedId(anchor.programId) };
   if ('fd' in anchor) return { flags, fd: anchor.fd.value };
-  throw new TypeError('a tcx anchor is a Program, a Link, { programId } or { linkId }');
+  throw new TypeError('a tcx or netkit anchor is a Program, a Link, { programId } or { linkId }');
 }
 
 /** A bpf_link on a multi-program hook of an interface (tcx, netkit), placed by before/after and guarded by the expected revision. */
@@ -397,8 +400,11 @@ export function queryTc(iface: string | number, direction: TcDirection): TcQuery
   return { tcx: queryTcx(ifindex, TCX_TYPE[direction]), filters };
 }
 
-/** The programs on a multi-program hook of an interface (tcx, netkit) in run order, with their links, and its revision. */
-export function queryTcx(ifindex: number, attachType: number): TcQuery['tcx'] {
+/**
+ * The programs on a multi-program hook of an interface (tcx, netkit) in run order, with their
+ * links, and its revision; undefined on kernels before `since`, which lack the hook.
+ */
+export function queryTcx(ifindex: number, attachType: number, since = TCX_SINCE): TcQuery['tcx'] {
   for (let room = 8; ; room *= 4) {
     using ids = new NativeBuffer(8 * room);
     let q: ReturnType<typeof progQuery>;
@@ -412,7 +418,7 @@ export function queryTcx(ifindex: number, attachType: number): TcQuery['tcx'] {
       });
     } catch (e) {
       if (e instanceof BpfError && e.code === 'ENOSPC') continue;
-      if (linkUnsupported(e) && kernelOlderThan(TCX_SINCE)) return undefined;
+      if (linkUnsupported(e) && kernelOlderThan(since)) return undefined;
       throw e;
     }
     const programs = Array.from({ length: q.progCnt }, (_, i) => ({
@@ -421,4 +427,99 @@ export function queryTcx(ifindex: number, attachType: number): TcQuery['tcx'] {
     }));
     return { revision: q.revision, programs };
   }
+}
+
+// ---- netkit ---------------------------------------------------------------------------------
+
+/**
+ * Which device of a netkit pair runs the program: `primary` runs on what the primary sends
+ * (towards the peer), `peer` on what the peer sends. Both attach through the primary.
+ */
+export type NetkitSide = 'primary' | 'peer';
+const SIDES: readonly NetkitSide[] = ['primary', 'peer'];
+const NETKIT_TYPE: Record<NetkitSide, number> = {
+  primary: AttachType.NETKIT_PRIMARY,
+  peer: AttachType.NETKIT_PEER,
+};
+/** The first kernel with netkit devices and links. */
+const NETKIT_SINCE = '6.7';
+
+export interface NetkitOptions extends Pick<TcOptions, 'before' | 'after' | 'expectedRevision'> {
+  /** `primary` (the default) or `peer`. */
+  side?: NetkitSide;
+}
+
+/** A kernel of 6.7+ without netkit (CONFIG_NETKIT is a bool) answers EINVAL; its config shows why. */
+function netkitMissing(): string | undefined {
+  let config: Map<string, string>;
+  try {
+    config = kernelConfig();
+  } catch {
+    return undefined; // no config to read: it demonstrates nothing
+  }
+  return config.get('CONFIG_NETKIT') === 'y'
+    ? undefined
+    : `CONFIG_NETKIT is not set in ${kernelConfigSource()}`;
+}
+
+/** The kernel's answer to a netkit attach or query, said in netkit's terms. */
+function netkitError(e: unknown, iface: string | number, what: string): unknown {
+  if (!(e instanceof BpfError)) return e;
+  if (linkUnsupported(e)) {
+    if (kernelOlderThan(NETKIT_SINCE))
+      return new NotSupportedError('netkit links (BPF_NETKIT_PRIMARY/PEER)', NETKIT_SINCE, { cause: e });
+    const missing = netkitMissing();
+    if (missing) return new NotSupportedError(`netkit links (${missing})`, NETKIT_SINCE, { cause: e });
+  }
+  if (e.code === 'ENXIO')
+    return new BpfError(e.cmd, e.errno, what, `interface ${iface} is not a netkit device`);
+  if (e.code === 'EACCES')
+    return new BpfError(
+      e.cmd,
+      e.errno,
+      what,
+      `interface ${iface} is the peer of a netkit pair: programs attach through the primary (side 'peer' runs on the peer's traffic)`,
+    );
+  return e;
+}
+
+/**
+ * Attach a `sched_cls` program to a netkit device (a name or an index of the pair's primary, in
+ * the calling thread's network namespace) with a bpf_link (6.7+): on the primary's side (what
+ * it sends towards the peer) or, with `side: 'peer'`, on the peer's. It runs in the order
+ * `before`/`after` give, like a tcx link, and answers with `NetkitAction` (NEXT lets the next
+ * program run; with none left the device's policy applies). Closing the link (and any pin)
+ * detaches. A kernel before 6.7, or one built without CONFIG_NETKIT, gets a NotSupportedError.
+ */
+export function attachNetkit(program: Program, iface: string | number, opts: NetkitOptions = {}): Link {
+  requireProgramType(program, [ProgType.SCHED_CLS], 'netkit');
+  const side = opts.side ?? 'primary';
+  oneOf(side, SIDES, 'netkit side');
+  const ifindex = ifIndex(iface);
+  const what = `netkit ${side} on interface ${iface}`;
+  try {
+    return multiProgLink(program, ifindex, NETKIT_TYPE[side], 'netkit', opts, what);
+  } catch (e) {
+    throw netkitError(e, iface, what);
+  }
+}
+
+/**
+ * The programs on one side of a netkit device (its primary, by name or index) in run order, with
+ * the id of the link that holds each, and the side's revision (see `expectedRevision`).
+ */
+export function queryNetkit(
+  iface: string | number,
+  side: NetkitSide = 'primary',
+): { revision: bigint; programs: { programId: number; linkId: number }[] } {
+  oneOf(side, SIDES, 'netkit side');
+  const ifindex = ifIndex(iface);
+  let q: TcQuery['tcx'];
+  try {
+    q = queryTcx(ifindex, NETKIT_TYPE[side], NETKIT_SINCE);
+  } catch (e) {
+    throw netkitError(e, iface, `netkit ${side} query on interface ${iface}`);
+  }
+  if (!q) throw new NotSupportedError('netkit links (BPF_NETKIT_PRIMARY/PEER)', NETKIT_SINCE);
+  return q;
 }

@@ -5,12 +5,10 @@
 import type { Program } from '@bpfkit/loader';
 import {
   AttachType,
-  BpfError,
   ClosedError,
   Defines,
   type Fd,
   getLinkXdp,
-  InterfaceNotFoundError,
   ifIndex,
   kernelOlderThan,
   linkCreate,
@@ -21,7 +19,7 @@ import {
   XdpAttached,
   type XdpState,
 } from '@bpfkit/sys';
-import { type Attachment, Link, linkUnsupported } from './link.js';
+import { type Attachment, detachUnlessGone, Link, linkUnsupported } from './link.js';
 
 export { XdpAction };
 
@@ -127,19 +125,15 @@ export class XdpNetlinkAttachment implements Attachment {
 
   close(): void {
     if (!this.#prog || this.#prog.closed) return;
-    try {
-      this.detach();
-    } catch (e) {
-      // gone, or no longer ours: nothing of ours left to remove
-      if (
-        !(e instanceof BpfError && ['EEXIST', 'ENODEV'].includes(e.code)) &&
-        !(e instanceof InterfaceNotFoundError)
-      )
-        throw e;
-    } finally {
-      this.#prog?.close();
-      this.#ns.close();
-    }
+    // EEXIST: someone else's program is attached now; ENODEV: the interface is gone
+    detachUnlessGone(
+      () => this.detach(),
+      ['EEXIST', 'ENODEV'],
+      () => {
+        this.#prog?.close();
+        this.#ns.close();
+      },
+    );
   }
 
   [Symbol.dispose](): void {

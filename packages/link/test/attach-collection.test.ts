@@ -36,7 +36,7 @@ function exercise(): void {
 }
 
 const leftAlone = {
-  pass_all: "section 'xdp' needs a network interface (attachXdp, tc)",
+  pass_all: "section 'xdp' needs a network interface (attachXdp, attachTc, attachNetkit)",
   allow_egress: "section 'cgroup_skb/egress' needs a cgroup (attachCgroup)",
 };
 

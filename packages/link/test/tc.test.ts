@@ -1,16 +1,39 @@
 // TC on a veth pair across two network namespaces this file makes (and removes): tcx programs on
 // ingress and egress, in the order before/after give (each one appends its number to a trace in a
 // map as the datagram passes), and a legacy cls_bpf filter under clsact that drops chosen
-// datagrams; the receiver in the other namespace must see exactly the others.
+// datagrams; the receiver in the other namespace must see exactly the others. Then a netkit pair
+// (6.7+; made with our own rtnetlink, as Debian 12's iproute2 cannot) across two namespaces:
+// netkit/primary and netkit/peer programs drop chosen datagrams each way.
 import { execFileSync } from 'node:child_process';
 import { Builder, R0, R1, R2, R4, R10, reg } from '@bpfkit/asm';
-import { attachTc, Link, queryTc, TcFilterAttachment, TcxAction } from '@bpfkit/link';
+import {
+  attachNetkit,
+  attachTc,
+  Link,
+  NetkitAction,
+  queryNetkit,
+  queryTc,
+  TcFilterAttachment,
+  TcxAction,
+} from '@bpfkit/link';
 import { Program } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
-import { addClsact, deleteClsact, hasClsact, kernelOlderThan, NetlinkError, withNetns } from '@bpfkit/sys';
+import {
+  AttachType,
+  addClsact,
+  BpfError,
+  deleteClsact,
+  hasClsact,
+  ifIndex,
+  kernelOlderThan,
+  NetlinkError,
+  NotSupportedError,
+  withNetns,
+} from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   dropExchange,
+  netkitPair,
   ourNamespaces,
   removeLeftovers,
   udpReceiver,
@@ -79,7 +102,7 @@ afterAll(() => {
   expect(removeLeftovers()).toEqual([]);
 });
 
-type Net = ReturnType<typeof vethPair>;
+type Net = Pick<ReturnType<typeof vethPair>, 'a' | 'b'>;
 const u64map = () => BpfMap.create({ type: 'array', key: u32, value: u64, maxEntries: 1 });
 
 /** Send one datagram from a to b and wait for it: the trace its passage left. */
@@ -304,3 +327,95 @@ describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')(
     });
   },
 );
+
+/** The error `fn` throws; a NotSupportedError is rethrown (the test is unsupported on this kernel). */
+function errorOf(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof NotSupportedError) throw e;
+    return e as Error;
+  }
+  throw new Error('expected an error');
+}
+
+describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')('netkit links on a netkit pair', () => {
+  // A kernel before 6.7, or one built without CONFIG_NETKIT (the host), answers the first attach
+  // with the library's NotSupportedError: these tests are unsupported there and run on 6.12.
+  it('a netkit/primary program drops chosen datagrams the primary sends; its link says where; close restores traffic', async () => {
+    using drops = u64map();
+    using prog = dropper(drops, NetkitAction.DROP, NetkitAction.NEXT);
+    const notNetkit = errorOf(() => attachNetkit(prog, 'lo'));
+    expect(notNetkit).toBeInstanceOf(BpfError);
+    expect(notNetkit).toMatchObject({
+      code: 'ENXIO',
+      message: expect.stringMatching(/lo is not a netkit device/),
+    });
+    using net = netkitPair();
+    const inA = <T>(fn: () => T): T => withNetns(net.a.path, fn);
+    const primary = inA(() => ifIndex(net.a.dev));
+    expect(inA(() => queryNetkit(net.a.dev)).programs).toEqual([]);
+    {
+      using link = inA(() => attachNetkit(prog, net.a.dev));
+      expect(link).toBeInstanceOf(Link);
+      expect(link.info).toMatchObject({
+        typeName: 'netkit',
+        progId: prog.info.id,
+        netkitIfindex: primary,
+        netkitAttachType: AttachType.NETKIT_PRIMARY,
+      });
+      expect(inA(() => queryNetkit(net.a.dev, 'primary')).programs).toEqual([
+        { programId: prog.info.id, linkId: link.info.id },
+      ]);
+      expect(inA(() => queryNetkit(net.a.dev, 'peer')).programs).toEqual([]);
+      expect(await exchange(net, drops, 'nk')).toEqual({ got: ['P1-nk', 'P2-nk', 'P3-nk'], dropped: 3n });
+    }
+    expect(inA(() => queryNetkit(net.a.dev)).programs).toEqual([]);
+    expect(await passAll(net, drops, 'nk-gone')).toEqual({ got: ['D1-nk-gone', 'P1-nk-gone'], dropped: 0n });
+  });
+
+  it('a netkit/peer program (attached through the primary) drops what the peer sends, ordered with after and the revision', async () => {
+    using drops = u64map();
+    using trace = u64map();
+    using drop = dropper(drops, NetkitAction.DROP, NetkitAction.NEXT);
+    using last = tracer(trace, 9, NetkitAction.PASS);
+    errorOf(() => attachNetkit(drop, 'lo')); // unsupported kernels stop here
+    using net = netkitPair();
+    const inA = <T>(fn: () => T): T => withNetns(net.a.path, fn);
+    const inB = <T>(fn: () => T): T => withNetns(net.b.path, fn);
+    // the peer cannot attach its own programs, and a program of another type is refused first
+    expect(() => inB(() => attachNetkit(drop, net.b.dev))).toThrow(
+      expect.objectContaining({ code: 'EACCES', message: expect.stringMatching(/peer of a netkit pair/) }),
+    );
+    using xdp = Program.load({
+      type: 'xdp',
+      license: 'GPL',
+      instructions: new Builder().mov64(R0, 2).exit(),
+    });
+    expect(() => inA(() => attachNetkit(xdp, net.a.dev))).toThrow(/netkit runs sched_cls programs, not xdp/);
+    expect(() => inA(() => attachNetkit(drop, net.a.dev, { side: 'middle' as never }))).toThrow(/side/);
+    {
+      using d = inA(() => attachNetkit(drop, net.a.dev, { side: 'peer' }));
+      expect(d.info).toMatchObject({ typeName: 'netkit', netkitAttachType: AttachType.NETKIT_PEER });
+      const rev = inA(() => queryNetkit(net.a.dev, 'peer')).revision;
+      expect(() =>
+        inA(() => attachNetkit(last, net.a.dev, { side: 'peer', after: drop, expectedRevision: rev - 1n })),
+      ).toThrow(expect.objectContaining({ code: 'ESTALE' }));
+      using _t = inA(() => attachNetkit(last, net.a.dev, { side: 'peer', after: d, expectedRevision: rev }));
+      const q = inA(() => queryNetkit(net.a.dev, 'peer'));
+      expect(q.revision).toBe(rev + 1n);
+      expect(q.programs.map((p) => p.programId)).toEqual([drop.info.id, last.info.id]);
+      expect(inA(() => queryNetkit(net.a.dev, 'primary')).programs).toEqual([]);
+      // from the peer (b) to the primary (a): the peer side's programs see it
+      const back = { a: net.b, b: net.a };
+      expect(await exchange(back, drops, 'peer')).toEqual({
+        got: ['P1-peer', 'P2-peer', 'P3-peer'],
+        dropped: 3n,
+      });
+      expect(trace.get(0)).toBe(0x999n); // only the passes reached the program after the dropper
+      // traffic the primary sends does not run the peer's programs
+      expect(await passAll(net, drops, 'fwd')).toEqual({ got: ['D1-fwd', 'P1-fwd'], dropped: 0n });
+    }
+    expect(inA(() => queryNetkit(net.a.dev, 'peer')).programs).toEqual([]);
+  });
+});

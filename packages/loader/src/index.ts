@@ -21,7 +21,7 @@ export {
   STRUCT_OPS_LINK_SINCE,
 } from './collection.js';
 export { haveSyscallWrapper, kallsyms, kallsymsAt, syscallFunction } from './kallsyms.js';
-export { kernelConfig, linuxKernelVersion } from './kconfig.js';
+export { kernelConfig, kernelConfigSource, linuxKernelVersion } from './kconfig.js';
 export { sanitizeBtf } from './linker/btf.js';
 export { type ConstantValue, parseKconfig } from './linker/data.js';
 export {

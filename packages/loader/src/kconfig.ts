@@ -7,6 +7,13 @@ const gunzipSync = (data: Uint8Array): Buffer =>
   (createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib')).gunzipSync(data);
 
 let cached: Map<string, string> | undefined;
+let source: string | undefined;
+
+/** Where {@link kernelConfig} read the config from (`/proc/config.gz` or `/boot/config-<release>`). */
+export function kernelConfigSource(): string {
+  kernelConfig();
+  return source!;
+}
 
 /** The running kernel's config (`/proc/config.gz`, else `/boot/config-$(uname -r)`), parsed. */
 export function kernelConfig(): Map<string, string> {
@@ -14,9 +21,11 @@ export function kernelConfig(): Map<string, string> {
   let text: string;
   try {
     text = gunzipSync(readFileSync('/proc/config.gz')).toString();
+    source = '/proc/config.gz';
   } catch {
     try {
       text = readFileSync(`/boot/config-${release()}`, 'utf8');
+      source = `/boot/config-${release()}`;
     } catch {
       throw new Error(
         `cannot read the kernel config: neither /proc/config.gz nor /boot/config-${release()} is readable`,
