@@ -295,6 +295,9 @@ describe('matrix', () => {
       result: { broken: 'killed after 30 min', packages: {}, tests: [] },
     };
     expect(verdict([broken])).toEqual(['6.1: killed after 30 min']);
+    // a leg whose report holds no test at all fails too (a filter matched nothing)
+    const empty = { name: '6.12', title: '6.12', result: { packages: {}, tests: [] } };
+    expect(verdict([empty])).toEqual(['6.12: the leg ran no test']);
     expect(matrixRows([old, broken])).toEqual([
       ['maps', '1 passed, 1 failed, 1 unsupported, 1 skipped', 'not run'],
       ['tools', '0 passed, 1 failed', 'not run'],
