@@ -7,6 +7,7 @@
 import type { Program } from '@bpfkit/loader';
 import {
   AttachType,
+  BpfError,
   ClosedError,
   type Fd,
   type HasFd,
