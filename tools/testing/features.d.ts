@@ -10,3 +10,4 @@ export interface FeatureCheck {
 }
 export function lackOf(how?: FeatureCheck): string | undefined;
 export function requireFeature(ctx: TestContext, feature: string, how: FeatureCheck): void;
+export function errorOf(fn: () => unknown): Error;

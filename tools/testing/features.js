@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { gunzipSync } from 'node:zlib';
-import { BpfError } from '@bpfkit/sys';
+import { BpfError, NotSupportedError } from '@bpfkit/sys';
 
 /** Whether this process runs inside a vmtest guest. */
 export const inGuest = process.env.BPFKIT_VMTEST_GUEST === '1';
@@ -73,4 +73,18 @@ export function requireFeature(ctx, feature, how) {
   if (inGuest) throw new Error(`vmtest guest setup: ${feature} is not usable here: ${reason}`);
   ctx.task.meta.unsupported = `${feature} is not supported by this kernel (Linux ${release()}): ${reason}`;
   ctx.skip(reason);
+}
+
+/**
+ * The error `fn` throws (a test of what bad input gets); a `NotSupportedError` is rethrown, so the
+ * test is unsupported on this kernel rather than passing on the wrong error.
+ */
+export function errorOf(fn) {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof NotSupportedError) throw e;
+    return e;
+  }
+  throw new Error('expected an error');
 }

@@ -54,13 +54,14 @@ export function removeLeftovers() {
 }
 
 /**
- * Two namespaces `a` and `b` joined by a veth pair: `a.dev` (10.201.0.1/24) in `a`, `b.dev`
- * (10.201.0.2/24) in `b`, both up. `path` is the namespace's file for setns.
+ * Two namespaces `a` and `b` (files for setns in `path`) with an interface each, `a.dev` at
+ * `<net>.1/24` and `b.dev` at `<net>.2/24`, both up: `join(a, b)` makes the two interfaces once
+ * the namespaces exist. Removed with the namespaces on dispose, or when any step fails.
  */
-export function vethPair() {
+function namespacePair(devPrefix, net, join) {
   const id = `${process.pid}-${serial++}`;
-  const a = { name: `bpfkit-${id}-a`, dev: `bxa${id}`.slice(0, 15), addr: '10.201.0.1' };
-  const b = { name: `bpfkit-${id}-b`, dev: `bxb${id}`.slice(0, 15), addr: '10.201.0.2' };
+  const a = { name: `bpfkit-${id}-a`, dev: `${devPrefix}a${id}`.slice(0, 15), addr: `${net}.1` };
+  const b = { name: `bpfkit-${id}-b`, dev: `${devPrefix}b${id}`.slice(0, 15), addr: `${net}.2` };
   const made = [];
   const dispose = () => {
     for (const ns of made.splice(0)) {
@@ -75,7 +76,7 @@ export function vethPair() {
       live.namespaces.add(ns.name);
       ns.path = `/run/netns/${ns.name}`;
     }
-    ip('link', 'add', a.dev, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.name);
+    join(a, b);
     for (const ns of [a, b]) {
       ip('-n', ns.name, 'addr', 'add', `${ns.addr}/24`, 'dev', ns.dev);
       ip('-n', ns.name, 'link', 'set', ns.dev, 'up');
@@ -86,6 +87,16 @@ export function vethPair() {
     throw e;
   }
   return { a, b, [Symbol.dispose]: dispose };
+}
+
+/**
+ * Two namespaces `a` and `b` joined by a veth pair: `a.dev` (10.201.0.1/24) in `a`, `b.dev`
+ * (10.201.0.2/24) in `b`, both up. `path` is the namespace's file for setns.
+ */
+export function vethPair() {
+  return namespacePair('bx', '10.201.0', (a, b) =>
+    ip('link', 'add', a.dev, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.dev, 'netns', b.name),
+  );
 }
 
 const cstr = (type, text) => ({ type, data: new TextEncoder().encode(`${text}\0`) });
@@ -126,23 +137,7 @@ export function encodeNewNetkit({ primary, peer, peerNsFd, mode = NetkitMode.L2 
  * (10.202.0.2/24) in `b`, both up. Removed with the namespaces on dispose.
  */
 export function netkitPair() {
-  const id = `${process.pid}-${serial++}`;
-  const a = { name: `bpfkit-${id}-a`, dev: `bka${id}`.slice(0, 15), addr: '10.202.0.1' };
-  const b = { name: `bpfkit-${id}-b`, dev: `bkb${id}`.slice(0, 15), addr: '10.202.0.2' };
-  const made = [];
-  const dispose = () => {
-    for (const ns of made.splice(0)) {
-      ip('netns', 'del', ns);
-      live.namespaces.delete(ns);
-    }
-  };
-  try {
-    for (const ns of [a, b]) {
-      ip('netns', 'add', ns.name);
-      made.push(ns.name);
-      live.namespaces.add(ns.name);
-      ns.path = `/run/netns/${ns.name}`;
-    }
+  return namespacePair('bk', '10.202.0', (a, b) => {
     const peerNsFd = openSync(b.path, 'r');
     try {
       withNetns(a.path, () => {
@@ -162,16 +157,7 @@ export function netkitPair() {
     } finally {
       closeSync(peerNsFd);
     }
-    for (const ns of [a, b]) {
-      ip('-n', ns.name, 'addr', 'add', `${ns.addr}/24`, 'dev', ns.dev);
-      ip('-n', ns.name, 'link', 'set', ns.dev, 'up');
-      ip('-n', ns.name, 'link', 'set', 'lo', 'up');
-    }
-  } catch (e) {
-    dispose();
-    throw e;
-  }
-  return { a, b, [Symbol.dispose]: dispose };
+  });
 }
 
 const RECEIVER = `

@@ -13,8 +13,8 @@ import {
   NotSupportedError,
 } from '@bpfkit/sys';
 import { availableFilterFunctions, globPattern, UnknownFunctionError, unknownFunction } from './ksyms.js';
-import { Link } from './link.js';
-import { explainRefusal } from './permissions.js';
+import { Link, OPERATION_NOT_SUPPORTED } from './link.js';
+import { explainRefusal, MULTI_PROBE_NEEDS } from './permissions.js';
 
 export interface KprobeMultiOptions {
   /** The functions, by name. */
@@ -45,14 +45,11 @@ export function resolveKprobePattern(
   return out;
 }
 
-/** "Operation not supported", by each name errno 95 and the kernel's 524 go by. */
-const UNSUPPORTED = new Set(['EOPNOTSUPP', 'ENOTSUP', 'ENOTSUPP']);
-
 function multiNotSupported(e: BpfError, session: boolean): NotSupportedError | undefined {
-  if (session && kernelOlderThan('6.10') && (e.code === 'EINVAL' || UNSUPPORTED.has(e.code)))
+  if (session && kernelOlderThan('6.10') && (e.code === 'EINVAL' || OPERATION_NOT_SUPPORTED.has(e.code)))
     return new NotSupportedError('kprobe.session links (BPF_TRACE_KPROBE_SESSION)', '6.10', { cause: e });
   // without CONFIG_FPROBE the kernel's kprobe_multi attach is a stub answering EOPNOTSUPP
-  if (UNSUPPORTED.has(e.code) || (e.code === 'EINVAL' && kernelOlderThan('5.18')))
+  if (OPERATION_NOT_SUPPORTED.has(e.code) || (e.code === 'EINVAL' && kernelOlderThan('5.18')))
     return new NotSupportedError(
       `${session ? 'kprobe.session' : 'kprobe.multi'} links (BPF_TRACE_KPROBE_MULTI; CONFIG_FPROBE)`,
       session ? '6.10' : '5.18',
@@ -116,10 +113,7 @@ function attachMulti(program: Program, opts: KprobeMultiOptions, session: boolea
         if (unknown) throw Object.assign(unknown, { cause: e });
       }
     }
-    throw explainRefusal(e, what, [
-      ['CAP_BPF', 'CAP_SYS_ADMIN'],
-      ['CAP_PERFMON', 'CAP_SYS_ADMIN'],
-    ]);
+    throw explainRefusal(e, what, MULTI_PROBE_NEEDS);
   }
 }
 

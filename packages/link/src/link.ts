@@ -87,6 +87,9 @@ export function linkUnsupported(e: unknown): boolean {
 }
 
 /** Attach through a bpf_link unless `mode` is legacy; in `auto` mode fall back to `legacy()` when links are unsupported. */
+/** "Operation not supported", by each name errno 95 and the kernel's 524 go by: a kernel stub for a config option it was built without. */
+export const OPERATION_NOT_SUPPORTED: ReadonlySet<string> = new Set(['EOPNOTSUPP', 'ENOTSUP', 'ENOTSUPP']);
+
 export function linkOrLegacy<T>(mode: AttachMode, viaLink: () => T, legacy: () => T): T {
   oneOf(mode, ATTACH_MODES, 'attach mode');
   if (mode !== 'legacy') {

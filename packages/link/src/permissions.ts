@@ -7,6 +7,11 @@ import { BpfError } from '@bpfkit/sys';
 /** The capabilities the attach paths check (linux/capability.h numbers). */
 export const CAPABILITIES = { CAP_SYS_ADMIN: 21, CAP_PERFMON: 38, CAP_BPF: 39 } as const;
 export type CapabilityName = keyof typeof CAPABILITIES;
+/** What a bpf_link over perf-style probes (kprobe.multi, uprobe.multi) needs: BPF and perfmon, or admin. */
+export const MULTI_PROBE_NEEDS: readonly (readonly CapabilityName[])[] = [
+  ['CAP_BPF', 'CAP_SYS_ADMIN'],
+  ['CAP_PERFMON', 'CAP_SYS_ADMIN'],
+];
 
 /** This process's effective capability set (CapEff of /proc/self/status). */
 export function effectiveCapabilities(status = '/proc/self/status'): bigint {

@@ -15,8 +15,8 @@ import {
   UprobeMultiFlags,
 } from '@bpfkit/sys';
 import { binarySymbols, matchSymbols, resolveBinary, symbolOffsets } from './binaries.js';
-import { Link, PERF_HOOK_PROG_TYPES, requireProgramType } from './link.js';
-import { explainRefusal } from './permissions.js';
+import { Link, OPERATION_NOT_SUPPORTED, PERF_HOOK_PROG_TYPES, requireProgramType } from './link.js';
+import { explainRefusal, MULTI_PROBE_NEEDS } from './permissions.js';
 
 export interface UprobeMultiOptions {
   /** The executable or library: a path, a program on PATH, or a library in the ld.so cache (`libc.so.6`). */
@@ -42,11 +42,8 @@ export function resolveUprobePattern(binary: string, pattern: string): { name: s
   return matchSymbols(resolveBinary(binary), pattern);
 }
 
-/** "Operation not supported", by each name errno 95 and the kernel's 524 go by. */
-const UNSUPPORTED = new Set(['EOPNOTSUPP', 'ENOTSUP', 'ENOTSUPP']);
-
 function multiNotSupported(e: BpfError, session: boolean): NotSupportedError | undefined {
-  const old = e.code === 'EINVAL' || UNSUPPORTED.has(e.code);
+  const old = e.code === 'EINVAL' || OPERATION_NOT_SUPPORTED.has(e.code);
   if (session && kernelOlderThan('6.13') && old)
     return new NotSupportedError('uprobe.session links (BPF_TRACE_UPROBE_SESSION)', '6.13', { cause: e });
   if (old && kernelOlderThan('6.6'))
@@ -56,7 +53,7 @@ function multiNotSupported(e: BpfError, session: boolean): NotSupportedError | u
       { cause: e },
     );
   // without CONFIG_UPROBES the kernel's uprobe_multi attach is a stub answering EOPNOTSUPP
-  if (UNSUPPORTED.has(e.code))
+  if (OPERATION_NOT_SUPPORTED.has(e.code))
     return new NotSupportedError('uprobe_multi links (BPF_TRACE_UPROBE_MULTI; CONFIG_UPROBES)', '6.6', {
       cause: e,
     });
@@ -123,10 +120,7 @@ function attachMulti(program: Program, opts: UprobeMultiOptions, session: boolea
     if (ns) throw ns;
     if (e.code === 'ESRCH' && opts.pid !== undefined)
       throw new TypeError(`${what}: no process ${opts.pid}`, { cause: e });
-    throw explainRefusal(e, what, [
-      ['CAP_BPF', 'CAP_SYS_ADMIN'],
-      ['CAP_PERFMON', 'CAP_SYS_ADMIN'],
-    ]);
+    throw explainRefusal(e, what, MULTI_PROBE_NEEDS);
   }
 }
 

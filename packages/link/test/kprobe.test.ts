@@ -33,10 +33,10 @@ import {
 } from '@bpfkit/link';
 import { kallsyms, Program, syscallFunction } from '@bpfkit/loader';
 import { BpfMap, u32, u64 } from '@bpfkit/maps';
-import { BpfError, NotSupportedError } from '@bpfkit/sys';
+import { BpfError } from '@bpfkit/sys';
 import type { TestContext } from 'vitest';
 import { describe, expect, it } from 'vitest';
-import { inGuest, requireFeature } from '../../../tools/testing/features.js';
+import { errorOf, inGuest, requireFeature } from '../../../tools/testing/features.js';
 import { addToSlot0, mainThreadOnly, storeToSlot } from '../../../tools/testing/programs.js';
 
 /** pt_regs->ax on x86-64: a kretprobe's return value. */
@@ -98,17 +98,6 @@ function needKprobes(ctx: TestContext): void {
  */
 function needFprobe(ctx: TestContext): void {
   if (!inGuest) requireFeature(ctx, 'kprobe.multi (fprobe)', { config: ['CONFIG_FPROBE'] });
-}
-
-/** The error `fn` throws; a NotSupportedError is rethrown (the test is unsupported on this kernel). */
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof NotSupportedError) throw e;
-    return e as Error;
-  }
-  throw new Error('expected an error');
 }
 
 const ownEvents = () =>

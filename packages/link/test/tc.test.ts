@@ -27,10 +27,10 @@ import {
   ifIndex,
   kernelOlderThan,
   NetlinkError,
-  NotSupportedError,
   withNetns,
 } from '@bpfkit/sys';
 import { afterAll, describe, expect, it } from 'vitest';
+import { errorOf } from '../../../tools/testing/features.js';
 import {
   dropExchange,
   netkitPair,
@@ -327,17 +327,6 @@ describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')(
     });
   },
 );
-
-/** The error `fn` throws; a NotSupportedError is rethrown (the test is unsupported on this kernel). */
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof NotSupportedError) throw e;
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
 
 describe.skipIf(process.env.BPFKIT_SKIP_PRIVILEGED === '1')('netkit links on a netkit pair', () => {
   // A kernel before 6.7, or one built without CONFIG_NETKIT (the host), answers the first attach

@@ -20,6 +20,7 @@ import {
 import { type Collection, loadCollection, Program } from '@bpfkit/loader';
 import { bytes, i64, u32, u64 } from '@bpfkit/maps';
 import { describe, expect, it } from 'vitest';
+import { errorOf } from '../../../tools/testing/features.js';
 
 const dir = new URL('./fixtures/', import.meta.url).pathname;
 const lib = `${dir}libumulti_lib.so`;
@@ -56,16 +57,6 @@ function stored(coll: Collection, slot: number): string {
   const v = coll.map('strs', { key: u32, value: bytes(32) }).get(slot)!;
   const b = Buffer.from(v);
   return b.toString('latin1', 0, b.indexOf(0) < 0 ? b.length : b.indexOf(0));
-}
-
-/** The error `fn` throws. */
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
 }
 
 describe('uprobe.multi', () => {

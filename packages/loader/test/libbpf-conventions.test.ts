@@ -280,18 +280,26 @@ function elfSection(elf: Buffer, name: string): Buffer {
 }
 
 describe('BTF the kernel refuses', () => {
-  it('the object loads without it, as with libbpf: same programs, no func/line info, maps without BTF, said once', async () => {
-    // globals.bpf.o with its program's parameter renamed `s-b` in its BTF (the FUNC_PROTO's): not
-    // a C identifier, so BPF_BTF_LOAD refuses the whole BTF ("Invalid arg#1"), while a parser
-    // (ours, libbpf's) reads it as it is, and neither needs the name
-    const elf = readFileSync(fixture('globals.bpf.o'));
+  /**
+   * A copy of fixture `name` whose only parameter named `param` is renamed with a `-` in its BTF:
+   * not a C identifier, so BPF_BTF_LOAD refuses the whole BTF ("Invalid arg#1"), while a parser
+   * (ours, libbpf's) reads it as it is. Runs `body` on the copy with the BPFKIT_BTF_REFUSED
+   * warnings it gives; the copy is removed after.
+   */
+  async function withRefusedBtf(
+    name: string,
+    param: string,
+    copy: string,
+    body: (object: string, warnings: string[]) => Promise<void> | void,
+  ): Promise<void> {
+    const elf = readFileSync(fixture(name));
     const btf = elfSection(elf, '.BTF');
-    const at = btf.indexOf('\0skb\0', 0, 'latin1');
+    const at = btf.indexOf(`\0${param}\0`, 0, 'latin1');
     expect(at).toBeGreaterThan(0);
-    expect(btf.indexOf('\0skb\0', at + 1, 'latin1')).toBe(-1);
+    expect(btf.indexOf(`\0${param}\0`, at + 1, 'latin1')).toBe(-1);
     btf.write('-', at + 2, 'latin1');
     const dir = mkdtempSync(join(tmpdir(), 'bpfkit-badbtf-'));
-    const object = join(dir, 'bad_btf.bpf.o');
+    const object = join(dir, copy);
     writeFileSync(object, elf);
     const warnings: string[] = [];
     const listen = (w: Error & { code?: string }) => {
@@ -299,6 +307,16 @@ describe('BTF the kernel refuses', () => {
     };
     process.on('warning', listen);
     try {
+      await body(object, warnings);
+    } finally {
+      process.off('warning', listen);
+      rmSync(dir, { recursive: true });
+    }
+  }
+
+  it('the object loads without it, as with libbpf: same programs, no func/line info, maps without BTF, said once', async () => {
+    // globals.bpf.o with its program's parameter `skb` renamed `s-b` (the FUNC_PROTO's); neither needs the name
+    await withRefusedBtf('globals.bpf.o', 'skb', 'bad_btf.bpf.o', async (object, warnings) => {
       const libbpf = viaLibbpf(object);
       if ('error' in libbpf) throw new Error(`libbpf refused the object:\n${libbpf.error}`);
       for (let i = 0; i < 2; i++) {
@@ -318,29 +336,12 @@ describe('BTF the kernel refuses', () => {
       await new Promise((r) => setImmediate(r));
       expect(warnings).toHaveLength(1);
       expect(warnings[0]).toMatch(/refused the BTF of bad_btf.*EINVAL/);
-    } finally {
-      process.off('warning', listen);
-      rmSync(dir, { recursive: true });
-    }
+    });
   });
 
   it('a struct_ops object fails with the kernel’s refusal, naming its struct_ops map, as libbpf (“BTF is mandatory”)', async () => {
     // struct_ops.bpf.o with its programs' parameter `ctx` renamed `c-x` in its BTF: refused as above
-    const elf = readFileSync(fixture('struct_ops.bpf.o'));
-    const btf = elfSection(elf, '.BTF');
-    const at = btf.indexOf('\0ctx\0', 0, 'latin1');
-    expect(at).toBeGreaterThan(0);
-    expect(btf.indexOf('\0ctx\0', at + 1, 'latin1')).toBe(-1);
-    btf.write('-', at + 2, 'latin1');
-    const dir = mkdtempSync(join(tmpdir(), 'bpfkit-badbtf-'));
-    const object = join(dir, 'bad_ops.bpf.o');
-    writeFileSync(object, elf);
-    const warnings: string[] = [];
-    const listen = (w: Error & { code?: string }) => {
-      if (w.code === 'BPFKIT_BTF_REFUSED') warnings.push(w.message);
-    };
-    process.on('warning', listen);
-    try {
+    await withRefusedBtf('struct_ops.bpf.o', 'ctx', 'bad_ops.bpf.o', async (object, warnings) => {
       using libbpf = libbpfLoader();
       const r = libbpf.run(object);
       expect(r.loaded).toBe(false);
@@ -362,10 +363,7 @@ describe('BTF the kernel refuses', () => {
       expect((e as BtfLoadError).log).toMatch(/Invalid arg/);
       await new Promise((r) => setImmediate(r));
       expect(warnings).toEqual([]); // it does not load without it, so no "loads without it" warning
-    } finally {
-      process.off('warning', listen);
-      rmSync(dir, { recursive: true });
-    }
+    });
   });
 });
 

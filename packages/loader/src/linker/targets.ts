@@ -6,7 +6,7 @@
 // over vmlinux); `module:function` names one module. Pure but for reading sysfs: the fds a load
 // needs (the module's BTF object, the target program) are the collection's business.
 import { type Btf, BtfLookupError, type ModuleBtf } from '@bpfkit/btf';
-import { AttachType, type Fd, type HasFd, kernelOlderThan, NotSupportedError, ProgType } from '@bpfkit/sys';
+import { AttachType, type Fd, type HasFd, NotSupportedError, ProgType } from '@bpfkit/sys';
 import type { ObjectProgram } from '../object/object.js';
 
 /** An attach target that does not exist: names the program, its section and the symbol looked up. */
@@ -146,7 +146,9 @@ export function resolveAttachTarget(
       `names module '${module}', which has no BTF loaded`,
     );
   const since = prog.attachType === AttachType.TRACE_ITER ? ITER_SINCE[symbol] : undefined;
-  if (module === undefined && since && kernelOlderThan(since))
+  // a known iterator missing from the kernel's BTF: the kernel lacks it (from the BTF alone, so
+  // the linking stage stays pure)
+  if (module === undefined && since)
     throw new NotSupportedError(`the ${symbol} iterator (${want.name})`, since);
   throw new AttachTargetError(
     prog.name,
